@@ -1,0 +1,62 @@
+/**
+ * Typed errors. Every error sluice raises on purpose is a SluiceError with a stable `name` and `code`,
+ * and carries the underlying failure as `cause`. Messages never contain credentials.
+ */
+export class SluiceError extends Error {
+  override name = 'SluiceError';
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
+ * A ScaledObject (or trigger metadata) that can never work as written. `field` is the path of the offending field
+ * (e.g. `spec.triggers[0].metadata.queueName`). Invalid objects get Ready=False and no HPA; they are not retried
+ * until they change.
+ */
+export class ValidationError extends SluiceError {
+  override name = 'ValidationError';
+  readonly field: string;
+
+  constructor(field: string, message: string, options?: ErrorOptions) {
+    super('INVALID_SPEC', `${field}: ${message}`, options);
+    this.field = field;
+  }
+}
+
+/** Process configuration (flags, environment) is unusable. */
+export class ConfigError extends SluiceError {
+  override name = 'ConfigError';
+
+  constructor(message: string, options?: ErrorOptions) {
+    super('CONFIG_INVALID', message, options);
+  }
+}
+
+/** A scaler could not read its backend. Never read as zero: the poller records the value as unknown. */
+export class ScalerError extends SluiceError {
+  override name = 'ScalerError';
+
+  constructor(message: string, options?: ErrorOptions) {
+    super('SCALER_FAILED', message, options);
+  }
+}
+
+/** A message for logs and conditions: the error's own message followed by its causes. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    if (current instanceof Error) {
+      if (!parts.some((p) => p.includes(current instanceof Error ? current.message : ''))) parts.push(current.message);
+      current = current.cause;
+    } else {
+      parts.push(String(current));
+      break;
+    }
+  }
+  return parts.filter((p) => p.length > 0).join(': ');
+}
