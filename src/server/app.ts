@@ -1,0 +1,93 @@
+/**
+ * The external-metrics API server: builds the fastify instance, never listens (the composition root does).
+ *
+ * Who may call what:
+ * - `/healthz`, `/livez`, `/readyz`: anyone, no client certificate (kubelet probes);
+ * - discovery and OpenAPI: any user authenticated by the front proxy, no SubjectAccessReview (external-metrics.ts);
+ * - metric reads: authenticated and authorized by SubjectAccessReview (external-metrics.ts);
+ * - anything else: 404 `Status` (nothing to protect).
+ */
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from 'fastify';
+
+import type { MetricStore } from '../metric-store.ts';
+import { externalMetricsRoutes } from './external-metrics.ts';
+import { healthRoutes } from './health.ts';
+import type { Authenticate, Authorize } from './identity.ts';
+import { failureStatus, INTERNAL_ERROR, NOT_FOUND, sendStatus } from './status.ts';
+
+/** TLS for the server. Client certificates are requested but not required, so unauthenticated probes connect. */
+export interface ServerTlsOptions {
+  readonly key: string | Buffer;
+  readonly cert: string | Buffer;
+  /** Trust store for client certificates: must contain the requestheader client CA. */
+  readonly ca?: readonly (string | Buffer)[];
+  /** Ask clients for a certificate (needed for front-proxy authentication). Default true. */
+  readonly requestCert?: boolean;
+}
+
+export interface BuildServerOptions {
+  readonly store: MetricStore;
+  readonly authenticate: Authenticate;
+  readonly authorize: Authorize;
+  /** Readiness for /readyz (e.g. informers synced). */
+  readonly ready: () => boolean;
+  /** A pino-compatible logger instance, fastify logger options, or false (default) for none. */
+  readonly logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
+  /** Serve HTTPS with these options; plain HTTP without (tests). */
+  readonly https?: ServerTlsOptions;
+}
+
+function isLoggerInstance(logger: BuildServerOptions['logger']): logger is FastifyBaseLogger {
+  return typeof logger === 'object' && 'child' in logger && typeof logger.child === 'function';
+}
+
+function statusCodeOf(error: Partial<FastifyError>): number {
+  const code = error.statusCode;
+  return typeof code === 'number' && code >= 400 && code <= 599 ? code : 500;
+}
+
+export function buildServer(options: BuildServerOptions): FastifyInstance {
+  const { logger = false, https } = options;
+  const app = Fastify({
+    ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
+    // Correlate log lines with kube-apiserver's audit log.
+    requestIdHeader: 'audit-id',
+    routerOptions: { ignoreTrailingSlash: true },
+    ...(https === undefined
+      ? {}
+      : {
+          https: {
+            key: https.key,
+            cert: https.cert,
+            ...(https.ca === undefined ? {} : { ca: [...https.ca] }),
+            requestCert: https.requestCert ?? true,
+            // Verification is the authenticator's job, per request; probes must still connect without a certificate.
+            rejectUnauthorized: false,
+          },
+        }),
+  });
+
+  app.setErrorHandler<FastifyError>((error, request, reply) => {
+    const code = statusCodeOf(error);
+    if (code >= 500) {
+      request.log.error({ err: error }, 'request failed');
+      return sendStatus(reply, code === 500 ? INTERNAL_ERROR : failureStatus(code, INTERNAL_ERROR.message));
+    }
+    // Client errors (validation, malformed requests) say what was wrong, as the apiserver does.
+    return sendStatus(reply, failureStatus(code, error.message));
+  });
+  app.setNotFoundHandler((_request, reply) => sendStatus(reply, NOT_FOUND));
+
+  void app.register(healthRoutes, { ready: options.ready });
+  void app.register(externalMetricsRoutes, {
+    store: options.store,
+    authenticate: options.authenticate,
+    authorize: options.authorize,
+  });
+  return app;
+}
