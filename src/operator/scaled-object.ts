@@ -1,0 +1,631 @@
+/**
+ * The ScaledObject resource: one TypeBox schema that gives the TypeScript types (Static), the runtime validator
+ * (parseScaledObject) and the CRD's openAPIV3Schema (crd.ts converts it). Field for field KEDA's `keda.sh/v1alpha1`
+ * ScaledObject (keda-compat.md §1), under `sluice.dev/v1alpha1`.
+ *
+ * Defaulted fields are required in the parsed type (parseScaledObject fills them, as the API server does from the
+ * CRD defaults) and optional for the user: the CRD generator drops a property from `required` when it has a default.
+ */
+import Type, { type Static } from 'typebox';
+import { Value } from 'typebox/value';
+import { ValidationError } from '../errors.ts';
+
+export const GROUP = 'sluice.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = 'sluice.dev/v1alpha1';
+export const KIND = 'ScaledObject';
+export const LIST_KIND = 'ScaledObjectList';
+export const PLURAL = 'scaledobjects';
+export const SINGULAR = 'scaledobject';
+export const SHORT_NAMES: readonly string[] = ['so'];
+/** Set on the ScaledObject and its HPA; the HPA's external-metric selector (KEDA: `scaledobject.keda.sh/name`). */
+export const SCALED_OBJECT_LABEL = 'scaledobject.sluice.dev/name';
+/** The HPA is named `sluice-hpa-<scaledobject>` unless `advanced.horizontalPodAutoscalerConfig.name` is set. */
+export const HPA_NAME_PREFIX = 'sluice-hpa-';
+/** ScaledObject and HPA names are used as label values, hence at most 63 characters (KEDA's webhook rule). */
+export const MAX_NAME_LENGTH = 63;
+
+/** KEDA's CEL rule on `spec`, verbatim (the message is also what parseScaledObject reports). */
+export const MIN_MAX_RULE =
+  '!has(self.minReplicaCount) || self.minReplicaCount <= (has(self.maxReplicaCount) ? self.maxReplicaCount : 100)';
+export const MIN_MAX_MESSAGE = 'minReplicaCount must be less than or equal to maxReplicaCount';
+
+/** Trigger types served as HPA Resource metrics rather than External ones (KEDA's cpu and memory scalers). */
+const RESOURCE_TRIGGER_TYPES: readonly string[] = ['cpu', 'memory'];
+/** KEDA rejects `useCachedMetrics` on these trigger types. */
+const NO_CACHED_METRICS_TYPES: readonly string[] = ['cpu', 'memory', 'cron'];
+
+const INT32_MAX = 2_147_483_647;
+const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+
+interface IntOptions {
+  readonly description: string;
+  readonly minimum?: number;
+  readonly maximum?: number;
+  readonly default?: number;
+}
+/** An int32 (Go's int32 in KEDA's types): format for the CRD, bounds for both. */
+function Int32(options: IntOptions) {
+  return Type.Integer({ format: 'int32', maximum: INT32_MAX, ...options });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// spec
+
+const ScaleTargetRefSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, description: 'Name of the workload to scale, in the same namespace.' }),
+    apiVersion: Type.String({
+      minLength: 1,
+      default: 'apps/v1',
+      description: 'API version of the workload (group/version).',
+    }),
+    kind: Type.String({
+      minLength: 1,
+      default: 'Deployment',
+      description: 'Kind of the workload; any kind exposing the /scale subresource.',
+    }),
+    envSourceContainerName: Type.Optional(
+      Type.String({ description: 'Container whose environment feeds *FromEnv parameters (default: the first).' }),
+    ),
+  },
+  { additionalProperties: false, description: 'The workload to scale.' },
+);
+
+const FallbackSchema = Type.Object(
+  {
+    failureThreshold: Int32({
+      minimum: 0,
+      description: 'Consecutive failures of a trigger after which its fallback value is served (strictly more than).',
+    }),
+    replicas: Int32({ minimum: 0, description: 'Replica count the fallback value aims for.' }),
+    behavior: Type.Enum(
+      ['static', 'currentReplicas', 'currentReplicasIfHigher', 'currentReplicasIfLower', 'scalingModifiers'],
+      {
+        type: 'string',
+        default: 'static',
+        description: 'How the fallback replica count is chosen.',
+      },
+    ),
+  },
+  { additionalProperties: false, description: 'Replicas to aim for while triggers keep failing.' },
+);
+
+const ScalingPolicySchema = Type.Object({
+  type: Type.Enum(['Pods', 'Percent'], { type: 'string', description: 'Pods or Percent.' }),
+  value: Int32({ minimum: 1, description: 'Amount of change the policy permits.' }),
+  periodSeconds: Int32({ minimum: 1, maximum: 1800, description: 'Window the policy applies over.' }),
+});
+
+const ScalingRulesSchema = Type.Object(
+  {
+    stabilizationWindowSeconds: Type.Optional(
+      Int32({ minimum: 0, maximum: 3600, description: 'Past recommendations considered when scaling.' }),
+    ),
+    selectPolicy: Type.Optional(
+      Type.Enum(['Max', 'Min', 'Disabled'], {
+        type: 'string',
+        description: 'Which policy wins: Max, Min or Disabled.',
+      }),
+    ),
+    policies: Type.Optional(
+      Type.Array(ScalingPolicySchema, {
+        'x-kubernetes-list-type': 'atomic',
+        description: 'Policies that may be used while scaling.',
+      }),
+    ),
+  },
+  { 'x-kubernetes-preserve-unknown-fields': true, description: 'autoscaling/v2 HPAScalingRules.' },
+);
+
+const HpaBehaviorSchema = Type.Object(
+  { scaleUp: Type.Optional(ScalingRulesSchema), scaleDown: Type.Optional(ScalingRulesSchema) },
+  {
+    'x-kubernetes-preserve-unknown-fields': true,
+    description: 'autoscaling/v2 HorizontalPodAutoscalerBehavior, copied into the HPA verbatim.',
+  },
+);
+
+const HpaConfigSchema = Type.Object(
+  {
+    name: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_NAME_LENGTH,
+        pattern: DNS1123_SUBDOMAIN,
+        description: `Name of the HPA (default ${HPA_NAME_PREFIX}<name>).`,
+      }),
+    ),
+    behavior: Type.Optional(HpaBehaviorSchema),
+  },
+  { additionalProperties: false, description: 'Settings of the generated HorizontalPodAutoscaler.' },
+);
+
+const ScalingModifiersSchema = Type.Object(
+  {
+    formula: Type.Optional(Type.String({ description: 'Expression over trigger names giving a composite metric.' })),
+    target: Type.Optional(Type.String({ description: 'Target of the composite metric (a number > 0).' })),
+    activationTarget: Type.Optional(Type.String({ description: 'Activation threshold of the composite metric.' })),
+    metricType: Type.Optional(
+      Type.Enum(['AverageValue', 'Value'], { type: 'string', description: 'AverageValue or Value.' }),
+    ),
+  },
+  { additionalProperties: false, description: 'Composite metric from a formula (not supported by sluice yet).' },
+);
+
+const AdvancedSchema = Type.Object(
+  {
+    restoreToOriginalReplicaCount: Type.Boolean({
+      default: false,
+      description: 'On deletion, scale the workload back to status.originalReplicaCount.',
+    }),
+    horizontalPodAutoscalerConfig: Type.Optional(HpaConfigSchema),
+    scalingModifiers: Type.Optional(ScalingModifiersSchema),
+  },
+  { additionalProperties: false, description: 'Advanced settings.' },
+);
+
+const AuthenticationRefSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, description: 'Name of the (Cluster)TriggerAuthentication.' }),
+    kind: Type.Enum(['TriggerAuthentication', 'ClusterTriggerAuthentication'], {
+      type: 'string',
+      default: 'TriggerAuthentication',
+      description: 'TriggerAuthentication or ClusterTriggerAuthentication.',
+    }),
+  },
+  { additionalProperties: false, description: 'Credentials for the scaler.' },
+);
+
+const TriggerSchema = Type.Object(
+  {
+    type: Type.String({ minLength: 1, description: 'Scaler type, e.g. rabbitmq, aws-sqs-queue, prometheus.' }),
+    name: Type.Optional(Type.String({ description: 'Name of the trigger; unique within the ScaledObject if set.' })),
+    metadata: Type.Record(Type.String(), Type.String(), {
+      description: 'Scaler-specific parameters; every value is a string.',
+    }),
+    metricType: Type.Enum(['AverageValue', 'Value', 'Utilization'], {
+      type: 'string',
+      default: 'AverageValue',
+      description: 'HPA target type: AverageValue, Value (Utilization only for cpu and memory).',
+    }),
+    useCachedMetrics: Type.Boolean({
+      default: false,
+      description: 'Serve the HPA the value from the last poll instead of querying the scaler.',
+    }),
+    authenticationRef: Type.Optional(AuthenticationRefSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const ScaledObjectSpecSchema = Type.Object(
+  {
+    scaleTargetRef: ScaleTargetRefSchema,
+    pollingInterval: Int32({ minimum: 1, default: 30, description: 'Seconds between two polls of the triggers.' }),
+    initialCooldownPeriod: Int32({
+      minimum: 0,
+      default: 0,
+      description: 'Seconds after creation before a never-active workload may be scaled to zero.',
+    }),
+    cooldownPeriod: Int32({
+      minimum: 0,
+      default: 300,
+      description: 'Seconds after the last active trigger before scaling to zero (or idleReplicaCount).',
+    }),
+    idleReplicaCount: Type.Optional(
+      Int32({ minimum: 0, description: 'Replicas while no trigger is active; must be less than minReplicaCount.' }),
+    ),
+    minReplicaCount: Int32({ minimum: 0, default: 0, description: 'Minimum replicas; 0 allows scaling to zero.' }),
+    maxReplicaCount: Int32({ minimum: 1, default: 100, description: 'Maximum replicas.' }),
+    fallback: Type.Optional(FallbackSchema),
+    advanced: Type.Optional(AdvancedSchema),
+    triggers: Type.Array(TriggerSchema, { minItems: 1, description: 'What to scale on.' }),
+  },
+  {
+    additionalProperties: false,
+    description: 'ScaledObjectSpec: the scaling rules (KEDA keda.sh/v1alpha1 ScaledObject).',
+    'x-kubernetes-validations': [{ rule: MIN_MAX_RULE, message: MIN_MAX_MESSAGE }],
+  },
+);
+
+// ---------------------------------------------------------------------------------------------------------------
+// status
+
+export const ConditionSchema = Type.Object({
+  type: Type.String({ description: 'Ready, Active, Fallback, Paused, …' }),
+  status: Type.Enum(['True', 'False', 'Unknown'], { type: 'string' }),
+  reason: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String()),
+  lastTransitionTime: Type.Optional(Type.String({ format: 'date-time' })),
+});
+
+const HealthStatusSchema = Type.Object({
+  numberOfFailures: Type.Optional(Int32({ minimum: 0, description: 'Consecutive failures.' })),
+  status: Type.Optional(Type.Enum(['Happy', 'Failing'], { type: 'string' })),
+});
+
+export const ScaledObjectStatusSchema = Type.Object(
+  {
+    scaleTargetKind: Type.Optional(Type.String({ description: 'group/version.Kind, e.g. apps/v1.Deployment.' })),
+    scaleTargetGVKR: Type.Optional(
+      Type.Object({ group: Type.String(), version: Type.String(), kind: Type.String(), resource: Type.String() }),
+    ),
+    originalReplicaCount: Type.Optional(Int32({ minimum: 0, description: 'Replicas when first seen.' })),
+    lastActiveTime: Type.Optional(Type.String({ format: 'date-time', description: 'Last time a trigger was active.' })),
+    externalMetricNames: Type.Optional(Type.Array(Type.String())),
+    resourceMetricNames: Type.Optional(Type.Array(Type.String())),
+    compositeScalerName: Type.Optional(Type.String()),
+    conditions: Type.Optional(Type.Array(ConditionSchema)),
+    health: Type.Optional(Type.Record(Type.String(), HealthStatusSchema, { description: 'Per metric name.' })),
+    triggersActivity: Type.Optional(
+      Type.Record(Type.String(), Type.Object({ isActive: Type.Boolean() }), { description: 'Per metric name.' }),
+    ),
+    pausedReplicaCount: Type.Optional(
+      Int32({ minimum: 0, description: 'Replicas held by the paused-replicas annotation.' }),
+    ),
+    hpaName: Type.Optional(Type.String()),
+    triggersTypes: Type.Optional(Type.String({ description: 'Comma-separated trigger types.' })),
+    authenticationsTypes: Type.Optional(Type.String({ description: 'Comma-separated authenticationRef names.' })),
+    observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
+  },
+  { description: 'ScaledObjectStatus, written by the operator.' },
+);
+
+// ---------------------------------------------------------------------------------------------------------------
+// object
+
+/** The metadata fields sluice reads (runtime validation only: the CRD never describes metadata). */
+const ObjectMetaSchema = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  namespace: Type.Optional(Type.String()),
+  uid: Type.Optional(Type.String()),
+  resourceVersion: Type.Optional(Type.String()),
+  generation: Type.Optional(Type.Integer()),
+  creationTimestamp: Type.Optional(Type.String({ format: 'date-time' })),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+  annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
+});
+
+export const ScaledObjectSchema = Type.Object({
+  apiVersion: Type.Optional(Type.String()),
+  kind: Type.Optional(Type.String()),
+  metadata: ObjectMetaSchema,
+  spec: ScaledObjectSpecSchema,
+  status: Type.Optional(ScaledObjectStatusSchema),
+});
+
+export type ScaledObject = Static<typeof ScaledObjectSchema>;
+export type ScaledObjectSpec = Static<typeof ScaledObjectSpecSchema>;
+export type ScaledObjectStatus = Static<typeof ScaledObjectStatusSchema>;
+export type ScaleTargetRef = Static<typeof ScaleTargetRefSchema>;
+export type Trigger = Static<typeof TriggerSchema>;
+export type TriggerMetricType = Trigger['metricType'];
+export type AuthenticationRef = Static<typeof AuthenticationRefSchema>;
+export type Fallback = Static<typeof FallbackSchema>;
+export type FallbackBehavior = Fallback['behavior'];
+export type Advanced = Static<typeof AdvancedSchema>;
+export type HpaBehavior = Static<typeof HpaBehaviorSchema>;
+export type Condition = Static<typeof ConditionSchema>;
+export type ConditionStatus = Condition['status'];
+
+/** The HPA's name: `advanced.horizontalPodAutoscalerConfig.name`, else `sluice-hpa-<name>`. */
+export function hpaNameFor(so: Pick<ScaledObject, 'metadata' | 'spec'>): string {
+  return so.spec.advanced?.horizontalPodAutoscalerConfig?.name ?? `${HPA_NAME_PREFIX}${so.metadata.name}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// parsing
+
+/**
+ * Applies the defaults, validates against the schema, then checks the cross-field rules (KEDA keda-compat §1.2).
+ * Throws ValidationError naming the first offending field (`spec.maxReplicaCount`, `spec.triggers[1].metadata`, …).
+ * The input is not modified. `metadata.creationTimestamp` may be a Date (client-node's typed models) or a string.
+ */
+export function parseScaledObject(obj: unknown): ScaledObject {
+  if (!isPlainObject(obj)) throw new ValidationError('ScaledObject', `must be an object, got ${describeValue(obj)}`);
+  checkTypeMeta(obj);
+
+  const value = structuredClone(obj);
+  const metadata = value['metadata'];
+  if (isPlainObject(metadata)) {
+    const created = metadata['creationTimestamp'];
+    if (created instanceof Date) metadata['creationTimestamp'] = created.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+  const defaulted = Value.Default(ScaledObjectSchema, value);
+  const errors = Value.Errors(ScaledObjectSchema, defaulted);
+  for (const error of errors) {
+    const problem = describeSchemaError(error, defaulted);
+    if (problem) throw new ValidationError(problem.field, problem.message);
+  }
+  if (!Value.Check(ScaledObjectSchema, defaulted)) {
+    // Unreachable while describeSchemaError knows every keyword the schema uses; kept so a gap cannot pass silently.
+    throw new ValidationError('ScaledObject', 'does not match the ScaledObject schema');
+  }
+  checkCrossFieldRules(defaulted);
+  return defaulted;
+}
+
+function checkTypeMeta(obj: Record<string, unknown>): void {
+  const { apiVersion, kind } = obj;
+  if (apiVersion !== undefined && apiVersion !== API_VERSION) {
+    const hint =
+      typeof apiVersion === 'string' && apiVersion.startsWith('keda.sh/')
+        ? ` (a KEDA ScaledObject: change apiVersion to ${API_VERSION})`
+        : '';
+    throw new ValidationError('apiVersion', `must be ${API_VERSION}, got ${describeValue(apiVersion)}${hint}`);
+  }
+  if (kind !== undefined && kind !== KIND) {
+    throw new ValidationError('kind', `must be ${KIND}, got ${describeValue(kind)}`);
+  }
+}
+
+function checkCrossFieldRules(so: ScaledObject): void {
+  const { spec } = so;
+  const name = so.metadata.name;
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new ValidationError(
+      'metadata.name',
+      `must be at most ${MAX_NAME_LENGTH} characters (it is used as a label value), got ${name.length}`,
+    );
+  }
+  const customHpaName = spec.advanced?.horizontalPodAutoscalerConfig?.name;
+  const hpaName = hpaNameFor(so);
+  if (customHpaName === undefined && hpaName.length > MAX_NAME_LENGTH) {
+    throw new ValidationError(
+      'metadata.name',
+      `the HPA name "${hpaName}" would be ${hpaName.length} characters, over the limit of ${MAX_NAME_LENGTH}: ` +
+        `use a name of at most ${MAX_NAME_LENGTH - HPA_NAME_PREFIX.length} characters ` +
+        'or set spec.advanced.horizontalPodAutoscalerConfig.name',
+    );
+  }
+
+  if (spec.minReplicaCount > spec.maxReplicaCount) {
+    throw new ValidationError(
+      'spec.minReplicaCount',
+      `${MIN_MAX_MESSAGE} (minReplicaCount ${spec.minReplicaCount}, maxReplicaCount ${spec.maxReplicaCount})`,
+    );
+  }
+  const idle = spec.idleReplicaCount;
+  // idle 0 with min 0 changes nothing and KEDA accepts it (its check compares with the HPA minimum, 1).
+  if (idle !== undefined && idle >= spec.minReplicaCount && !(idle === 0 && spec.minReplicaCount === 0)) {
+    throw new ValidationError(
+      'spec.idleReplicaCount',
+      `idleReplicaCount must be less than minReplicaCount (idleReplicaCount ${idle}, minReplicaCount ${spec.minReplicaCount})`,
+    );
+  }
+
+  const seen = new Map<string, number>();
+  spec.triggers.forEach((trigger, index) => {
+    const path = `spec.triggers[${index}]`;
+    if (trigger.name !== undefined && trigger.name !== '') {
+      const first = seen.get(trigger.name);
+      if (first !== undefined) {
+        throw new ValidationError(
+          `${path}.name`,
+          `triggerName "${trigger.name}" is defined multiple times in the ScaledObject, but it must be unique ` +
+            `(also spec.triggers[${first}])`,
+        );
+      }
+      seen.set(trigger.name, index);
+    }
+    if (trigger.metricType === 'Utilization' && !RESOURCE_TRIGGER_TYPES.includes(trigger.type)) {
+      throw new ValidationError(
+        `${path}.metricType`,
+        `'Utilization' metric type is unsupported for external metrics, allowed values are 'Value' or 'AverageValue'`,
+      );
+    }
+    if (trigger.useCachedMetrics && NO_CACHED_METRICS_TYPES.includes(trigger.type)) {
+      throw new ValidationError(
+        `${path}.useCachedMetrics`,
+        `property "useCachedMetrics" is not supported for "${trigger.type}" scaler`,
+      );
+    }
+  });
+
+  const modifiers = spec.advanced?.scalingModifiers;
+  if (modifiers !== undefined && Object.keys(modifiers).length > 0) {
+    throw new ValidationError(
+      'spec.advanced.scalingModifiers',
+      'scalingModifiers (composite formulas) are not supported by sluice yet; remove them to scale on each trigger',
+    );
+  }
+  if (spec.fallback !== undefined) {
+    if (spec.fallback.behavior === 'scalingModifiers') {
+      throw new ValidationError(
+        'spec.fallback.behavior',
+        '"scalingModifiers" requires spec.advanced.scalingModifiers.formula, which sluice does not support yet',
+      );
+    }
+    if (spec.triggers.every((t) => RESOURCE_TRIGGER_TYPES.includes(t.type))) {
+      throw new ValidationError('spec.fallback', 'fallback needs at least one trigger other than cpu or memory');
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// schema errors → field path + readable reason
+
+interface SchemaError {
+  readonly keyword: string;
+  readonly schemaPath: string;
+  readonly instancePath: string;
+  readonly params: object;
+  readonly message: string;
+}
+
+function describeSchemaError(error: SchemaError, root: unknown): { field: string; message: string } | undefined {
+  const segments = pointerSegments(error.instancePath);
+  const field = fieldPath(segments, root);
+  const value = valueAt(segments, root);
+  const params = error.params as Record<string, unknown>;
+  const child = (key: string) => fieldPath([...segments, key], root);
+  switch (error.keyword) {
+    case 'boolean':
+      // `additionalProperties: false` reports the property itself, then the 'additionalProperties' error: use that.
+      return undefined;
+    case 'required': {
+      const missing = firstString(params['requiredProperties']) ?? '?';
+      return { field: child(missing), message: 'is required' };
+    }
+    case 'additionalProperties': {
+      const extra = firstString(params['additionalProperties']) ?? '?';
+      const known = knownProperties(error.schemaPath);
+      const guess = closest(extra, known);
+      const hint = guess === undefined ? `known fields: ${known.join(', ')}` : `did you mean "${guess}"?`;
+      return { field: child(extra), message: `unknown field (${hint})` };
+    }
+    case 'type': {
+      const expected = String(params['type']);
+      const quote =
+        expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')
+          ? `; quote it in YAML: "${String(value)}"`
+          : '';
+      return { field, message: `must be ${withArticle(expected)}, got ${describeValue(value)}${quote}` };
+    }
+    case 'enum': {
+      const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String) : [];
+      return { field, message: `must be one of ${allowed.join(', ')}; got ${describeValue(value)}` };
+    }
+    case 'minimum':
+      return { field, message: `must be at least ${String(params['limit'])}, got ${describeNumber(value)}` };
+    case 'maximum':
+      return { field, message: `must be at most ${String(params['limit'])}, got ${describeNumber(value)}` };
+    case 'minLength':
+      return {
+        field,
+        message: params['limit'] === 1 ? 'must not be empty' : `must be at least ${String(params['limit'])} characters`,
+      };
+    case 'maxLength':
+      return {
+        field,
+        message: `must be at most ${String(params['limit'])} characters, got ${typeof value === 'string' ? value.length : '?'}`,
+      };
+    case 'minItems':
+      return { field, message: `must have at least ${String(params['limit'])} item(s)` };
+    case 'pattern':
+      return {
+        field,
+        message: `${describeValue(value)} is not a valid name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)`,
+      };
+    case 'format':
+      return {
+        field,
+        message: `must be an RFC 3339 ${String(params['format'])} such as 2026-01-31T12:00:00Z, got ${describeValue(value)}`,
+      };
+    default:
+      return { field, message: error.message };
+  }
+}
+
+function pointerSegments(pointer: string): string[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/** `['spec', 'triggers', '1', 'metadata', 'a.b']` → `spec.triggers[1].metadata["a.b"]`, using the value for arrays. */
+function fieldPath(segments: readonly string[], root: unknown): string {
+  let path = '';
+  let current: unknown = root;
+  for (const segment of segments) {
+    if (Array.isArray(current)) {
+      path += `[${segment}]`;
+      current = current[Number(segment)];
+      continue;
+    }
+    path += /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)
+      ? `${path === '' ? '' : '.'}${segment}`
+      : `[${JSON.stringify(segment)}]`;
+    current = isPlainObject(current) ? current[segment] : undefined;
+  }
+  return path === '' ? 'ScaledObject' : path;
+}
+
+function valueAt(segments: readonly string[], root: unknown): unknown {
+  let current: unknown = root;
+  for (const segment of segments) {
+    if (Array.isArray(current)) current = current[Number(segment)];
+    else if (isPlainObject(current)) current = current[segment];
+    else return undefined;
+  }
+  return current;
+}
+
+/** The property names of the object schema at a schema path such as `#/properties/spec/properties/triggers/items`. */
+function knownProperties(schemaPath: string): string[] {
+  let node: unknown = ScaledObjectSchema;
+  for (const segment of pointerSegments(schemaPath.replace(/^#/, ''))) {
+    node = isPlainObject(node) ? node[segment] : undefined;
+  }
+  const properties = isPlainObject(node) ? node['properties'] : undefined;
+  return isPlainObject(properties) ? Object.keys(properties) : [];
+}
+
+/**
+ * The known field `name` most likely meant, if any: a small edit distance (`pollinginterval`, `scalingModifier`) or a
+ * long common prefix (`minReplicas` for `minReplicaCount`), case-insensitive.
+ */
+function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  const a = name.toLowerCase();
+  for (const candidate of candidates) {
+    const b = candidate.toLowerCase();
+    const distance = editDistance(a, b);
+    const plausible = distance <= Math.max(2, Math.floor(b.length / 4)) || commonPrefixLength(a, b) >= 6;
+    if (plausible && distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function commonPrefixLength(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      row.push(Math.min((previous[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = row;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function firstString(list: unknown): string | undefined {
+  return Array.isArray(list) && typeof list[0] === 'string' ? list[0] : undefined;
+}
+
+function withArticle(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function describeNumber(value: unknown): string {
+  return typeof value === 'number' ? String(value) : describeValue(value);
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return `"${value}"`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return `${typeof value} ${value.toString()}`;
+  }
+  return typeof value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}

@@ -1,0 +1,309 @@
+import { describe, expect, test } from 'vitest';
+import { ValidationError } from '../../../src/errors.ts';
+import {
+  desiredHpa,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  type DesiredHpa,
+  type HpaMetric,
+} from '../../../src/operator/hpa.ts';
+import { parseScaledObject, type ScaledObject } from '../../../src/operator/scaled-object.ts';
+
+/** KEDA's worked example (keda-compat §10) with sluice's group, label and HPA prefix. */
+function ordersConsumer(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): ScaledObject {
+  return parseScaledObject({
+    apiVersion: 'sluice.dev/v1alpha1',
+    kind: 'ScaledObject',
+    metadata: { name: 'orders-consumer', namespace: 'shop', uid: 'c0ffee-uid', ...metadata },
+    spec: {
+      scaleTargetRef: { name: 'orders' },
+      minReplicaCount: 0,
+      maxReplicaCount: 10,
+      triggers: [
+        {
+          type: 'rabbitmq',
+          authenticationRef: { name: 'rabbitmq-auth' },
+          metadata: { queueName: 'orders', mode: 'QueueLength', value: '20', activationValue: '5', protocol: 'http' },
+        },
+      ],
+      ...spec,
+    },
+  });
+}
+
+const orders: HpaMetric = { metricName: 's0-rabbitmq-orders', target: 20, metricType: 'AverageValue' };
+
+describe('desiredHpa', () => {
+  test("KEDA's worked example, adapted to sluice names", () => {
+    expect(desiredHpa({ scaledObject: ordersConsumer(), metrics: [orders] })).toStrictEqual({
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: {
+        name: 'sluice-hpa-orders-consumer',
+        namespace: 'shop',
+        labels: {
+          'app.kubernetes.io/name': 'sluice-hpa-orders-consumer',
+          'app.kubernetes.io/part-of': 'orders-consumer',
+          'app.kubernetes.io/managed-by': 'sluice-operator',
+          'scaledobject.sluice.dev/name': 'orders-consumer',
+        },
+        ownerReferences: [
+          {
+            apiVersion: 'sluice.dev/v1alpha1',
+            kind: 'ScaledObject',
+            name: 'orders-consumer',
+            uid: 'c0ffee-uid',
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+      },
+      spec: {
+        minReplicas: 1,
+        maxReplicas: 10,
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'orders' },
+        metrics: [
+          {
+            type: 'External',
+            external: {
+              metric: {
+                name: 's0-rabbitmq-orders',
+                selector: { matchLabels: { 'scaledobject.sluice.dev/name': 'orders-consumer' } },
+              },
+              target: { type: 'AverageValue', averageValue: '20' },
+            },
+          },
+        ],
+      },
+    });
+  });
+
+  test('exports the managed-by label the controller selects on', () => {
+    expect([MANAGED_BY_LABEL, MANAGED_BY]).toStrictEqual(['app.kubernetes.io/managed-by', 'sluice-operator']);
+  });
+
+  const rows: {
+    comment: string;
+    so: ScaledObject;
+    metrics?: HpaMetric[];
+    check: (hpa: DesiredHpa) => void;
+  }[] = [
+    {
+      comment: 'minReplicas is minReplicaCount when above 0',
+      so: ordersConsumer({ minReplicaCount: 3 }),
+      check: (hpa) => {
+        expect(hpa.spec.minReplicas).toBe(3);
+      },
+    },
+    {
+      comment: 'maxReplicas defaults to 100',
+      so: ordersConsumer({ maxReplicaCount: undefined }),
+      check: (hpa) => {
+        expect(hpa.spec.maxReplicas).toBe(100);
+      },
+    },
+    {
+      comment: 'custom HPA name from advanced.horizontalPodAutoscalerConfig.name, also in app.kubernetes.io/name',
+      so: ordersConsumer({ advanced: { horizontalPodAutoscalerConfig: { name: 'orders-autoscaler' } } }),
+      check: (hpa) => {
+        expect(hpa.metadata.name).toBe('orders-autoscaler');
+        expect(hpa.metadata.labels['app.kubernetes.io/name']).toBe('orders-autoscaler');
+      },
+    },
+    {
+      comment: 'scaleTargetRef apiVersion and kind are kept',
+      so: ordersConsumer({ scaleTargetRef: { name: 'db', apiVersion: 'apps/v1', kind: 'StatefulSet' } }),
+      check: (hpa) => {
+        expect(hpa.spec.scaleTargetRef).toStrictEqual({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db' });
+      },
+    },
+    {
+      comment: 'behavior is copied verbatim, including fields sluice does not model',
+      so: ordersConsumer({
+        advanced: {
+          horizontalPodAutoscalerConfig: {
+            behavior: {
+              scaleDown: {
+                stabilizationWindowSeconds: 60,
+                policies: [{ type: 'Percent', value: 50, periodSeconds: 30 }],
+                tolerance: '0.05',
+              },
+              scaleUp: { selectPolicy: 'Disabled' },
+            },
+          },
+        },
+      }),
+      check: (hpa) => {
+        expect(hpa.spec.behavior).toStrictEqual({
+          scaleDown: {
+            stabilizationWindowSeconds: 60,
+            policies: [{ type: 'Percent', value: 50, periodSeconds: 30 }],
+            tolerance: '0.05',
+          },
+          scaleUp: { selectPolicy: 'Disabled' },
+        });
+      },
+    },
+    {
+      comment: 'no behavior key without advanced behavior (server-side apply would own an empty one)',
+      so: ordersConsumer({ advanced: { restoreToOriginalReplicaCount: true } }),
+      check: (hpa) => {
+        expect(hpa.spec).not.toHaveProperty('behavior');
+      },
+    },
+    {
+      comment: 'Value metric type gives target.value',
+      so: ordersConsumer(),
+      metrics: [{ metricName: 's0-prometheus', target: 100, metricType: 'Value' }],
+      check: (hpa) => {
+        expect(hpa.spec.metrics[0]?.external?.target).toStrictEqual({ type: 'Value', value: '100' });
+      },
+    },
+    {
+      comment: 'fractional targets are canonical DecimalSI quantities',
+      so: ordersConsumer(),
+      metrics: [
+        { metricName: 's0-a', target: 1.5, metricType: 'AverageValue' },
+        { metricName: 's1-b', target: 0.25, metricType: 'Value' },
+        { metricName: 's2-c', target: 3000, metricType: 'AverageValue' },
+      ],
+      check: (hpa) => {
+        expect(hpa.spec.metrics.map((m) => m.external?.target)).toStrictEqual([
+          { type: 'AverageValue', averageValue: '1500m' },
+          { type: 'Value', value: '250m' },
+          { type: 'AverageValue', averageValue: '3k' },
+        ]);
+      },
+    },
+    {
+      comment: 'one External metric per trigger, in trigger order, all selected by the ScaledObject label',
+      so: ordersConsumer(),
+      metrics: [
+        { metricName: 's0-rabbitmq-orders', target: 20, metricType: 'AverageValue' },
+        { metricName: 's1-aws-sqs-queue-jobs', target: 5, metricType: 'AverageValue' },
+      ],
+      check: (hpa) => {
+        expect(hpa.spec.metrics.map((m) => [m.type, m.external?.metric.name])).toStrictEqual([
+          ['External', 's0-rabbitmq-orders'],
+          ['External', 's1-aws-sqs-queue-jobs'],
+        ]);
+        for (const m of hpa.spec.metrics) {
+          expect(m.external?.metric.selector).toStrictEqual({
+            matchLabels: { 'scaledobject.sluice.dev/name': 'orders-consumer' },
+          });
+        }
+      },
+    },
+    {
+      comment: 'the ScaledObject labels are copied and may override name/part-of, not managed-by or the SO label',
+      so: ordersConsumer(
+        {},
+        {
+          labels: {
+            team: 'payments',
+            'app.kubernetes.io/name': 'orders',
+            'app.kubernetes.io/managed-by': 'helm',
+            'scaledobject.sluice.dev/name': 'someone-else',
+          },
+        },
+      ),
+      check: (hpa) => {
+        expect(hpa.metadata.labels).toStrictEqual({
+          'app.kubernetes.io/name': 'orders',
+          'app.kubernetes.io/part-of': 'orders-consumer',
+          team: 'payments',
+          'app.kubernetes.io/managed-by': 'sluice-operator',
+          'scaledobject.sluice.dev/name': 'orders-consumer',
+        });
+      },
+    },
+  ];
+  test.each(rows)('$comment', ({ so, metrics, check }) => {
+    check(desiredHpa({ scaledObject: so, metrics: metrics ?? [orders] }));
+  });
+
+  test('the same input gives the same object (stable for server-side apply)', () => {
+    const so = ordersConsumer({ minReplicaCount: 2 }, { labels: { b: '2', a: '1' } });
+    expect(JSON.stringify(desiredHpa({ scaledObject: so, metrics: [orders] }))).toBe(
+      JSON.stringify(desiredHpa({ scaledObject: structuredClone(so), metrics: [orders] })),
+    );
+  });
+
+  test('behavior is copied, not shared', () => {
+    const so = ordersConsumer({
+      advanced: { horizontalPodAutoscalerConfig: { behavior: { scaleUp: { selectPolicy: 'Max' } } } },
+    });
+    const hpa = desiredHpa({ scaledObject: so, metrics: [orders] });
+    expect(hpa.spec.behavior).not.toBe(so.spec.advanced?.horizontalPodAutoscalerConfig?.behavior);
+  });
+
+  const errors: { comment: string; so: ScaledObject; metrics: HpaMetric[]; field: string; message: string }[] = [
+    {
+      comment: 'no namespace',
+      so: { ...ordersConsumer(), metadata: { name: 'orders-consumer', uid: 'u' } },
+      metrics: [orders],
+      field: 'metadata.namespace',
+      message: 'is required',
+    },
+    {
+      comment: 'no uid (the ownerReference needs it)',
+      so: { ...ordersConsumer(), metadata: { name: 'orders-consumer', namespace: 'shop' } },
+      metrics: [orders],
+      field: 'metadata.uid',
+      message: 'is required to own the HPA',
+    },
+    {
+      comment: 'no metrics (KEDA message)',
+      so: ordersConsumer(),
+      metrics: [],
+      field: 'spec.triggers',
+      message: 'no metric specs returned from scalers for ScaledObject shop/orders-consumer',
+    },
+    {
+      comment: 'duplicate metric names (KEDA message), naming the second trigger',
+      so: ordersConsumer(),
+      metrics: [orders, { ...orders, metricName: 's1-x' }, { ...orders, metricName: 's1-x' }],
+      field: 'spec.triggers[1]',
+      message: 'metricName s1-x defined multiple times in ScaledObject orders-consumer',
+    },
+    {
+      comment: 'target 0 (the HPA API rejects it)',
+      so: ordersConsumer(),
+      metrics: [{ ...orders, target: 0 }],
+      field: 'spec.triggers[0]',
+      message: 'the target of metric s0-rabbitmq-orders must be a number greater than 0',
+    },
+    {
+      comment: 'target below the milli precision of the quantity',
+      so: ordersConsumer(),
+      metrics: [{ ...orders, metricName: 's2-x', target: 0.0001 }],
+      field: 'spec.triggers[2]',
+      message: 'got 0.0001',
+    },
+    {
+      comment: 'target NaN',
+      so: ordersConsumer(),
+      metrics: [{ ...orders, target: Number.NaN }],
+      field: 'spec.triggers[0]',
+      message: 'got NaN',
+    },
+    {
+      comment: 'target Infinity',
+      so: ordersConsumer(),
+      metrics: [{ ...orders, target: Infinity }],
+      field: 'spec.triggers[0]',
+      message: 'got Infinity',
+    },
+  ];
+  test.each(errors)('rejects: $comment', ({ so, metrics, field, message }) => {
+    let caught: unknown;
+    try {
+      desiredHpa({ scaledObject: so, metrics });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ValidationError);
+    expect((caught as ValidationError).field).toBe(field);
+    expect((caught as ValidationError).message).toContain(message);
+  });
+});
