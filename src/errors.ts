@@ -45,18 +45,19 @@ export class ScalerError extends SluiceError {
   }
 }
 
-/** A message for logs and conditions: the error's own message followed by its causes. */
+/**
+ * A message for logs and conditions: the error's message followed by its causes' (`a: b: c`), skipping a cause
+ * whose message the previous one already contains.
+ */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    if (current instanceof Error) {
-      if (!parts.some((p) => p.includes(current instanceof Error ? current.message : ''))) parts.push(current.message);
-      current = current.cause;
-    } else {
-      parts.push(String(current));
-      break;
-    }
+    const message =
+      current instanceof Error ? current.message : typeof current === 'string' ? current : JSON.stringify(current);
+    if (message !== '' && !parts.some((p) => p.includes(message))) parts.push(message);
+    if (!(current instanceof Error)) break;
+    current = current.cause;
   }
-  return parts.filter((p) => p.length > 0).join(': ');
+  return parts.join(': ');
 }

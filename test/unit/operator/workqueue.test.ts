@@ -117,7 +117,12 @@ describe('WorkQueue', () => {
 
   it('drops delayed keys on stop', async () => {
     let calls = 0;
-    const queue = new WorkQueue({ handler: () => Promise.resolve(void calls++) });
+    const queue = new WorkQueue({
+      handler: () => {
+        calls++;
+        return Promise.resolve(undefined);
+      },
+    });
     queue.addAfter('k', 20);
     await queue.stop();
     await tick(50);

@@ -1,0 +1,149 @@
+/**
+ * The operator's only door to the Kubernetes API: a narrow port (what reconcile and the scaling loop need) and its
+ * implementation over @kubernetes/client-node. Everything here is I/O; decisions live elsewhere.
+ */
+import {
+  ApiException,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1APIResource,
+  type V2HorizontalPodAutoscaler,
+} from '@kubernetes/client-node';
+import { SluiceError } from '../errors.ts';
+
+export const FIELD_MANAGER = 'sluice-operator';
+
+export interface ScaleTarget {
+  readonly namespace: string;
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+}
+
+export interface ScaleState {
+  /** `spec.replicas` (missing at 0, so 0). */
+  readonly replicas: number;
+  /** `status.replicas`. */
+  readonly statusReplicas: number;
+  readonly selector: string | undefined;
+  /** The target's resource (plural) name, from discovery. */
+  readonly resource: string;
+}
+
+export interface ObjectRef {
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface KubePort {
+  applyHpa(hpa: V2HorizontalPodAutoscaler): Promise<void>;
+  deleteHpa(namespace: string, name: string): Promise<void>;
+  /** Merge-patches the status subresource of a custom object. */
+  patchStatus(ref: ObjectRef, status: Record<string, unknown>): Promise<void>;
+  readScale(target: ScaleTarget): Promise<ScaleState>;
+  writeScale(target: ScaleTarget, replicas: number): Promise<void>;
+}
+
+export class TargetNotFoundError extends SluiceError {
+  override name = 'TargetNotFoundError';
+
+  constructor(target: ScaleTarget, detail: string, options?: ErrorOptions) {
+    super('TARGET_NOT_FOUND', `${target.kind} ${target.namespace}/${target.name}: ${detail}`, options);
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 404;
+}
+
+/** Exposes KubernetesObjectApi's cached discovery lookup (apiVersion + kind → resource). */
+class Discovery extends KubernetesObjectApi {
+  lookup(apiVersion: string, kind: string): Promise<V1APIResource | undefined> {
+    return this.resource(apiVersion, kind);
+  }
+}
+
+function splitApiVersion(apiVersion: string): { group: string; version: string } {
+  const slash = apiVersion.indexOf('/');
+  return slash === -1
+    ? { group: '', version: apiVersion }
+    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
+}
+
+interface ScaleObject {
+  spec?: { replicas?: number };
+  status?: { replicas?: number; selector?: string };
+}
+
+export function createKubePort(kc: KubeConfig): KubePort {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const discovery = kc.makeApiClient(Discovery);
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+  async function scaleRef(target: ScaleTarget): Promise<ObjectRef> {
+    const resource = await discovery.lookup(target.apiVersion, target.kind);
+    if (!resource) {
+      throw new TargetNotFoundError(
+        target,
+        `the API server does not serve kind ${target.kind} in ${target.apiVersion}`,
+      );
+    }
+    const { group, version } = splitApiVersion(target.apiVersion);
+    if (group === '') {
+      // Core kinds (e.g. ReplicationController) live under /api/v1, which CustomObjectsApi cannot address.
+      throw new TargetNotFoundError(target, 'core-group scale targets are not supported; use an apps/v1 workload');
+    }
+    return { group, version, plural: resource.name, namespace: target.namespace, name: target.name };
+  }
+
+  return {
+    async applyHpa(hpa) {
+      await objects.patch(hpa, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    },
+
+    async deleteHpa(namespace, name) {
+      try {
+        await objects.delete({
+          apiVersion: 'autoscaling/v2',
+          kind: 'HorizontalPodAutoscaler',
+          metadata: { name, namespace },
+        });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    },
+
+    async patchStatus(ref, status) {
+      await custom.patchNamespacedCustomObjectStatus({ ...ref, body: { status } }, mergePatch);
+    },
+
+    async readScale(target) {
+      const ref = await scaleRef(target);
+      let scale: ScaleObject;
+      try {
+        scale = (await custom.getNamespacedCustomObjectScale(ref)) as ScaleObject;
+      } catch (err) {
+        if (isNotFound(err)) throw new TargetNotFoundError(target, 'not found', { cause: err });
+        throw err;
+      }
+      return {
+        replicas: scale.spec?.replicas ?? 0,
+        statusReplicas: scale.status?.replicas ?? 0,
+        selector: scale.status?.selector,
+        resource: ref.plural,
+      };
+    },
+
+    async writeScale(target, replicas) {
+      const ref = await scaleRef(target);
+      await custom.patchNamespacedCustomObjectScale({ ...ref, body: { spec: { replicas } } }, mergePatch);
+    },
+  };
+}
