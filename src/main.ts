@@ -11,7 +11,7 @@ import { createServingCert, installCrds, registerApiService, unregisterApiServic
 import { createLogger } from './log.ts';
 import { MetricStore } from './metric-store.ts';
 import { startController, type Controller } from './operator/controller.ts';
-import { createKubePort } from './operator/kube.ts';
+import { createClusterPort, createKubePort } from './operator/kube.ts';
 import { createReconciler } from './operator/reconcile.ts';
 import { buildServer } from './server/app.ts';
 import { createSarAuthorizer } from './server/authorizer.ts';
@@ -54,6 +54,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
 
   const reconciler = createReconciler({
     kube: createKubePort(kc),
+    cluster: createClusterPort(kc),
     store,
     cache: {
       get: (name, namespace) => late.controller?.scaledObjects.get(name, namespace),

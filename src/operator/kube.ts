@@ -4,7 +4,9 @@
  */
 import {
   ApiException,
+  CoreV1Api,
   CustomObjectsApi,
+  DiscoveryV1Api,
   KubernetesObjectApi,
   PatchStrategy,
   setHeaderOptions,
@@ -12,7 +14,8 @@ import {
   type V1APIResource,
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
-import { SluiceError } from '../errors.ts';
+import { ScalerError, SluiceError } from '../errors.ts';
+import type { ClusterPort } from '../scalers/scaler.ts';
 
 export const FIELD_MANAGER = 'sluice-operator';
 
@@ -144,6 +147,40 @@ export function createKubePort(kc: KubeConfig): KubePort {
     async writeScale(target, replicas) {
       const ref = await scaleRef(target);
       await custom.patchNamespacedCustomObjectScale({ ...ref, body: { spec: { replicas } } }, mergePatch);
+    },
+  };
+}
+
+/** The scalers' view of the cluster: ready endpoints of a Service port, from its EndpointSlices. */
+export function createClusterPort(kc: KubeConfig): ClusterPort {
+  const core = kc.makeApiClient(CoreV1Api);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  return {
+    async readyEndpoints(namespace, service, port) {
+      let svc;
+      try {
+        svc = await core.readNamespacedService({ name: service, namespace });
+      } catch (cause) {
+        throw new ScalerError(`cannot read Service ${namespace}/${service}`, { cause });
+      }
+      const wanted = svc.spec?.ports?.find((p) => p.name === port || String(p.port) === port);
+      if (!wanted) throw new ScalerError(`Service ${namespace}/${service} has no port "${port}"`);
+      const slices = await discovery.listNamespacedEndpointSlice({
+        namespace,
+        labelSelector: `kubernetes.io/service-name=${service}`,
+      });
+      const found = new Map<string, { address: string; port: number }>();
+      for (const slice of slices.items) {
+        // The slice's port carries the Service port's name (empty for a single unnamed port).
+        const slicePort = slice.ports?.find((p) => (p.name ?? '') === (wanted.name ?? ''))?.port;
+        if (slicePort === undefined) continue;
+        for (const endpoint of slice.endpoints ?? []) {
+          if (endpoint.conditions?.ready === false) continue;
+          const address = endpoint.addresses[0];
+          if (address !== undefined) found.set(`${address}:${slicePort}`, { address, port: slicePort });
+        }
+      }
+      return [...found.values()];
     },
   };
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import type { MetricStore } from '../metric-store.ts';
 import { GuardedScaler, breakerOptionsFor } from '../scalers/breaker.ts';
 import { createScaler } from '../scalers/registry.ts';
-import type { Scaler } from '../scalers/scaler.ts';
+import type { ClusterPort, Scaler } from '../scalers/scaler.ts';
 import {
   READY,
   activeUnknown,
@@ -42,6 +42,8 @@ import type { HandlerResult } from './workqueue.ts';
 
 export interface ReconcilerDeps {
   readonly kube: KubePort;
+  /** Handed to scalers that discover endpoints. */
+  readonly cluster: ClusterPort;
   readonly store: MetricStore;
   readonly cache: ObjectCache<KubernetesObject>;
   readonly log: Logger;
@@ -68,12 +70,13 @@ function splitKey(key: string): { namespace: string; name: string } {
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-function buildScalers(so: ScaledObject, owner: string): Scaler[] {
+function buildScalers(so: ScaledObject, owner: string, cluster: ClusterPort): Scaler[] {
   const built: Scaler[] = [];
   try {
     for (const [index, trigger] of so.spec.triggers.entries()) {
       built.push(
         createScaler({
+          namespace: so.metadata.namespace ?? '',
           index,
           type: trigger.type,
           name: trigger.name,
@@ -81,6 +84,8 @@ function buildScalers(so: ScaledObject, owner: string): Scaler[] {
           // Utilization is rejected by parseScaledObject for external triggers.
           metricType: trigger.metricType === 'Value' ? 'Value' : 'AverageValue',
           authParams: {},
+          resolvedEnv: {},
+          cluster,
           owner,
         }),
       );
@@ -128,7 +133,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     let scalers: Scaler[];
     try {
       so = parseScaledObject(raw);
-      scalers = buildScalers(so, key);
+      scalers = buildScalers(so, key, deps.cluster);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       const stopped = await stopLoop(key);

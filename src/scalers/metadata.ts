@@ -1,7 +1,8 @@
 /**
  * Declarative trigger-metadata parsing, KEDA's rules: every value is a string; it is trimmed and an empty string
  * counts as absent; the first source that has the parameter wins (trigger metadata, then TriggerAuthentication
- * parameters where allowed); then the default; else a missing required parameter is an error naming it.
+ * parameters where allowed, then the scale target's environment variable named by `<param>FromEnv` where allowed);
+ * then the default; else a missing required parameter is an error naming it.
  *
  * A scaler declares its parameters once as a `ParamSpec` record; `parseParams` returns a typed object.
  */
@@ -10,6 +11,8 @@ import { ValidationError } from '../errors.ts';
 interface Common {
   /** Also read from the TriggerAuthentication parameters (after trigger metadata). */
   readonly fromAuth?: boolean;
+  /** Also read from the scale target's environment variable named by metadata `<param>FromEnv` (last). */
+  readonly fromEnv?: boolean;
   readonly description?: string;
 }
 export interface StringParam extends Common {
@@ -57,17 +60,35 @@ export type Parsed<S extends ParamSpec> = {
 export interface ParamSources {
   readonly metadata: Readonly<Record<string, string>>;
   readonly authParams: Readonly<Record<string, string>>;
+  /** The scale target container's environment (see TriggerInput.resolvedEnv); omit when not resolved. */
+  readonly resolvedEnv?: Readonly<Record<string, string>>;
   /** Field path prefix for errors, e.g. `spec.triggers[0].metadata`. */
   readonly path: string;
 }
 
-/** The trimmed value of a parameter from the allowed sources, or undefined when absent or empty. */
-export function lookupParam(name: string, param: Param | { fromAuth?: boolean }, sources: ParamSources) {
+/**
+ * The trimmed value of a parameter from the allowed sources, or undefined when absent or empty. A `<name>FromEnv`
+ * that names a variable the container does not have is an error naming the field (KEDA reads it as empty).
+ */
+export function lookupParam(
+  name: string,
+  param: Pick<Common, 'fromAuth' | 'fromEnv'>,
+  sources: ParamSources,
+): string | undefined {
   const fromMetadata = sources.metadata[name]?.trim();
   if (fromMetadata) return fromMetadata;
   if (param.fromAuth === true) {
     const fromAuth = sources.authParams[name]?.trim();
     if (fromAuth) return fromAuth;
+  }
+  const envName = param.fromEnv === true ? sources.metadata[`${name}FromEnv`]?.trim() : undefined;
+  if (envName) {
+    const fromEnv = sources.resolvedEnv?.[envName]?.trim();
+    if (fromEnv) return fromEnv;
+    throw new ValidationError(
+      `${sources.path}.${name}FromEnv`,
+      `the scale target's container has no environment variable "${envName}" (or it is empty)`,
+    );
   }
   return undefined;
 }

@@ -11,7 +11,7 @@ import { parseParams, type ParamSpec } from './metadata.ts';
 import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
 
 const params = {
-  host: { type: 'string', fromAuth: true, secret: true },
+  host: { type: 'string', fromAuth: true, fromEnv: true, secret: true },
   protocol: { type: 'enum', values: ['auto', 'amqp', 'http'], default: 'auto', fromAuth: true },
   queueName: { type: 'string' },
   mode: { type: 'enum', values: ['QueueLength'], optional: true },
@@ -38,7 +38,12 @@ export interface RabbitMqConfig {
 
 export function parseRabbitMqConfig(trigger: TriggerInput): RabbitMqConfig {
   const path = `spec.triggers[${trigger.index}].metadata`;
-  const p = parseParams(params, { metadata: trigger.metadata, authParams: trigger.authParams, path });
+  const p = parseParams(params, {
+    metadata: trigger.metadata,
+    authParams: trigger.authParams,
+    resolvedEnv: trigger.resolvedEnv,
+    path,
+  });
   if ((p.mode === undefined) !== (p.value === undefined)) {
     throw new ValidationError(
       `${path}.${p.mode === undefined ? 'mode' : 'value'}`,

@@ -24,7 +24,18 @@ export interface Scaler {
   close(): Promise<void>;
 }
 
+/** What scalers may ask of the cluster (implemented over the Kubernetes API by the operator). */
+export interface ClusterPort {
+  /**
+   * The ready endpoints of a Service's port (by port name or number), from its EndpointSlices. Throws when the
+   * Service has no such port; returns [] when it has no ready endpoint.
+   */
+  readyEndpoints(namespace: string, service: string, port: string): Promise<{ address: string; port: number }[]>;
+}
+
 export interface TriggerInput {
+  /** The ScaledObject's namespace. */
+  readonly namespace: string;
   /** Position in spec.triggers; the `s<index>-` prefix of the metric name. */
   readonly index: number;
   readonly type: string;
@@ -33,6 +44,12 @@ export interface TriggerInput {
   readonly metricType: MetricType;
   /** Parameters resolved from a TriggerAuthentication (secret values; never log them). */
   readonly authParams: Readonly<Record<string, string>>;
+  /**
+   * The environment of the scale target's container (`envSourceContainerName` or the first), resolved: what
+   * `<param>FromEnv` metadata names. May hold secret values; never log them.
+   */
+  readonly resolvedEnv: Readonly<Record<string, string>>;
+  readonly cluster: ClusterPort;
   /** Identifies the owner, e.g. for connection names: `<namespace>/<scaledobject>`. */
   readonly owner: string;
 }

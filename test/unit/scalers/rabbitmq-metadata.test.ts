@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../src/errors.ts';
 import { createRabbitMqScaler, parseRabbitMqConfig } from '../../../src/scalers/rabbitmq.ts';
 import type { TriggerInput } from '../../../src/scalers/scaler.ts';
+import { triggerInput } from '../../support/trigger.ts';
 
 function trigger(metadata: Record<string, string>, authParams: Record<string, string> = {}, index = 0): TriggerInput {
-  return { index, type: 'rabbitmq', name: undefined, metadata, metricType: 'AverageValue', authParams, owner: 'ns/so' };
+  return triggerInput({ type: 'rabbitmq', metadata, authParams, index });
 }
 
 const amqpHost = 'amqp://user:s3cret@broker:5672/';
@@ -61,6 +62,25 @@ describe('rabbitmq metadata', () => {
   ];
   it.each(accepted)('accepts: $comment', ({ metadata, expect: expected }) => {
     expect(parseRabbitMqConfig(trigger(metadata))).toMatchObject(expected);
+  });
+
+  it('reads host from the scale target environment variable named by hostFromEnv', () => {
+    const input = triggerInput({
+      type: 'rabbitmq',
+      metadata: { hostFromEnv: 'RABBIT_URL', queueName: 'q' },
+      resolvedEnv: { RABBIT_URL: httpHost },
+    });
+    expect(parseRabbitMqConfig(input).protocol).toBe('http');
+    // metadata wins over the environment
+    const both = triggerInput({ ...input, metadata: { host: amqpHost, hostFromEnv: 'RABBIT_URL', queueName: 'q' } });
+    expect(parseRabbitMqConfig(both).protocol).toBe('amqp');
+  });
+
+  it('rejects hostFromEnv naming a variable the container does not have, naming the field', () => {
+    const input = triggerInput({ type: 'rabbitmq', metadata: { hostFromEnv: 'MISSING', queueName: 'q' } });
+    expect(() => parseRabbitMqConfig(input)).toThrow(
+      expect.objectContaining({ field: 'spec.triggers[0].metadata.hostFromEnv' }),
+    );
   });
 
   it('reads host from the TriggerAuthentication parameters when metadata has none', () => {

@@ -1,0 +1,118 @@
+// Runs `sluice operator --local` as a child process against the test environment, as a user would, and waits until
+// kube-apiserver reports the external-metrics APIService Available. Used by the e2e tests and `npm run demo`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { once } from 'node:events';
+import path from 'node:path';
+import { ApiregistrationV1Api } from '@kubernetes/client-node';
+import { REPO_ROOT, kubeConfig, loadTestEnv, waitFor } from './env.ts';
+
+export interface SluiceProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Only one metrics server can own the cluster's external-metrics APIService, so only one `sluice operator --local`
+ * runs against the environment at a time. The lock is a directory holding the owner's PID; a dead owner's lock is
+ * taken over.
+ */
+async function acquireLock(dir: string, timeoutMs: number): Promise<() => Promise<void>> {
+  const pidFile = path.join(dir, 'pid');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await mkdir(dir);
+      await writeFile(pidFile, String(process.pid));
+      return () => rm(dir, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(await readFile(pidFile, 'utf8').catch(() => ''));
+    let alive = false;
+    if (Number.isInteger(owner) && owner > 0) {
+      try {
+        process.kill(owner, 0);
+        alive = true;
+      } catch {
+        alive = false;
+      }
+    }
+    if (!alive && owner > 0) {
+      await rm(dir, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`another sluice test run (pid ${owner}) holds ${dir}`);
+    await sleep(500);
+  }
+}
+
+export async function startSluice(options: { logName?: string; extraArgs?: string[] } = {}): Promise<SluiceProcess> {
+  const env = loadTestEnv();
+  const release = await acquireLock(path.join(env.stateDir, 'run', 'sluice.lock'), 600_000);
+  const logFile = path.join(env.logsDir, options.logName ?? 'sluice.log');
+  const log = createWriteStream(logFile, { flags: 'a' });
+  await once(log, 'open');
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, 'src/main.ts'),
+      'operator',
+      '--local',
+      '--port',
+      String(env.sluice.port),
+      ...(options.extraArgs ?? []),
+    ],
+    { env: { ...process.env, KUBECONFIG: env.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  let exited: number | null | undefined;
+  const exit = once(child, 'exit').then(([code]) => {
+    exited = code as number | null;
+  });
+
+  const registration = kubeConfig().makeApiClient(ApiregistrationV1Api);
+  const available = waitFor(
+    async () => {
+      const svc = await registration.readAPIService({ name: 'v1beta1.external.metrics.k8s.io' });
+      return svc.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') === true;
+    },
+    {
+      timeoutMs: 60_000,
+      intervalMs: 250,
+      message: `the external-metrics APIService to become Available (log: ${logFile})`,
+    },
+  );
+  const crashed = exit.then(() => {
+    throw new Error(`sluice exited with code ${String(exited)} before it was ready; see ${logFile}`);
+  });
+  crashed.catch(() => undefined); // observed through the race below; later exits are expected
+  try {
+    await Promise.race([available, crashed]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    await release();
+    throw err;
+  }
+
+  return {
+    child,
+    port: env.sluice.port,
+    logFile,
+    async stop() {
+      if (exited === undefined) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exit;
+        clearTimeout(timer);
+      }
+      log.end();
+      await release();
+    },
+  };
+}
