@@ -136,11 +136,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       scalers = buildScalers(so, key, deps.cluster);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      const stopped = await stopLoop(key);
+      await stopLoop(key);
       deps.store.deleteOwner(key);
       // No HPA for an invalid object: remove one a previous valid version had.
       if (previous.hpaName !== undefined) await deps.kube.deleteHpa(namespace, previous.hpaName);
-      if (!stopped || previous.conditions?.find((c) => c.type === READY)?.status !== 'False') {
+      // Once per distinct problem: the status write below triggers another reconcile of the same object.
+      const before = previous.conditions?.find((c) => c.type === READY);
+      if (before?.status !== 'False' || before.message?.includes(err.message) !== true) {
         deps.log('warn', `ScaledObject ${key} is invalid`, { error: err.message });
       }
       await writeStatus(raw, ref, invalidStatus(previous, err, now()));

@@ -70,6 +70,7 @@ export class ScalingLoop {
   #running: Promise<void> | undefined;
   #stopped = false;
   #snapshot: LoopSnapshot;
+  readonly #lastLogged = new Map<string, { error: string; at: Date }>();
 
   constructor(settings: LoopSettings, scalers: readonly GuardedScaler[], deps: LoopDeps, lastActiveTime?: Date) {
     this.settings = settings;
@@ -184,6 +185,27 @@ export class ScalingLoop {
     if (statusWorthyChange(before, this.#snapshot, this.settings.cooldownPeriodS)) this.#deps.onChange();
   }
 
+  /**
+   * Logs a trigger's failure when it starts or changes, a reminder every 5 minutes while it lasts, and its recovery:
+   * one line per change, not one per poll.
+   */
+  #logTransition(metricName: string, error: string | undefined, at: Date): void {
+    const last = this.#lastLogged.get(metricName);
+    if (error === undefined) {
+      if (last !== undefined) {
+        this.#lastLogged.delete(metricName);
+        this.#deps.log('info', `trigger ${metricName} recovered`, { scaledObject: this.#owner });
+      }
+      return;
+    }
+    if (last?.error === error && at.getTime() - last.at.getTime() < 300_000) return;
+    this.#lastLogged.set(metricName, { error, at });
+    this.#deps.log('warn', `trigger ${metricName} failed; its value is unknown (not zero)`, {
+      scaledObject: this.#owner,
+      error,
+    });
+  }
+
   #describeTarget(): string {
     const t = this.settings.target;
     return `${t.kind} ${t.namespace}/${t.name}`;
@@ -207,12 +229,7 @@ export class ScalingLoop {
         timestamp,
         owner: this.#owner,
       });
-      if (error !== undefined) {
-        this.#deps.log('warn', `trigger ${metricName} failed; its value is unknown (not zero)`, {
-          scaledObject: this.#owner,
-          error,
-        });
-      }
+      this.#logTransition(metricName, error, timestamp);
       return {
         metricName,
         value,

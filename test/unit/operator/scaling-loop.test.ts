@@ -75,6 +75,7 @@ function setup(replicas: number, options: { lastActiveTime?: Date } = {}) {
   const scale = new MemoryScale(replicas);
   const store = new MetricStore();
   let changes = 0;
+  const logs: { level: string; message: string }[] = [];
   const kube: KubePort = {
     readScale: (t) => scale.readScale(t),
     writeScale: (t, r) => scale.writeScale(t, r),
@@ -89,7 +90,7 @@ function setup(replicas: number, options: { lastActiveTime?: Date } = {}) {
       kube,
       store,
       now: () => clock.now,
-      log: () => undefined,
+      log: (level, message) => logs.push({ level, message }),
       onChange: () => {
         changes++;
       },
@@ -99,7 +100,7 @@ function setup(replicas: number, options: { lastActiveTime?: Date } = {}) {
   const advance = (seconds: number) => {
     clock.now = new Date(clock.now.getTime() + seconds * 1000);
   };
-  return { loop, scaler, scale, store, clock, advance, changes: () => changes };
+  return { loop, scaler, scale, store, clock, advance, changes: () => changes, logs };
 }
 
 describe('ScalingLoop', () => {
@@ -185,6 +186,31 @@ describe('ScalingLoop', () => {
     t.advance(20);
     await t.loop.tick(); // moved by more than max(10 s, cooldown / 10): persist it
     expect(t.changes()).toBe(3);
+  });
+
+  it('logs a failing trigger once per change (and every 5 minutes), not once per poll', async () => {
+    const t = setup(1);
+    t.scaler.next = new ScalerError('connection refused');
+    for (let i = 0; i < 10; i++) {
+      await t.loop.tick();
+      t.advance(1);
+    }
+    // Two changes: the first failure, then the circuit breaker opening after repeated failures.
+    const warnings = () => t.logs.filter((l) => l.level === 'warn');
+    expect(warnings()).toHaveLength(2);
+    t.advance(300);
+    await t.loop.tick();
+    expect(warnings()).toHaveLength(3);
+  });
+
+  it('logs a recovery once', async () => {
+    const t = setup(1);
+    t.scaler.next = new ScalerError('HTTP 503');
+    await t.loop.tick();
+    t.scaler.next = 4;
+    await t.loop.tick();
+    await t.loop.tick();
+    expect(t.logs.filter((l) => l.message.includes('recovered'))).toHaveLength(1);
   });
 
   it('drops its series from the store when stopped', async () => {
