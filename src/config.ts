@@ -24,6 +24,9 @@ Options for "operator":
   --tls-cert-file <path>      serving certificate (PEM), required without --local
   --tls-private-key-file <p>  its key (PEM)
   --concurrency <n>           ScaledObjects reconciled at once (default 4)
+  --cluster-object-namespace <ns>
+                              where ClusterTriggerAuthentications read Secrets and ConfigMaps
+                              (default sluice-system)
   --log-level <level>         debug, info, warn or error (default info)
 `;
 
@@ -35,6 +38,7 @@ export interface OperatorConfig {
   readonly bindAddress: string;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
   readonly concurrency: number;
+  readonly clusterObjectNamespace: string;
   readonly logLevel: Level;
 }
 
@@ -79,6 +83,7 @@ export function parseConfig(argv: readonly string[]): Config {
         'tls-cert-file': { type: 'string' },
         'tls-private-key-file': { type: 'string' },
         concurrency: { type: 'string' },
+        'cluster-object-namespace': { type: 'string', default: 'sluice-system' },
         'log-level': { type: 'string', default: 'info' },
       },
     }));
@@ -110,6 +115,7 @@ export function parseConfig(argv: readonly string[]): Config {
         ? { cert: readPem('tls-cert-file', certFile), key: readPem('tls-private-key-file', keyFile) }
         : undefined,
     concurrency: integer('concurrency', values.concurrency, 4, 1, 64),
+    clusterObjectNamespace: values['cluster-object-namespace'],
     logLevel: logLevel as Level,
   };
 }

@@ -11,6 +11,7 @@ import { createServingCert, installCrds, registerApiService, unregisterApiServic
 import { createLogger } from './log.ts';
 import { MetricStore } from './metric-store.ts';
 import { startController, type Controller } from './operator/controller.ts';
+import { createAuthResolver, createKubeAuthPort } from './operator/auth-resolver.ts';
 import { createClusterPort, createKubePort } from './operator/kube.ts';
 import { createReconciler } from './operator/reconcile.ts';
 import { buildServer } from './server/app.ts';
@@ -54,6 +55,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
 
   const reconciler = createReconciler({
     kube: createKubePort(kc),
+    auth: createAuthResolver(createKubeAuthPort(kc), { clusterObjectNamespace: config.clusterObjectNamespace }),
     cluster: createClusterPort(kc),
     store,
     cache: {

@@ -17,8 +17,10 @@ import {
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { describeError } from '../errors.ts';
+import { refersToAuthentication } from './auth-resolver.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './hpa.ts';
 import { GROUP, PLURAL, SCALED_OBJECT_LABEL, VERSION } from './scaled-object.ts';
+import { CLUSTER_TRIGGER_AUTHENTICATION, TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
 import { WorkQueue, type Handler } from './workqueue.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -97,6 +99,30 @@ export async function startController(options: ControllerOptions): Promise<Contr
     for (const so of soInformer.list()) enqueueSo(so);
   };
 
+  // A (Cluster)TriggerAuthentication that changes concerns every ScaledObject referring to it. These two informers
+  // are not part of readiness: without them, the periodic resync still picks changes up.
+  const authInformers = ([TRIGGER_AUTHENTICATION, CLUSTER_TRIGGER_AUTHENTICATION] as const).map((names) => {
+    const informer = makeInformer<KubernetesObject>(
+      kc,
+      `/apis/${GROUP}/${VERSION}/${names.plural}`,
+      async () =>
+        (await custom.listClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: names.plural,
+        })) as KubernetesListObject<KubernetesObject>,
+    );
+    const enqueueUsers = (auth: KubernetesObject): void => {
+      const name = auth.metadata?.name;
+      if (name === undefined) return;
+      for (const so of soInformer.list()) {
+        if (refersToAuthentication(so, names.kind, name, auth.metadata?.namespace)) enqueueSo(so);
+      }
+    };
+    for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, enqueueUsers);
+    return { name: names.kind, informer };
+  });
+
   for (const verb of ['add', 'update', 'delete'] as const) {
     soInformer.on(verb, enqueueSo);
     hpaInformer.on(verb, enqueueOwner);
@@ -105,7 +131,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   let stopped = false;
   const restartTimers = new Set<NodeJS.Timeout>();
 
-  const supervise = <T extends KubernetesObject>(name: 'so' | 'hpa', informer: Informer<T>): void => {
+  const supervise = <T extends KubernetesObject>(name: string, informer: Informer<T>): void => {
     let failures = 0;
     informer.on('connect', () => {
       failures = 0;
@@ -114,7 +140,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       if (stopped) return;
       failures++;
       const delayMs = Math.min(500 * 2 ** (failures - 1), 30_000);
-      log('warn', `watch of ${name === 'so' ? 'ScaledObjects' : 'HPAs'} ended; restarting in ${delayMs} ms`, {
+      log('warn', `watch of ${name} ended; restarting in ${delayMs} ms`, {
         error: describeError(err),
       });
       const timer = setTimeout(() => {
@@ -127,10 +153,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       restartTimers.add(timer);
     });
   };
-  supervise('so', soInformer);
-  supervise('hpa', hpaInformer);
+  supervise('ScaledObjects', soInformer);
+  supervise('HPAs', hpaInformer);
+  for (const { name, informer } of authInformers) supervise(`${name}s`, informer);
 
-  await Promise.all([soInformer.start(), hpaInformer.start()]);
+  await Promise.all([soInformer.start(), hpaInformer.start(), ...authInformers.map((a) => a.informer.start())]);
   enqueueAll();
 
   const resync = setInterval(enqueueAll, options.resyncMs ?? 300_000);
@@ -146,7 +173,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       stopped = true;
       clearInterval(resync);
       for (const timer of restartTimers) clearTimeout(timer);
-      await Promise.all([soInformer.stop(), hpaInformer.stop()]);
+      await Promise.all([soInformer.stop(), hpaInformer.stop(), ...authInformers.map((a) => a.informer.stop())]);
       await queue.stop();
     },
   };

@@ -26,6 +26,7 @@ import {
   kubeTime,
   type ConditionFields,
 } from './conditions.ts';
+import { AuthResolutionError, type AuthResolution, type AuthResolver } from './auth-resolver.ts';
 import { desiredHpa } from './hpa.ts';
 import type { KubePort, ObjectRef } from './kube.ts';
 import {
@@ -42,6 +43,8 @@ import type { HandlerResult } from './workqueue.ts';
 
 export interface ReconcilerDeps {
   readonly kube: KubePort;
+  /** Resolves TriggerAuthentications and the scale target's environment (read afresh on every reconcile). */
+  readonly auth: AuthResolver;
   /** Handed to scalers that discover endpoints. */
   readonly cluster: ClusterPort;
   readonly store: MetricStore;
@@ -55,6 +58,8 @@ export interface ReconcilerDeps {
 interface Running {
   readonly uid: string;
   readonly generation: number;
+  /** Of the resolved credentials: a changed Secret restarts the loop with new scalers. */
+  readonly fingerprint: string;
   readonly loop: ScalingLoop;
 }
 
@@ -70,7 +75,7 @@ function splitKey(key: string): { namespace: string; name: string } {
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-function buildScalers(so: ScaledObject, owner: string, cluster: ClusterPort): Scaler[] {
+function buildScalers(so: ScaledObject, owner: string, cluster: ClusterPort, auth: AuthResolution): Scaler[] {
   const built: Scaler[] = [];
   try {
     for (const [index, trigger] of so.spec.triggers.entries()) {
@@ -83,8 +88,8 @@ function buildScalers(so: ScaledObject, owner: string, cluster: ClusterPort): Sc
           metadata: trigger.metadata,
           // Utilization is rejected by parseScaledObject for external triggers.
           metricType: trigger.metricType === 'Value' ? 'Value' : 'AverageValue',
-          authParams: {},
-          resolvedEnv: {},
+          authParams: auth.triggers[index]?.authParams ?? {},
+          resolvedEnv: auth.triggers[index]?.resolvedEnv ?? {},
           cluster,
           owner,
         }),
@@ -130,11 +135,21 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const previous = (raw as { status?: ScaledObjectStatus }).status ?? {};
 
     let so: ScaledObject;
+    let auth: AuthResolution;
     let scalers: Scaler[];
     try {
       so = parseScaledObject(raw);
-      scalers = buildScalers(so, key, deps.cluster);
+      auth = await deps.auth.resolve(so);
+      scalers = buildScalers(so, key, deps.cluster, auth);
     } catch (err) {
+      if (err instanceof AuthResolutionError) {
+        // May heal by itself (a Secret created a moment later, an API hiccup): say so, keep what runs, retry.
+        await writeStatus(raw, ref, {
+          ...previous,
+          conditions: withConditions(previous, [scaledObjectCheckFailed(err)], now()),
+        });
+        throw err;
+      }
       if (!(err instanceof ValidationError)) throw err;
       await stopLoop(key);
       deps.store.deleteOwner(key);
@@ -162,7 +177,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const uid = so.metadata.uid ?? '';
     const generation = so.metadata.generation ?? 0;
     let current = running.get(key);
-    if (current?.uid === uid && current.generation === generation) {
+    if (current?.uid === uid && current.generation === generation && current.fingerprint === auth.fingerprint) {
       for (const scaler of scalers) void scaler.close();
     } else {
       const old = await stopLoop(key);
@@ -203,7 +218,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         },
         lastActiveTime,
       );
-      current = { uid, generation, loop };
+      current = { uid, generation, fingerprint: auth.fingerprint, loop };
       running.set(key, current);
       loop.start();
       deps.log('info', `scaling loop started for ${key}`, {
@@ -229,6 +244,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await Promise.all([...running.keys()].map((key) => stopLoop(key)));
     },
   };
+}
+
+/**
+ * KEDA's TriggerError / PartialTriggerError message, followed by what failed (`<metric>: <error>; …`), so that
+ * `kubectl describe` says why. Scaler errors never contain credentials.
+ */
+function withTriggerErrors(ready: ConditionFields, snapshot: LoopSnapshot): ConditionFields {
+  if (ready.reason !== 'TriggerError' && ready.reason !== 'PartialTriggerError') return ready;
+  const failures = snapshot.triggers.flatMap((t) => (t.error !== undefined ? [`${t.metricName}: ${t.error}`] : []));
+  return failures.length > 0 ? { ...ready, message: `${ready.message ?? ''}: ${failures.join('; ')}` } : ready;
 }
 
 function withConditions(previous: ScaledObjectStatus, updates: readonly ConditionFields[], at: Date) {
@@ -273,7 +298,7 @@ export function validStatus({
         reason: 'ErrorGettingCurrentReplicas',
         message: `cannot read or write the replicas of ${target.kind} ${target.name}: ${snapshot.scaleError}`,
       }
-    : (snapshot.decision?.readyCondition ?? scaledObjectReady());
+    : withTriggerErrors(snapshot.decision?.readyCondition ?? scaledObjectReady(), snapshot);
   const active = snapshot.decision?.condition ?? activeUnknown();
   const authNames = [
     ...new Set(so.spec.triggers.flatMap((t) => (t.authenticationRef ? [t.authenticationRef.name] : []))),

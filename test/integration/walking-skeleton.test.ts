@@ -99,6 +99,11 @@ describe('walking skeleton: ScaledObject → HPA → external metrics → scale 
     );
 
     await kit.waitForReplicas('consumer', 4);
+    // The served value may trail the queue by one poll: wait for it rather than read it once.
+    await waitFor(async () => (await kit.externalMetric(metric, selector)).values[0] === '43', {
+      timeoutMs: 10_000,
+      message: 'the served metric to read 43',
+    });
     const served = await kit.externalMetric(metric, selector);
     expect(served.status).toBe(200);
     expect(served.body).toMatchObject({
@@ -157,6 +162,10 @@ describe('walking skeleton: ScaledObject → HPA → external metrics → scale 
     await kit.waitForHpa('sluice-hpa-broker-down');
     const ready = await kit.waitForCondition('broker-down', 'Ready', 'TriggerError');
     expect(ready.status).toBe('False');
+    // KEDA's reason and message, followed by what actually failed (without the credentials of the host URL).
+    expect(ready.message).toMatch(/^Triggers defined in ScaledObject are not working correctly: s0-rabbitmq-q: /);
+    expect(ready.message).toContain('127.0.0.1:1');
+    expect(ready.message).not.toContain('guest:guest');
     // The metric is an error, not a zero…
     const m = await kit.externalMetric('s0-rabbitmq-q', ScalingTestKit.selectorFor('broker-down'));
     expect(m.status).toBeGreaterThanOrEqual(500);

@@ -14,6 +14,11 @@ import {
   type JsonSchemaProps,
 } from '../../../src/operator/crd.ts';
 import { ScaledObjectSpecSchema } from '../../../src/operator/scaled-object.ts';
+import {
+  clusterTriggerAuthenticationCrd,
+  triggerAuthenticationCrd,
+  triggerAuthenticationOpenApiSchema,
+} from '../../../src/operator/trigger-authentication.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
 const CRD_FILE = path.join(ROOT, 'crds', 'scaledobject.yaml');
@@ -161,6 +166,97 @@ describe('the CRD', () => {
   });
 });
 
+describe.each([
+  {
+    file: 'triggerauthentication.yaml',
+    crd: triggerAuthenticationCrd,
+    name: 'triggerauthentications.sluice.dev',
+    scope: 'Namespaced',
+    names: {
+      kind: 'TriggerAuthentication',
+      listKind: 'TriggerAuthenticationList',
+      plural: 'triggerauthentications',
+      singular: 'triggerauthentication',
+      shortNames: ['ta', 'triggerauth'],
+    },
+  },
+  {
+    file: 'clustertriggerauthentication.yaml',
+    crd: clusterTriggerAuthenticationCrd,
+    name: 'clustertriggerauthentications.sluice.dev',
+    scope: 'Cluster',
+    names: {
+      kind: 'ClusterTriggerAuthentication',
+      listKind: 'ClusterTriggerAuthenticationList',
+      plural: 'clustertriggerauthentications',
+      singular: 'clustertriggerauthentication',
+      shortNames: ['cta', 'clustertriggerauth'],
+    },
+  },
+])('crds/$file', ({ file, crd, name, scope, names }) => {
+  test('is what the generator writes today (run `npm run crds` if this fails)', async () => {
+    const onDisk = await readFile(path.join(ROOT, 'crds', file), 'utf8');
+    expect(onDisk).toBe(renderCrds().get(file));
+    expect(parse(onDisk)).toStrictEqual(crd());
+  });
+
+  test("KEDA's names, scope and shortNames; one served storage version with a status subresource", () => {
+    const built = crd();
+    expect(built.metadata.name).toBe(name);
+    expect(built.spec.group).toBe('sluice.dev');
+    expect(built.spec.scope).toBe(scope);
+    expect(built.spec.names).toStrictEqual(names);
+    expect(built.spec.versions.map((v) => [v.name, v.served, v.storage, v.subresources])).toStrictEqual([
+      ['v1alpha1', true, true, { status: {} }],
+    ]);
+  });
+
+  test("KEDA's printer columns (no Vault address, no scaled jobs) plus Age", () => {
+    expect(crd().spec.versions[0]?.additionalPrinterColumns.map((c) => [c.name, c.jsonPath])).toStrictEqual([
+      ['PodIdentity', '.spec.podIdentity.provider'],
+      ['Secret', '.spec.secretTargetRef[*].name'],
+      ['Env', '.spec.env[*].name'],
+      ['ScaledObjects', '.status.scaledobjects'],
+      ['Age', '.metadata.creationTimestamp'],
+    ]);
+  });
+
+  const schema = triggerAuthenticationOpenApiSchema(names.kind as 'TriggerAuthentication');
+  const all = [...nodes(schema)];
+
+  test('it has a node for every field', () => {
+    expect(all.map(([at]) => at)).toEqual(
+      expect.arrayContaining([
+        '$.spec.secretTargetRef[].key',
+        '$.spec.configMapTargetRef[].parameter',
+        '$.spec.env[].containerName',
+        '$.spec.podIdentity.provider',
+        '$.spec.hashiCorpVault',
+        '$.spec.boundServiceAccountToken[]',
+        '$.status.scaledobjects',
+      ]),
+    );
+    expect(schema.properties?.['spec']?.properties?.['secretTargetRef']?.items?.required).toStrictEqual([
+      'parameter',
+      'name',
+      'key',
+    ]);
+    expect(schema.properties?.['spec']?.properties?.['env']?.items?.required).toStrictEqual(['parameter', 'name']);
+  });
+
+  test.each(all)(
+    '%s: typed, only supported keywords, no properties together with additionalProperties',
+    (_at, node) => {
+      expect(
+        node.type ?? (node['x-kubernetes-preserve-unknown-fields'] === true ? 'preserved' : undefined),
+      ).toBeDefined();
+      for (const key of Object.keys(node)) expect(ALLOWED_KEYS).toContain(key);
+      expect(node.properties !== undefined && node.additionalProperties !== undefined).toBe(false);
+      for (const required of node.required ?? []) expect(node.properties?.[required]).toBeDefined();
+    },
+  );
+});
+
 describe('toStructuralSchema', () => {
   const rejects: { comment: string; schema: unknown; error: string }[] = [
     {
@@ -239,12 +335,39 @@ describe('scripts/gen-crds.ts', () => {
 
     const fresh = output();
     expect(await main(['--check', '--out-dir', dir], fresh.out)).toBe(0);
-    expect(fresh.lines).toStrictEqual(['gen-crds: scaledobject.yaml up to date']);
+    expect(fresh.lines).toStrictEqual([
+      'gen-crds: scaledobject.yaml, triggerauthentication.yaml, clustertriggerauthentication.yaml up to date',
+    ]);
 
     await writeFile(path.join(dir, 'scaledobject.yaml'), written.replace('default: 300', 'default: 301'));
     const stale = output();
     expect(await main(['--check', '--out-dir', dir], stale.out)).toBe(1);
-    expect(stale.lines.join('\n')).toContain('gen-crds: out of date with src/operator/scaled-object.ts');
+    expect(stale.lines.join('\n')).toContain('gen-crds: out of date with src/operator/scaled-object.ts:');
+
+    // The other files name their own source, and each stale file is listed.
+    await writeFile(path.join(dir, 'scaledobject.yaml'), written);
+    await writeFile(path.join(dir, 'clustertriggerauthentication.yaml'), 'stale\n');
+    const staleAuth = output();
+    expect(await main(['--check', '--out-dir', dir], staleAuth.out)).toBe(1);
+    expect(staleAuth.lines.join('\n')).toContain(
+      `gen-crds: out of date with src/operator/trigger-authentication.ts: ${path.relative(process.cwd(), path.join(dir, 'clustertriggerauthentication.yaml'))}\n`,
+    );
+    expect(staleAuth.lines.join('\n')).not.toContain('scaledobject.yaml');
+  });
+
+  test('writes all three CRD files, each headed by the file it is generated from', async () => {
+    const write = output();
+    expect(await main(['--out-dir', dir], write.out)).toBe(0);
+    for (const [file, source] of [
+      ['scaledobject.yaml', 'src/operator/scaled-object.ts'],
+      ['triggerauthentication.yaml', 'src/operator/trigger-authentication.ts'],
+      ['clustertriggerauthentication.yaml', 'src/operator/trigger-authentication.ts'],
+    ] as const) {
+      const text = await readFile(path.join(dir, file), 'utf8');
+      expect(text.split('\n')[0]).toBe(
+        `# Generated by scripts/gen-crds.ts from ${source}. Do not edit: run \`npm run crds\`.`,
+      );
+    }
   });
 
   test('the generated file is deterministic', async () => {
@@ -269,5 +392,6 @@ describe('scripts/gen-crds.ts', () => {
     const repo = spawnSync(process.execPath, [script, '--check'], { encoding: 'utf8', cwd: ROOT });
     expect(repo.stderr).toBe('');
     expect(repo.status).toBe(0);
-  });
+    // Two node processes: seconds each on a loaded 2-core machine.
+  }, 30_000);
 });

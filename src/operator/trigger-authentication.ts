@@ -1,0 +1,388 @@
+/**
+ * The TriggerAuthentication (namespaced, `ta`/`triggerauth`) and ClusterTriggerAuthentication (cluster-scoped,
+ * `cta`/`clustertriggerauth`) resources: one TypeBox schema for their common spec gives the TypeScript types, the
+ * runtime validator (parseTriggerAuthentication) and both CRDs' openAPIV3Schema (keda-compat.md §4). Field for field
+ * KEDA's `keda.sh/v1alpha1` TriggerAuthenticationSpec, under `sluice.dev/v1alpha1`.
+ *
+ * sluice resolves `secretTargetRef`, `configMapTargetRef` and `env` (auth-resolver.ts). KEDA's other sources
+ * (`podIdentity` providers other than `none`, `filePath`, `hashiCorpVault`, `azureKeyVault`, `gcpSecretManager`,
+ * `awsSecretManager`, `boundServiceAccountToken`, `oauth2`) are part of the CRD so that a KEDA manifest applies as it
+ * is, and parseTriggerAuthentication rejects them by name ("not supported by sluice yet"), so a ScaledObject that uses
+ * such an object gets Ready=False saying why instead of scaling with credentials silently missing.
+ */
+import Type, { type Static } from 'typebox';
+import { Value } from 'typebox/value';
+import { ValidationError } from '../errors.ts';
+import { toStructuralSchema, type CustomResourceDefinition, type JsonSchemaProps, type PrinterColumn } from './crd.ts';
+import { API_VERSION, GROUP, VERSION } from './scaled-object.ts';
+
+export const TRIGGER_AUTHENTICATION = {
+  kind: 'TriggerAuthentication',
+  listKind: 'TriggerAuthenticationList',
+  plural: 'triggerauthentications',
+  singular: 'triggerauthentication',
+  shortNames: ['ta', 'triggerauth'],
+  scope: 'Namespaced',
+} as const;
+
+export const CLUSTER_TRIGGER_AUTHENTICATION = {
+  kind: 'ClusterTriggerAuthentication',
+  listKind: 'ClusterTriggerAuthenticationList',
+  plural: 'clustertriggerauthentications',
+  singular: 'clustertriggerauthentication',
+  shortNames: ['cta', 'clustertriggerauth'],
+  scope: 'Cluster',
+} as const;
+
+export type AuthenticationKind = typeof TRIGGER_AUTHENTICATION.kind | typeof CLUSTER_TRIGGER_AUTHENTICATION.kind;
+
+/** KEDA's podIdentity providers (the CRD enum); sluice supports only `none` so far. */
+export const POD_IDENTITY_PROVIDERS = ['azure-workload', 'gcp', 'aws', 'aws-eks', 'none'] as const;
+const SUPPORTED_POD_IDENTITY_PROVIDERS: readonly string[] = ['none'];
+
+// ---------------------------------------------------------------------------------------------------------------
+// spec
+
+const Parameter = Type.String({ minLength: 1, description: 'The scaler parameter this value is given as.' });
+
+const TargetRefSchema = (what: 'Secret' | 'ConfigMap') =>
+  Type.Object(
+    {
+      parameter: Parameter,
+      name: Type.String({
+        minLength: 1,
+        description: `Name of the ${what}: in the ScaledObject's namespace for a TriggerAuthentication, in the operator's cluster-object namespace for a ClusterTriggerAuthentication.`,
+      }),
+      key: Type.String({ minLength: 1, description: `Key in the ${what}'s data.` }),
+    },
+    { additionalProperties: false },
+  );
+
+const EnvSchema = Type.Object(
+  {
+    parameter: Parameter,
+    name: Type.String({
+      minLength: 1,
+      description: "Name of an environment variable of the scale target's container.",
+    }),
+    containerName: Type.Optional(
+      Type.String({ description: "Container of the scale target's pod template (default: the first)." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const PodIdentitySchema = Type.Object(
+  {
+    provider: Type.Enum([...POD_IDENTITY_PROVIDERS], {
+      type: 'string',
+      description: 'Platform identity to authenticate with; sluice supports only "none" so far.',
+    }),
+    identityId: Type.Optional(Type.String()),
+    identityTenantId: Type.Optional(Type.String()),
+    identityAuthorityHost: Type.Optional(Type.String()),
+    roleArn: Type.Optional(Type.String()),
+    externalID: Type.Optional(Type.String()),
+    identityOwner: Type.Optional(Type.Enum(['keda', 'workload'], { type: 'string' })),
+  },
+  { additionalProperties: false, description: 'Pod identity (KEDA); only provider "none" is supported by sluice.' },
+);
+
+/** A KEDA source sluice does not implement: kept (not pruned) so parseTriggerAuthentication can name it. */
+const unsupportedObject = (description: string) =>
+  Type.Optional(
+    Type.Object(
+      {},
+      { 'x-kubernetes-preserve-unknown-fields': true, description: `${description} (not supported by sluice yet).` },
+    ),
+  );
+
+/** Spec fields KEDA has and sluice rejects, in KEDA's resolution order. */
+export const UNSUPPORTED_SOURCES = [
+  'filePath',
+  'hashiCorpVault',
+  'azureKeyVault',
+  'gcpSecretManager',
+  'awsSecretManager',
+  'boundServiceAccountToken',
+  'oauth2',
+] as const;
+
+export const TriggerAuthenticationSpecSchema = Type.Object(
+  {
+    podIdentity: Type.Optional(PodIdentitySchema),
+    secretTargetRef: Type.Optional(
+      Type.Array(TargetRefSchema('Secret'), {
+        description: 'Parameters read from Secrets; applied after env and configMapTargetRef, so they win.',
+      }),
+    ),
+    configMapTargetRef: Type.Optional(
+      Type.Array(TargetRefSchema('ConfigMap'), {
+        description: 'Parameters read from ConfigMaps; applied after env.',
+      }),
+    ),
+    env: Type.Optional(
+      Type.Array(EnvSchema, {
+        description: "Parameters read from the scale target's container environment; applied first.",
+      }),
+    ),
+    filePath: Type.Optional(
+      Type.String({ description: 'KEDA: a file mounted in the operator (not supported by sluice yet).' }),
+    ),
+    hashiCorpVault: unsupportedObject('HashiCorp Vault'),
+    azureKeyVault: unsupportedObject('Azure Key Vault'),
+    gcpSecretManager: unsupportedObject('GCP Secret Manager'),
+    awsSecretManager: unsupportedObject('AWS Secrets Manager'),
+    boundServiceAccountToken: Type.Optional(
+      Type.Array(Type.Object({}, { 'x-kubernetes-preserve-unknown-fields': true }), {
+        description: 'Bound service account tokens (not supported by sluice yet).',
+      }),
+    ),
+    oauth2: unsupportedObject('OAuth2 client credentials'),
+  },
+  {
+    additionalProperties: false,
+    description: 'TriggerAuthenticationSpec: where the parameters of a trigger come from (KEDA keda.sh/v1alpha1).',
+  },
+);
+
+export const TriggerAuthenticationStatusSchema = Type.Object(
+  {
+    scaledobjects: Type.Optional(Type.String({ description: 'Comma-separated names of the ScaledObjects using it.' })),
+  },
+  { description: 'TriggerAuthenticationStatus.' },
+);
+
+const ObjectMetaSchema = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  namespace: Type.Optional(Type.String()),
+  uid: Type.Optional(Type.String()),
+  resourceVersion: Type.Optional(Type.String()),
+  generation: Type.Optional(Type.Integer()),
+});
+
+export const TriggerAuthenticationSchema = Type.Object({
+  apiVersion: Type.Optional(Type.String()),
+  kind: Type.Optional(Type.String()),
+  metadata: ObjectMetaSchema,
+  spec: TriggerAuthenticationSpecSchema,
+  status: Type.Optional(TriggerAuthenticationStatusSchema),
+});
+
+export type TriggerAuthentication = Static<typeof TriggerAuthenticationSchema>;
+export type TriggerAuthenticationSpec = Static<typeof TriggerAuthenticationSpecSchema>;
+export type AuthSecretTargetRef = Static<ReturnType<typeof TargetRefSchema>>;
+export type AuthEnvironment = Static<typeof EnvSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// parsing
+
+/**
+ * Validates a (Cluster)TriggerAuthentication against the schema, then rejects what sluice does not implement.
+ * Throws ValidationError whose field is relative to the object (`spec.secretTargetRef[0].key`). The input is not
+ * modified. Fields the metadata carries beyond those in the schema (managedFields, labels, …) are ignored.
+ */
+export function parseTriggerAuthentication(obj: unknown, kind: AuthenticationKind): TriggerAuthentication {
+  if (!isPlainObject(obj)) throw new ValidationError(kind, `must be an object, got ${describeValue(obj)}`);
+  if (obj['apiVersion'] !== undefined && obj['apiVersion'] !== API_VERSION) {
+    throw new ValidationError('apiVersion', `must be ${API_VERSION}, got ${describeValue(obj['apiVersion'])}`);
+  }
+  if (obj['kind'] !== undefined && obj['kind'] !== kind) {
+    throw new ValidationError('kind', `must be ${kind}, got ${describeValue(obj['kind'])}`);
+  }
+  const metadata = obj['metadata'];
+  const value: Record<string, unknown> = {
+    ...(obj['apiVersion'] !== undefined ? { apiVersion: obj['apiVersion'] } : {}),
+    ...(obj['kind'] !== undefined ? { kind: obj['kind'] } : {}),
+    ...(metadata !== undefined
+      ? { metadata: isPlainObject(metadata) ? pick(metadata, Object.keys(ObjectMetaSchema.properties)) : metadata }
+      : {}),
+    // KEDA's spec is required, but `spec: {}` is written back by some tools as no spec at all.
+    spec: obj['spec'] ?? {},
+    ...(obj['status'] !== undefined ? { status: obj['status'] } : {}),
+  };
+  for (const error of Value.Errors(TriggerAuthenticationSchema, value)) {
+    const problem = describeSchemaError(error, value);
+    if (problem) throw new ValidationError(problem.field, problem.message);
+  }
+  if (!Value.Check(TriggerAuthenticationSchema, value)) {
+    throw new ValidationError(kind, `does not match the ${kind} schema`);
+  }
+  const ta: TriggerAuthentication = structuredClone(value);
+  checkSupported(ta.spec);
+  return ta;
+}
+
+function checkSupported(spec: TriggerAuthenticationSpec): void {
+  const provider = spec.podIdentity?.provider;
+  if (provider !== undefined && !SUPPORTED_POD_IDENTITY_PROVIDERS.includes(provider)) {
+    throw new ValidationError(
+      'spec.podIdentity.provider',
+      `"${provider}" is not supported by sluice yet (only "none"); use secretTargetRef, configMapTargetRef or env`,
+    );
+  }
+  for (const source of UNSUPPORTED_SOURCES) {
+    if (spec[source] !== undefined) {
+      throw new ValidationError(
+        `spec.${source}`,
+        'is not supported by sluice yet; use secretTargetRef, configMapTargetRef or env',
+      );
+    }
+  }
+}
+
+interface SchemaError {
+  readonly keyword: string;
+  readonly instancePath: string;
+  readonly params: object;
+  readonly message: string;
+}
+
+/** A field path and a reason for one schema error; undefined for errors another error of the same node explains. */
+function describeSchemaError(error: SchemaError, root: unknown): { field: string; message: string } | undefined {
+  const segments = error.instancePath === '' ? [] : error.instancePath.slice(1).split('/');
+  const field = fieldPath(segments, root);
+  const at = (key: string) => fieldPath([...segments, key], root);
+  const value = valueAt(segments, root);
+  const params = error.params as Record<string, unknown>;
+  const first = (list: unknown) => (Array.isArray(list) && typeof list[0] === 'string' ? list[0] : '?');
+  switch (error.keyword) {
+    case 'boolean':
+      return undefined;
+    case 'required':
+      return { field: at(first(params['requiredProperties'])), message: 'is required' };
+    case 'additionalProperties':
+      return { field: at(first(params['additionalProperties'])), message: 'unknown field' };
+    case 'type':
+      return {
+        field,
+        message: `must be a${/^[aeiou]/.test(String(params['type'])) ? 'n' : ''} ${String(params['type'])}, got ${describeValue(value)}`,
+      };
+    case 'enum': {
+      const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String) : [];
+      return { field, message: `must be one of ${allowed.join(', ')}; got ${describeValue(value)}` };
+    }
+    case 'minLength':
+      return { field, message: 'must not be empty' };
+    default:
+      return { field, message: error.message };
+  }
+}
+
+/** `['spec', 'env', '0', 'name']` → `spec.env[0].name`. */
+function fieldPath(segments: readonly string[], root: unknown): string {
+  let path = '';
+  let current: unknown = root;
+  for (const raw of segments) {
+    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(current)) {
+      path += `[${segment}]`;
+      current = current[Number(segment)];
+      continue;
+    }
+    path += /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)
+      ? `${path === '' ? '' : '.'}${segment}`
+      : `[${JSON.stringify(segment)}]`;
+    current = isPlainObject(current) ? current[segment] : undefined;
+  }
+  return path === '' ? 'TriggerAuthentication' : path;
+}
+
+function valueAt(segments: readonly string[], root: unknown): unknown {
+  let current: unknown = root;
+  for (const raw of segments) {
+    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(current)) current = current[Number(segment)];
+    else if (isPlainObject(current)) current = current[segment];
+    else return undefined;
+  }
+  return current;
+}
+
+function pick(obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => obj[k] !== undefined).map((k) => [k, obj[k]]));
+}
+
+/** A value's description for messages. Strings are quoted: a TriggerAuthentication names things, holds no secrets. */
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return `"${value}"`;
+  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
+  return typeof value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CRDs
+
+/** The openAPIV3Schema shared by both kinds. */
+export function triggerAuthenticationOpenApiSchema(kind: AuthenticationKind): JsonSchemaProps {
+  return {
+    description: `${kind} says where a trigger's credentials come from (KEDA-compatible, ${API_VERSION}).`,
+    type: 'object',
+    properties: {
+      apiVersion: { description: 'APIVersion defines the versioned schema of this object.', type: 'string' },
+      kind: { description: 'Kind is the REST resource this object represents.', type: 'string' },
+      metadata: { type: 'object' },
+      spec: toStructuralSchema(TriggerAuthenticationSpecSchema, '#/spec'),
+      status: toStructuralSchema(TriggerAuthenticationStatusSchema, '#/status'),
+    },
+    required: ['spec'],
+  };
+}
+
+/** KEDA's printer columns, without the Vault address and scaled jobs sluice does not have, plus Age. */
+export const TRIGGER_AUTHENTICATION_PRINTER_COLUMNS: readonly PrinterColumn[] = [
+  { name: 'PodIdentity', type: 'string', jsonPath: '.spec.podIdentity.provider' },
+  { name: 'Secret', type: 'string', jsonPath: '.spec.secretTargetRef[*].name' },
+  { name: 'Env', type: 'string', jsonPath: '.spec.env[*].name' },
+  { name: 'ScaledObjects', type: 'string', jsonPath: '.status.scaledobjects', priority: 1 },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];
+
+function authenticationCrd(
+  names: typeof TRIGGER_AUTHENTICATION | typeof CLUSTER_TRIGGER_AUTHENTICATION,
+): CustomResourceDefinition {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${names.plural}.${GROUP}`, labels: { 'app.kubernetes.io/part-of': 'sluice' } },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: names.kind,
+        listKind: names.listKind,
+        plural: names.plural,
+        singular: names.singular,
+        shortNames: [...names.shortNames],
+      },
+      scope: names.scope,
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: TRIGGER_AUTHENTICATION_PRINTER_COLUMNS.map((c) => ({ ...c })),
+          schema: { openAPIV3Schema: triggerAuthenticationOpenApiSchema(names.kind) },
+        },
+      ],
+    },
+  };
+}
+
+/** The `triggerauthentications.sluice.dev` CRD (namespaced). */
+export function triggerAuthenticationCrd(): CustomResourceDefinition {
+  return authenticationCrd(TRIGGER_AUTHENTICATION);
+}
+
+/** The `clustertriggerauthentications.sluice.dev` CRD (cluster-scoped). */
+export function clusterTriggerAuthenticationCrd(): CustomResourceDefinition {
+  return authenticationCrd(CLUSTER_TRIGGER_AUTHENTICATION);
+}
