@@ -3,10 +3,12 @@
  * here; nothing registers itself.
  */
 import { ValidationError } from '../errors.ts';
+import { createAwsSqsQueueScaler } from './aws-sqs-queue.ts';
 import { createRabbitMqScaler } from './rabbitmq.ts';
 import type { Scaler, ScalerFactory, TriggerInput } from './scaler.ts';
 
 export const scalerFactories = {
+  'aws-sqs-queue': createAwsSqsQueueScaler,
   rabbitmq: createRabbitMqScaler,
 } as const satisfies Record<string, ScalerFactory>;
 

@@ -1,0 +1,694 @@
+import {
+  GetQueueAttributesCommand,
+  QueueDoesNotExist,
+  SQSServiceException,
+  type SQSClientConfig,
+} from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
+import {
+  awsSqsQueueScalerFactory,
+  createAwsSqsQueueScaler,
+  parseAwsSqsQueueConfig,
+  type SqsPort,
+} from '../../../src/scalers/aws-sqs-queue.ts';
+import { createScaler } from '../../../src/scalers/registry.ts';
+import type { TriggerInput } from '../../../src/scalers/scaler.ts';
+import { triggerInput } from '../../support/trigger.ts';
+
+const properUrl = 'https://sqs.eu-west-1.amazonaws.com/account_id/DeleteArtifactQ';
+const SECRET = 'S3CRET-value-never-shown';
+const TOKEN = 'T0KEN-value-never-shown';
+const staticAuth = { awsAccessKeyId: 'AKIDEXAMPLE', awsSecretAccessKey: SECRET };
+
+function trigger(
+  metadata: Record<string, string>,
+  authParams: Record<string, string> = staticAuth,
+  extra: Partial<TriggerInput> = {},
+): TriggerInput {
+  return triggerInput({ type: 'aws-sqs-queue', metadata, authParams, ...extra });
+}
+
+const base = { queueURL: properUrl, awsRegion: 'eu-west-1' };
+
+describe('aws-sqs-queue metadata', () => {
+  const accepted: {
+    comment: string;
+    metadata: Record<string, string>;
+    authParams?: Record<string, string>;
+    resolvedEnv?: Record<string, string>;
+    expect: Record<string, unknown>;
+  }[] = [
+    {
+      comment: 'properly formed queue and region (KEDA row), static credentials from the TriggerAuthentication',
+      metadata: { ...base, queueLength: '1' },
+      expect: {
+        queueUrl: properUrl,
+        queueName: 'DeleteArtifactQ',
+        target: 1,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET },
+      },
+    },
+    {
+      comment: 'defaults: queueLength 5, activation 0, in-flight counted, delayed not, no endpoint',
+      metadata: base,
+      expect: {
+        target: 5,
+        activationQueueLength: 0,
+        endpoint: undefined,
+        attributes: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      },
+    },
+    {
+      comment: 'a bare queue name (KEDA row "my-queue")',
+      metadata: { ...base, queueURL: 'my-queue' },
+      expect: { queueUrl: 'my-queue', queueName: 'my-queue' },
+    },
+    {
+      comment: 'a bare FIFO queue name',
+      metadata: { ...base, queueURL: 'orders_v2.fifo' },
+      expect: { queueName: 'orders_v2.fifo' },
+    },
+    {
+      comment: 'a FIFO queue URL on an emulator, http',
+      metadata: { ...base, queueURL: 'http://127.0.0.1:4566/000000000000/jobs.fifo' },
+      expect: { queueName: 'jobs.fifo' },
+    },
+    {
+      comment: 'custom endpoint (emulators, VPC endpoints)',
+      metadata: { ...base, awsEndpoint: 'http://localhost:4566' },
+      expect: { endpoint: 'http://localhost:4566' },
+    },
+    {
+      comment: 'scaleOnInFlight false: visible messages only (KEDA row)',
+      metadata: { ...base, scaleOnInFlight: 'false' },
+      expect: { attributes: ['ApproximateNumberOfMessages'] },
+    },
+    {
+      comment: 'scaleOnInFlight true (KEDA row) and scaleOnDelayed true: all three',
+      metadata: { ...base, scaleOnInFlight: 'true', scaleOnDelayed: 'true' },
+      expect: {
+        attributes: [
+          'ApproximateNumberOfMessages',
+          'ApproximateNumberOfMessagesNotVisible',
+          'ApproximateNumberOfMessagesDelayed',
+        ],
+      },
+    },
+    {
+      comment: 'scaleOnDelayed without in-flight',
+      metadata: { ...base, scaleOnInFlight: '0', scaleOnDelayed: '1' },
+      expect: { attributes: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed'] },
+    },
+    {
+      comment: 'integer activationQueueLength (KEDA row)',
+      metadata: { ...base, queueLength: '1', activationQueueLength: '1' },
+      expect: { target: 1, activationQueueLength: 1 },
+    },
+    {
+      comment: 'fractional queueLength (a deliberate extension: KEDA takes integers only)',
+      metadata: { ...base, queueLength: '0.5', activationQueueLength: '2.5' },
+      expect: { target: 0.5, activationQueueLength: 2.5 },
+    },
+    {
+      comment: 'temporary credentials from the TriggerAuthentication (KEDA row)',
+      metadata: base,
+      authParams: { ...staticAuth, awsSessionToken: TOKEN },
+      expect: { credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET, sessionToken: TOKEN } },
+    },
+    {
+      comment: 'the awsAccessKeyID spelling',
+      metadata: base,
+      authParams: { awsAccessKeyID: 'AKIDUPPER', awsSecretAccessKey: SECRET },
+      expect: { credentials: { accessKeyId: 'AKIDUPPER', secretAccessKey: SECRET } },
+    },
+    {
+      comment: 'no credentials at all: the SDK default chain',
+      metadata: base,
+      authParams: {},
+      expect: { credentials: undefined },
+    },
+    {
+      comment: 'identityOwner operator with empty credentials (KEDA row): the default chain',
+      metadata: { ...base, identityOwner: 'operator' },
+      authParams: { awsAccessKeyId: '', awsSecretAccessKey: '' },
+      expect: { credentials: undefined },
+    },
+    {
+      comment: 'awsRegion from the TriggerAuthentication',
+      metadata: { queueURL: properUrl },
+      authParams: { ...staticAuth, awsRegion: 'us-west-2' },
+      expect: { region: 'us-west-2' },
+    },
+    {
+      comment: 'queueURLFromEnv resolves from the scale target container (KEDA row)',
+      metadata: { queueURLFromEnv: 'QUEUE_URL', awsRegion: 'eu-west-1' },
+      resolvedEnv: { QUEUE_URL: properUrl },
+      expect: { queueUrl: properUrl, queueName: 'DeleteArtifactQ' },
+    },
+    {
+      comment: 'queueURL in metadata wins over queueURLFromEnv',
+      metadata: { ...base, queueURLFromEnv: 'QUEUE_URL' },
+      resolvedEnv: { QUEUE_URL: 'http://h/1/other' },
+      expect: { queueName: 'DeleteArtifactQ' },
+    },
+    {
+      comment: "KEDA's legacy credentials from the container environment",
+      metadata: { ...base, awsAccessKeyIDFromEnv: 'AWS_KEY', awsSecretAccessKeyFromEnv: 'AWS_SECRET' },
+      authParams: {},
+      resolvedEnv: { AWS_KEY: 'AKIDENV', AWS_SECRET: SECRET },
+      expect: { credentials: { accessKeyId: 'AKIDENV', secretAccessKey: SECRET } },
+    },
+    {
+      comment: 'values are trimmed; empty counts as absent',
+      metadata: { queueURL: ` ${properUrl} `, awsRegion: ' eu-west-1 ', queueLength: '', scaleOnDelayed: ' ' },
+      expect: { queueUrl: properUrl, target: 5, region: 'eu-west-1' },
+    },
+  ];
+  it.each(accepted)('accepts: $comment', ({ metadata, authParams, resolvedEnv, expect: expected }) => {
+    const input = trigger(metadata, authParams, resolvedEnv ? { resolvedEnv } : {});
+    expect(parseAwsSqsQueueConfig(input)).toMatchObject(expected);
+  });
+
+  const p = 'spec.triggers[0].metadata';
+  const ref = 'spec.triggers[0].authenticationRef';
+  const rejected: {
+    comment: string;
+    metadata: Record<string, string>;
+    authParams?: Record<string, string>;
+    resolvedEnv?: Record<string, string>;
+    field: string;
+    message: RegExp;
+  }[] = [
+    { comment: 'metadata empty (KEDA row)', metadata: {}, field: `${p}.queueURL`, message: /missing required/ },
+    {
+      comment: 'improperly formed queue, missing queueName (KEDA row)',
+      metadata: { ...base, queueURL: 'https://sqs.eu-west-1.amazonaws.com/account_id' },
+      field: `${p}.queueURL`,
+      message: /cannot get the queue name/,
+    },
+    {
+      comment: 'improperly formed queue, missing path (KEDA row)',
+      metadata: { ...base, queueURL: 'https://sqs.eu-west-1.amazonaws.com' },
+      field: `${p}.queueURL`,
+      message: /cannot get the queue name/,
+    },
+    {
+      comment: 'a trailing slash makes a third path segment',
+      metadata: { ...base, queueURL: `${properUrl}/` },
+      field: `${p}.queueURL`,
+      message: /exactly \/<account>\/<queue name>/,
+    },
+    {
+      comment: 'an empty account',
+      metadata: { ...base, queueURL: 'https://sqs.eu-west-1.amazonaws.com//q' },
+      field: `${p}.queueURL`,
+      message: /cannot get the queue name/,
+    },
+    {
+      comment: 'a scheme other than http(s)',
+      metadata: { ...base, queueURL: 'ftp://sqs.eu-west-1.amazonaws.com/1/q' },
+      field: `${p}.queueURL`,
+      message: /neither an http\(s\) queue URL nor a queue name/,
+    },
+    {
+      comment: 'a relative path',
+      metadata: { ...base, queueURL: '/account/q' },
+      field: `${p}.queueURL`,
+      message: /neither/,
+    },
+    {
+      comment: 'credentials in the queue URL (never echoed)',
+      metadata: { ...base, queueURL: `https://user:${SECRET}@sqs.eu-west-1.amazonaws.com/1/q` },
+      field: `${p}.queueURL`,
+      message: /must not contain credentials/,
+    },
+    {
+      comment: 'a queue name with characters SQS does not allow',
+      metadata: { ...base, queueURL: 'my queue!' },
+      field: `${p}.queueURL`,
+      message: /neither an http\(s\) queue URL nor a queue name/,
+    },
+    {
+      comment: 'a queue name longer than 80 characters',
+      metadata: { ...base, queueURL: 'q'.repeat(81) },
+      field: `${p}.queueURL`,
+      message: /1 to 80/,
+    },
+    {
+      comment: 'properly formed queue, empty region (KEDA row)',
+      metadata: { ...base, queueLength: '1', awsRegion: '' },
+      field: `${p}.awsRegion`,
+      message: /missing required/,
+    },
+    {
+      comment: 'a region that is not a DNS label',
+      metadata: { ...base, awsRegion: 'eu west 1' },
+      field: `${p}.awsRegion`,
+      message: /not an AWS region/,
+    },
+    {
+      comment: 'invalid queueLength (KEDA row; old KEDA fell back to 5)',
+      metadata: { ...base, queueLength: 'a' },
+      field: `${p}.queueLength`,
+      message: /not a number/,
+    },
+    {
+      comment: 'queueLength 0 (an HPA target of 0)',
+      metadata: { ...base, queueLength: '0' },
+      field: `${p}.queueLength`,
+      message: /greater than 0/,
+    },
+    {
+      comment: 'negative queueLength',
+      metadata: { ...base, queueLength: '-3' },
+      field: `${p}.queueLength`,
+      message: /greater than 0/,
+    },
+    {
+      comment: 'invalid activationQueueLength (KEDA row)',
+      metadata: { ...base, activationQueueLength: 'a' },
+      field: `${p}.activationQueueLength`,
+      message: /not a number/,
+    },
+    {
+      comment: 'negative activationQueueLength',
+      metadata: { ...base, activationQueueLength: '-1' },
+      field: `${p}.activationQueueLength`,
+      message: /at least 0/,
+    },
+    {
+      comment: 'scaleOnInFlight not a boolean',
+      metadata: { ...base, scaleOnInFlight: 'yes' },
+      field: `${p}.scaleOnInFlight`,
+      message: /not a boolean/,
+    },
+    {
+      comment: 'scaleOnDelayed not a boolean',
+      metadata: { ...base, scaleOnDelayed: 'sometimes' },
+      field: `${p}.scaleOnDelayed`,
+      message: /not a boolean/,
+    },
+    {
+      comment: 'awsEndpoint not a URL',
+      metadata: { ...base, awsEndpoint: 'localhost:4566' },
+      field: `${p}.awsEndpoint`,
+      message: /not an http\(s\) URL/,
+    },
+    {
+      comment: 'awsEndpoint with credentials (never echoed)',
+      metadata: { ...base, awsEndpoint: `http://k:${SECRET}@localhost:4566` },
+      field: `${p}.awsEndpoint`,
+      message: /must not contain credentials/,
+    },
+    {
+      comment: 'static credentials, missing Access Key Id (KEDA row)',
+      metadata: base,
+      authParams: { awsAccessKeyId: '', awsSecretAccessKey: SECRET },
+      field: ref,
+      message: /awsSecretAccessKey is given without awsAccessKeyID/,
+    },
+    {
+      comment: 'static credentials, missing Secret Access Key (KEDA row)',
+      metadata: base,
+      authParams: { awsAccessKeyId: 'AKIDEXAMPLE', awsSecretAccessKey: '' },
+      field: ref,
+      message: /awsAccessKeyID is given without awsSecretAccessKey/,
+    },
+    {
+      comment: 'temporary credentials, missing Access Key Id (KEDA row)',
+      metadata: base,
+      authParams: { awsAccessKeyId: '', awsSecretAccessKey: SECRET, awsSessionToken: TOKEN },
+      field: ref,
+      message: /without awsAccessKeyID/,
+    },
+    {
+      comment: 'temporary credentials, missing Secret Access Key (KEDA row)',
+      metadata: base,
+      authParams: { awsAccessKeyId: 'AKIDEXAMPLE', awsSecretAccessKey: '', awsSessionToken: TOKEN },
+      field: ref,
+      message: /without awsSecretAccessKey/,
+    },
+    {
+      comment: 'a session token alone',
+      metadata: base,
+      authParams: { awsSessionToken: TOKEN },
+      field: ref,
+      message: /awsSessionToken is given without/,
+    },
+    {
+      comment: 'legacy awsAccessKeyIDFromEnv without awsSecretAccessKeyFromEnv',
+      metadata: { ...base, awsAccessKeyIDFromEnv: 'AWS_KEY' },
+      authParams: {},
+      resolvedEnv: { AWS_KEY: 'AKIDENV' },
+      field: `${p}.awsSecretAccessKeyFromEnv`,
+      message: /without awsSecretAccessKey/,
+    },
+    {
+      comment: 'awsSecretAccessKeyFromEnv naming a variable the container lacks',
+      metadata: { ...base, awsAccessKeyIDFromEnv: 'AWS_KEY', awsSecretAccessKeyFromEnv: 'NOPE' },
+      authParams: {},
+      resolvedEnv: { AWS_KEY: 'AKIDENV' },
+      field: `${p}.awsSecretAccessKeyFromEnv`,
+      message: /no environment variable "NOPE"/,
+    },
+    {
+      comment: 'a secret written inline in metadata',
+      metadata: { ...base, awsAccessKeyID: 'AKIDEXAMPLE', awsSecretAccessKey: SECRET },
+      authParams: {},
+      field: `${p}.awsSecretAccessKey`,
+      message: /must not be written in trigger metadata/,
+    },
+    {
+      comment: 'a role to assume (KEDA row "with AWS Role from TriggerAuthentication"): not supported',
+      metadata: base,
+      authParams: { awsRoleArn: 'arn:aws:iam::123456789012:role/sqs' },
+      field: ref,
+      message: /awsRoleArn .* not supported/,
+    },
+    {
+      comment: 'identityOwner operator together with static credentials',
+      metadata: { ...base, identityOwner: 'operator' },
+      field: `${p}.identityOwner`,
+      message: /cannot be combined/,
+    },
+    {
+      comment: 'an unknown identityOwner',
+      metadata: { ...base, identityOwner: 'workload' },
+      field: `${p}.identityOwner`,
+      message: /must be one of pod, operator/,
+    },
+    {
+      comment: 'queueURLFromEnv naming a variable the container lacks (KEDA row "missing both")',
+      metadata: { queueURLFromEnv: 'QUEUE_URL', awsRegion: 'eu-west-1' },
+      field: `${p}.queueURLFromEnv`,
+      message: /no environment variable "QUEUE_URL"/,
+    },
+    {
+      comment: 'queueURLFromEnv naming an empty variable (KEDA row "empty env")',
+      metadata: { queueURLFromEnv: 'QUEUE_URL', awsRegion: 'eu-west-1' },
+      resolvedEnv: { QUEUE_URL: '' },
+      field: `${p}.queueURLFromEnv`,
+      message: /or it is empty/,
+    },
+  ];
+  it.each(rejected)('rejects: $comment', ({ metadata, authParams, resolvedEnv, field, message }) => {
+    let caught: unknown;
+    try {
+      parseAwsSqsQueueConfig(trigger(metadata, authParams, resolvedEnv ? { resolvedEnv } : {}));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ValidationError);
+    const err = caught as ValidationError;
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(message);
+    expect(err.message).not.toContain(SECRET);
+    expect(err.message).not.toContain(TOKEN);
+  });
+
+  it('uses the trigger index in error paths', () => {
+    expect(() => parseAwsSqsQueueConfig(trigger({ awsRegion: 'x' }, {}, { index: 3 }))).toThrow(
+      expect.objectContaining({ field: 'spec.triggers[3].metadata.queueURL' }),
+    );
+  });
+
+  it('names the metric as KEDA does: s<index>-aws-sqs-<queue name>, normalized', async () => {
+    const cases = [
+      { index: 0, queueURL: properUrl, expected: 's0-aws-sqs-DeleteArtifactQ' },
+      { index: 1, queueURL: properUrl, expected: 's1-aws-sqs-DeleteArtifactQ' },
+      { index: 0, queueURL: 'my-queue', expected: 's0-aws-sqs-my-queue' },
+      { index: 2, queueURL: 'https://sqs.us-east-1.amazonaws.com/1/jobs.fifo', expected: 's2-aws-sqs-jobs-fifo' },
+    ];
+    for (const c of cases) {
+      const scaler = createAwsSqsQueueScaler(
+        trigger({ ...base, queueURL: c.queueURL }, staticAuth, { index: c.index }),
+      );
+      expect(scaler.metricName).toBe(c.expected);
+      await scaler.close();
+    }
+  });
+
+  it('is registered as aws-sqs-queue', async () => {
+    const scaler = createScaler(trigger(base));
+    expect(scaler.metricName).toBe('s0-aws-sqs-DeleteArtifactQ');
+    expect(scaler.target).toBe(5);
+    await scaler.close();
+  });
+});
+
+/** A stub SQS client: records what it was built with and asked, answers with `reply`. */
+function stubClient(reply: (input: GetQueueAttributesCommand['input'], signal: AbortSignal | undefined) => unknown) {
+  const state = {
+    configs: [] as SQSClientConfig[],
+    inputs: [] as GetQueueAttributesCommand['input'][],
+    destroyed: 0,
+  };
+  const factory = awsSqsQueueScalerFactory((config) => {
+    state.configs.push(config);
+    const port = {
+      send: async (command: GetQueueAttributesCommand, options?: { abortSignal?: AbortSignal }) => {
+        state.inputs.push(command.input);
+        await Promise.resolve();
+        const answer = reply(command.input, options?.abortSignal);
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+      destroy: () => {
+        state.destroyed++;
+      },
+    };
+    return port as unknown as SqsPort;
+  });
+  return { factory, state };
+}
+
+const attrs = {
+  ApproximateNumberOfMessages: '200',
+  ApproximateNumberOfMessagesNotVisible: '100',
+  ApproximateNumberOfMessagesDelayed: '50',
+};
+const signal = () => AbortSignal.timeout(5000);
+
+async function sampleError(promise: Promise<unknown>): Promise<ScalerError> {
+  try {
+    const value = await promise;
+    throw new Error(`expected an error, got ${JSON.stringify(value)}`);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScalerError);
+    return err as ScalerError;
+  }
+}
+
+describe('aws-sqs-queue sample() against a stub client', () => {
+  it('creates the client lazily, once, with the endpoint, region and credentials, and destroys it on close', async () => {
+    const { factory, state } = stubClient(() => ({ Attributes: attrs }));
+    const scaler = factory(
+      trigger({ ...base, awsEndpoint: 'http://127.0.0.1:4566' }, { ...staticAuth, awsSessionToken: TOKEN }),
+    );
+    expect(state.configs).toHaveLength(0); // building never connects
+    await scaler.sample(signal());
+    await scaler.sample(signal());
+    expect(state.configs).toEqual([
+      {
+        region: 'eu-west-1',
+        endpoint: 'http://127.0.0.1:4566',
+        useQueueUrlAsEndpoint: false,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET, sessionToken: TOKEN },
+      },
+    ]);
+    expect(state.inputs[0]).toEqual({
+      QueueUrl: properUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    });
+    await scaler.close();
+    await scaler.close();
+    expect(state.destroyed).toBe(1);
+  });
+
+  it('leaves credentials to the default chain when the trigger has none', async () => {
+    const { factory, state } = stubClient(() => ({ Attributes: attrs }));
+    await factory(trigger(base, {})).sample(signal());
+    expect(state.configs[0]).toEqual({ region: 'eu-west-1', useQueueUrlAsEndpoint: false });
+  });
+
+  it('closing a scaler that never sampled creates nothing', async () => {
+    const { factory, state } = stubClient(() => ({ Attributes: attrs }));
+    await factory(trigger(base)).close();
+    expect(state.configs).toHaveLength(0);
+  });
+
+  const sums = [
+    { comment: 'visible + in flight (default)', metadata: {}, value: 300 },
+    { comment: 'visible only', metadata: { scaleOnInFlight: 'false' }, value: 200 },
+    { comment: 'visible + in flight + delayed', metadata: { scaleOnDelayed: 'true' }, value: 350 },
+    { comment: 'visible + delayed', metadata: { scaleOnInFlight: 'false', scaleOnDelayed: 'true' }, value: 250 },
+  ];
+  it.each(sums)('sums the chosen attributes: $comment', async ({ metadata, value }) => {
+    const { factory } = stubClient(() => ({ Attributes: attrs }));
+    expect(await factory(trigger({ ...base, ...metadata })).sample(signal())).toEqual({ value, active: true });
+  });
+
+  it('is active only above activationQueueLength (strict)', async () => {
+    const { factory } = stubClient(() => ({ Attributes: attrs }));
+    expect(await factory(trigger({ ...base, activationQueueLength: '300' })).sample(signal())).toEqual({
+      value: 300,
+      active: false,
+    });
+    expect(await factory(trigger({ ...base, activationQueueLength: '299' })).sample(signal())).toEqual({
+      value: 300,
+      active: true,
+    });
+    const empty = stubClient(() => ({
+      Attributes: { ApproximateNumberOfMessages: '0', ApproximateNumberOfMessagesNotVisible: '0' },
+    }));
+    expect(await empty.factory(trigger(base)).sample(signal())).toEqual({ value: 0, active: false });
+  });
+
+  const bad = [
+    {
+      comment: 'non-integer data (KEDA row)',
+      attributes: { ApproximateNumberOfMessages: 'NotInt', ApproximateNumberOfMessagesNotVisible: 'NotInt' },
+      expected: /non-integer ApproximateNumberOfMessages/,
+    },
+    {
+      comment: 'a missing attribute',
+      attributes: { ApproximateNumberOfMessages: '3' },
+      expected: /did not return ApproximateNumberOfMessagesNotVisible/,
+    },
+    { comment: 'no attributes at all', attributes: undefined, expected: /did not return ApproximateNumberOfMessages/ },
+    {
+      comment: 'a negative count',
+      attributes: { ApproximateNumberOfMessages: '-1', ApproximateNumberOfMessagesNotVisible: '0' },
+      expected: /non-integer/,
+    },
+    {
+      comment: 'a fraction',
+      attributes: { ApproximateNumberOfMessages: '1.5', ApproximateNumberOfMessagesNotVisible: '0' },
+      expected: /non-integer/,
+    },
+    {
+      comment: 'an empty string',
+      attributes: { ApproximateNumberOfMessages: '', ApproximateNumberOfMessagesNotVisible: '0' },
+      expected: /non-integer/,
+    },
+  ];
+  it.each(bad)('$comment is an error, not 0', async ({ attributes, expected }) => {
+    const { factory } = stubClient(() => ({ Attributes: attributes }));
+    expect((await sampleError(factory(trigger(base)).sample(signal()))).message).toMatch(expected);
+  });
+
+  const failures = [
+    {
+      comment: 'QueueDoesNotExist',
+      error: () => new QueueDoesNotExist({ message: 'The specified queue does not exist.', $metadata: {} }),
+      expected: /queue "DeleteArtifactQ" at region eu-west-1 does not exist/,
+    },
+    {
+      comment: 'SignatureDoesNotMatch (a wrong secret)',
+      error: () =>
+        new SQSServiceException({
+          name: 'SignatureDoesNotMatch',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+          // A server that echoes what it was sent must not get a credential into the message.
+          message: `signature mismatch for ${SECRET} / ${TOKEN}`,
+        }),
+      expected: /refused the credentials .*SignatureDoesNotMatch/,
+    },
+    {
+      comment: 'an unknown error with HTTP 403',
+      error: () =>
+        new SQSServiceException({
+          name: 'Forbidden',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+          message: '',
+        }),
+      expected: /refused the credentials/,
+    },
+    {
+      comment: 'no credentials from the default chain',
+      error: () =>
+        Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }),
+      expected: /no AWS credentials/,
+    },
+    {
+      comment: 'HTTP 503',
+      error: () =>
+        new SQSServiceException({
+          name: 'ServiceUnavailable',
+          $fault: 'server',
+          $metadata: { httpStatusCode: 503 },
+          message: 'down',
+        }),
+      expected: /answered HTTP 503 \(ServiceUnavailable\)/,
+    },
+    {
+      comment: 'a malformed body',
+      error: () =>
+        Object.assign(new SyntaxError("Unexpected token 'g'\n  Deserialization error: …"), {
+          $metadata: { httpStatusCode: 200 },
+        }),
+      expected: /malformed answer \(HTTP 200\)/,
+    },
+    {
+      comment: 'HTTP 403 with an answer the SDK cannot parse (moto answers auth failures in XML)',
+      error: () =>
+        Object.assign(new SyntaxError("Unexpected token '<'\n  Deserialization error: …"), {
+          $metadata: { httpStatusCode: 403 },
+        }),
+      expected: /refused the credentials for queue "DeleteArtifactQ" at region eu-west-1 \(HTTP 403\)$/,
+    },
+    {
+      comment: 'HTTP 500 with an answer the SDK cannot parse',
+      error: () =>
+        Object.assign(new SyntaxError("Unexpected token 'o'\n  Deserialization error: …"), {
+          $metadata: { httpStatusCode: 500 },
+        }),
+      expected: /the SQS endpoint answered HTTP 500 for queue/,
+    },
+    {
+      comment: 'connection refused',
+      error: () =>
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', $metadata: {} }),
+      expected: /cannot reach the SQS endpoint .*ECONNREFUSED/,
+    },
+    {
+      comment: 'throttling, or any other SQS error',
+      error: () =>
+        new SQSServiceException({
+          name: 'RequestThrottled',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+          message: 'slow down',
+        }),
+      expected: /SQS answered RequestThrottled \(HTTP 400\).*slow down/,
+    },
+  ];
+  it.each(failures)('$comment is a ScalerError that names the queue and no credential', async ({ error, expected }) => {
+    const { factory } = stubClient(() => error());
+    const err = await sampleError(factory(trigger(base, { ...staticAuth, awsSessionToken: TOKEN })).sample(signal()));
+    expect(err.message).toMatch(expected);
+    const everything = describeError(err);
+    expect(everything).not.toContain(SECRET);
+    expect(everything).not.toContain(TOKEN);
+    expect(err.cause).toBeDefined();
+  });
+
+  it('an aborted signal is a timeout error', async () => {
+    const { factory } = stubClient((_input, abortSignal) => {
+      expect(abortSignal).toBeDefined();
+      return Object.assign(new Error('Request aborted'), { name: 'AbortError' });
+    });
+    const timedOut = AbortSignal.timeout(1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The signal is already aborted: sample() refuses before sending, with a ScalerError too.
+    expect((await sampleError(factory(trigger(base)).sample(timedOut))).message).toMatch(/timed out/);
+    const live = new AbortController();
+    const pending = factory(trigger(base)).sample(live.signal);
+    live.abort(new DOMException('the poll timed out', 'TimeoutError'));
+    expect((await sampleError(pending)).message).toMatch(/reading queue "DeleteArtifactQ" .* timed out/);
+  });
+});
