@@ -4,6 +4,9 @@
  * A series is one value of one metric in one namespace, with labels. Series written by a ScaledObject's poller carry
  * the label `scaledobject.sluice.dev/name=<so>`, so the selector the generated HPA sends picks exactly its own series.
  * A series whose last poll failed keeps no value: `value` is undefined and `error` says why. It is never zero.
+ *
+ * Metric names are matched case-insensitively, as KEDA does: kube-controller-manager's external-metrics client
+ * requests the name lower-cased (`s0-rabbitmq-Orders` arrives as `s0-rabbitmq-orders`).
  */
 export interface Series {
   readonly namespace: string;
@@ -20,7 +23,7 @@ export interface Series {
 }
 
 export class MetricStore {
-  // namespace → metricName → owner → series
+  // namespace → lower-cased metricName → owner → series
   readonly #byNamespace = new Map<string, Map<string, Map<string, Series>>>();
 
   /** Writes (replaces) the series of `owner` for this namespace and metric name. */
@@ -30,17 +33,18 @@ export class MetricStore {
       metrics = new Map();
       this.#byNamespace.set(series.namespace, metrics);
     }
-    let owners = metrics.get(series.metricName);
+    const key = series.metricName.toLowerCase();
+    let owners = metrics.get(key);
     if (!owners) {
       owners = new Map();
-      metrics.set(series.metricName, owners);
+      metrics.set(key, owners);
     }
     owners.set(series.owner, series);
   }
 
-  /** All series of a metric in a namespace (any owner). The caller filters by label selector. */
+  /** All series of a metric in a namespace (any owner; name matched case-insensitively). The caller filters by label selector. */
   find(namespace: string, metricName: string): readonly Series[] {
-    const owners = this.#byNamespace.get(namespace)?.get(metricName);
+    const owners = this.#byNamespace.get(namespace)?.get(metricName.toLowerCase());
     return owners ? [...owners.values()] : [];
   }
 
@@ -49,16 +53,15 @@ export class MetricStore {
     const names = new Set<string>();
     for (const [ns, metrics] of this.#byNamespace) {
       if (namespace !== undefined && ns !== namespace) continue;
-      for (const name of metrics.keys()) names.add(name);
+      for (const owners of metrics.values()) for (const series of owners.values()) names.add(series.metricName);
     }
     return [...names].sort();
   }
 
-  /** Removes every series written by `owner` except those whose metric name is in `keep`. */
-  deleteOwner(owner: string, keep: ReadonlySet<string> = new Set()): void {
+  /** Removes every series written by `owner`. */
+  deleteOwner(owner: string): void {
     for (const [ns, metrics] of this.#byNamespace) {
       for (const [name, owners] of metrics) {
-        if (keep.has(name)) continue;
         owners.delete(owner);
         if (owners.size === 0) metrics.delete(name);
       }

@@ -33,7 +33,8 @@ describe('walking skeleton: ScaledObject → HPA → external metrics → scale 
   });
 
   it('scales a RabbitMQ consumer 0 → 4 → 0 and garbage-collects the HPA with its ScaledObject', async () => {
-    const queue = uniqueName('tasks');
+    // Capitals on purpose: the HPA controller asks for the metric name in lower case.
+    const queue = `Tasks-${uniqueName('q')}`;
     await channel.assertQueue(queue, { durable: false });
     await kit.createDeployment('consumer', 0);
     await kit.createScaledObject('consumer', {
