@@ -13,6 +13,11 @@ interface Common {
   readonly fromAuth?: boolean;
   /** Also read from the scale target's environment variable named by metadata `<param>FromEnv` (last). */
   readonly fromEnv?: boolean;
+  /**
+   * `false`: never read from trigger metadata (KEDA's `order=authParams;resolvedEnv`, used for credentials). A value
+   * there is an error naming the field, not silently ignored as in KEDA.
+   */
+  readonly fromMetadata?: false;
   readonly description?: string;
 }
 export interface StringParam extends Common {
@@ -40,7 +45,32 @@ export interface EnumParam<V extends string = string> extends Common {
   readonly default?: V;
   readonly optional?: boolean;
 }
-export type Param = StringParam | NumberParam | BooleanParam | EnumParam;
+/**
+ * A duration, parsed to milliseconds (KEDA's rule): a plain integer is milliseconds (`"1500"`), anything else is a Go
+ * duration (`"300ms"`, `"1.5s"`, `"1m30s"`; units ns, us/µs, ms, s, m, h). Negative durations are rejected.
+ */
+export interface DurationParam extends Common {
+  readonly type: 'duration';
+  /** In milliseconds. */
+  readonly default?: number;
+  readonly optional?: boolean;
+  /** Smallest accepted value in milliseconds (inclusive). */
+  readonly min?: number;
+  /** Largest accepted value in milliseconds (inclusive). */
+  readonly max?: number;
+}
+/**
+ * A map written `k1=v1,k2=v2` (KEDA's map parameters, e.g. `customHeaders`): pairs separated by `,`, key and value by
+ * the first `=` (so a value may contain `=`), both trimmed. A pair without `=`, an empty key or a repeated key is an
+ * error. Values may not contain `,`.
+ */
+export interface MapParam extends Common {
+  readonly type: 'map';
+  readonly default?: Readonly<Record<string, string>>;
+  readonly optional?: boolean;
+  readonly secret?: boolean;
+}
+export type Param = StringParam | NumberParam | BooleanParam | EnumParam | DurationParam | MapParam;
 export type ParamSpec = Readonly<Record<string, Param>>;
 
 type Present<P> = P extends { default: unknown } ? true : P extends { optional: true } ? false : true;
@@ -52,7 +82,11 @@ type ValueOf<P> = P extends StringParam
       ? boolean
       : P extends EnumParam<infer V>
         ? V
-        : never;
+        : P extends DurationParam
+          ? number
+          : P extends MapParam
+            ? Readonly<Record<string, string>>
+            : never;
 export type Parsed<S extends ParamSpec> = {
   readonly [K in keyof S]: Present<S[K]> extends true ? ValueOf<S[K]> : ValueOf<S[K]> | undefined;
 };
@@ -72,10 +106,14 @@ export interface ParamSources {
  */
 export function lookupParam(
   name: string,
-  param: Pick<Common, 'fromAuth' | 'fromEnv'>,
+  param: Pick<Common, 'fromAuth' | 'fromEnv' | 'fromMetadata'>,
   sources: ParamSources,
 ): string | undefined {
   const fromMetadata = sources.metadata[name]?.trim();
+  if (fromMetadata && param.fromMetadata === false) {
+    const where = param.fromEnv === true ? `a TriggerAuthentication or ${name}FromEnv` : 'a TriggerAuthentication';
+    throw new ValidationError(`${sources.path}.${name}`, `must come from ${where}, not from trigger metadata`);
+  }
   if (fromMetadata) return fromMetadata;
   if (param.fromAuth === true) {
     const fromAuth = sources.authParams[name]?.trim();
@@ -144,5 +182,94 @@ function parseOne(name: string, param: Param, raw: string | undefined, path: str
       }
       return raw;
     }
+    case 'duration': {
+      const ms = parseDurationMs(raw);
+      if (ms === undefined) {
+        throw new ValidationError(
+          field,
+          `"${raw}" is not a duration (use a Go duration such as "30s" or "1m30s", or whole milliseconds)`,
+        );
+      }
+      if (ms < 0) throw new ValidationError(field, `must not be negative, got ${raw}`);
+      if (param.min !== undefined && ms < param.min) {
+        throw new ValidationError(field, `must be at least ${formatDurationMs(param.min)}, got ${raw}`);
+      }
+      if (param.max !== undefined && ms > param.max) {
+        throw new ValidationError(field, `must be at most ${formatDurationMs(param.max)}, got ${raw}`);
+      }
+      return ms;
+    }
+    case 'map':
+      return parseMap(raw, field);
   }
+}
+
+function parseMap(raw: string, field: string): Readonly<Record<string, string>> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  const pairs = raw.split(',');
+  for (const [i, pair] of pairs.entries()) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? '' : pair.slice(0, eq).trim();
+    if (key === '') {
+      // The text may hold secrets (e.g. header values): name the position, never the contents.
+      throw new ValidationError(field, `expected key=value pairs separated by commas (pair ${i + 1} is not)`);
+    }
+    if (Object.hasOwn(out, key)) throw new ValidationError(field, `key "${key}" is given twice`);
+    out[key] = pair.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = {
+  ns: 1e-6,
+  us: 1e-3,
+  '\u00b5s': 1e-3, // µ (micro sign)
+  '\u03bcs': 1e-3, // μ (Greek mu)
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+/** Go's largest time.Duration (2^63 − 1 ns, about 292 years), in milliseconds. */
+const MAX_DURATION_MS = 9_223_372_036_854.775;
+const DURATION_PART = /(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
+
+/**
+ * KEDA's duration parameters: a plain integer is milliseconds; otherwise Go's time.ParseDuration syntax (a signed
+ * sequence of decimal numbers with units, e.g. `1h2m3.5s`; `0` alone is zero). Returns milliseconds, or undefined
+ * when `text` is neither.
+ */
+export function parseDurationMs(text: string): number | undefined {
+  if (/^\d+$/.test(text)) {
+    const ms = Number(text);
+    return ms <= MAX_DURATION_MS ? ms : undefined;
+  }
+  let rest = text;
+  let sign = 1;
+  if (rest.startsWith('-') || rest.startsWith('+')) {
+    if (rest.startsWith('-')) sign = -1;
+    rest = rest.slice(1);
+  }
+  if (rest === '') return undefined;
+  let total = 0;
+  DURATION_PART.lastIndex = 0;
+  while (DURATION_PART.lastIndex < rest.length) {
+    const at = DURATION_PART.lastIndex;
+    const match = DURATION_PART.exec(rest);
+    if (!match || match.index !== at) return undefined;
+    const [, amount = '', unit = ''] = match;
+    total += Number(amount) * (DURATION_UNIT_MS[unit] ?? Number.NaN);
+  }
+  if (!(total <= MAX_DURATION_MS)) return undefined;
+  // Whole nanoseconds, as Go keeps them (so "1.1s" is 1100 ms, not 1100.0000000000002).
+  return (sign * Math.round(total * 1e6)) / 1e6;
+}
+
+/** Milliseconds as a short Go-style duration for messages: `1500` → `1.5s`, `60000` → `1m0s`, `250` → `250ms`. */
+export function formatDurationMs(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `${h > 0 ? `${h}h` : ''}${h > 0 || m > 0 ? `${m}m` : ''}${s}s`;
 }

@@ -4,11 +4,15 @@
  */
 import { ValidationError } from '../errors.ts';
 import { createAwsSqsQueueScaler } from './aws-sqs-queue.ts';
+import { createMetricsApiScaler } from './metrics-api.ts';
+import { createPrometheusScaler } from './prometheus.ts';
 import { createRabbitMqScaler } from './rabbitmq.ts';
 import type { Scaler, ScalerFactory, TriggerInput } from './scaler.ts';
 
 export const scalerFactories = {
   'aws-sqs-queue': createAwsSqsQueueScaler,
+  'metrics-api': createMetricsApiScaler,
+  prometheus: createPrometheusScaler,
   rabbitmq: createRabbitMqScaler,
 } as const satisfies Record<string, ScalerFactory>;
 

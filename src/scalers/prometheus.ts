@@ -1,0 +1,228 @@
+/**
+ * The `prometheus` scaler (KEDA's parameters, keda-compat §8.3): one instant PromQL query,
+ * `GET <serverAddress>/api/v1/query?query=…&time=<now>[&namespace=…][&<queryParameters>]`, whose single result is
+ * the metric value. Metric name `s<index>-prometheus`; target `threshold`; active when value > `activationThreshold`.
+ *
+ * Parameters: `serverAddress` (required, http(s) URL; a path prefix is kept, e.g. `http://host/prometheus`), `query`
+ * (required), `threshold` (required, > 0), `activationThreshold` (0), `namespace` (Thanos tenancy, sent as
+ * `&namespace=`), `customHeaders` and `queryParameters` (`k1=v1,k2=v2`), `ignoreNullValues` (**false**), `unsafeSsl`
+ * (false), `timeout` (whole milliseconds or a Go duration, default 3s), and authentication through `authModes`
+ * (`bearer`, `basic`, `tls`, `custom`; values from a TriggerAuthentication: see http.ts).
+ *
+ * Deliberate differences from KEDA (an error is never read as zero; kedacore/keda#3065):
+ * - `ignoreNullValues` defaults to **false** (KEDA: true). An empty result, a NaN or ±Inf value, or an empty value
+ *   is then an error, so a broken exporter, a renamed metric or a typo in the query holds the replicas instead of
+ *   scaling to zero. With `ignoreNullValues: "true"` those read as 0, as in KEDA.
+ * - The JSON is validated strictly whatever `ignoreNullValues` says: `status` must be `success`, `resultType`
+ *   `vector` or `scalar`, and the value a `[time, "number"]` pair. A body that is not a Prometheus query response
+ *   (KEDA reads `{}` as an empty result, hence 0) and a result of more than one series are always errors.
+ * - `threshold` must be greater than 0. `queryParameters` must not set `query` or `time` (or `namespace` when the
+ *   `namespace` parameter is given); `customHeaders` must not set a header the auth modes set.
+ * - Not supported, and rejected rather than ignored: `awsRegion` (SigV4 for Amazon Managed Prometheus),
+ *   `identityOwner`, auth modes `oauth` and `apiKey`; Azure/GCP managed-Prometheus pod identities.
+ * - Plus the HTTP differences listed in http.ts (no secrets in metadata, no redirects, no credentials in the URL).
+ */
+import { ScalerError, ValidationError } from '../errors.ts';
+import { parseSampleValue } from './exposition.ts';
+import { createHttpClient, mergeHeaders, parseHttpAuth, parseHttpUrl, checkHeaders, type HttpAuth } from './http.ts';
+import { parseParams, type ParamSpec } from './metadata.ts';
+import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
+
+const params = {
+  serverAddress: { type: 'string' },
+  query: { type: 'string' },
+  threshold: { type: 'number', min: 0, exclusiveMin: true },
+  activationThreshold: { type: 'number', default: 0 },
+  namespace: { type: 'string', optional: true },
+  customHeaders: { type: 'map', optional: true },
+  queryParameters: { type: 'map', optional: true },
+  ignoreNullValues: { type: 'boolean', default: false },
+  unsafeSsl: { type: 'boolean', default: false },
+  timeout: { type: 'duration', default: 3000, min: 1 },
+} as const satisfies ParamSpec;
+
+const UNSUPPORTED: Readonly<Record<string, string>> = {
+  awsRegion: 'AWS SigV4 signing (Amazon Managed Prometheus) is not supported by sluice yet',
+  identityOwner: 'pod identities are not supported by the sluice prometheus scaler yet',
+};
+
+export interface PrometheusConfig {
+  /** `<serverAddress>/api/v1/query` with the fixed query parameters (all but `time`). */
+  readonly endpoint: URL;
+  readonly query: string;
+  readonly threshold: number;
+  readonly activationThreshold: number;
+  readonly ignoreNullValues: boolean;
+  readonly unsafeSsl: boolean;
+  readonly timeoutMs: number;
+  /** Custom headers merged with the auth headers. Secret values. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly auth: HttpAuth;
+}
+
+export function parsePrometheusConfig(trigger: TriggerInput): PrometheusConfig {
+  const path = `spec.triggers[${trigger.index}].metadata`;
+  for (const [name, why] of Object.entries(UNSUPPORTED)) {
+    if (trigger.metadata[name]?.trim()) throw new ValidationError(`${path}.${name}`, why);
+  }
+  const p = parseParams(params, {
+    metadata: trigger.metadata,
+    authParams: trigger.authParams,
+    resolvedEnv: trigger.resolvedEnv,
+    path,
+  });
+  const server = parseHttpUrl(p.serverAddress, `${path}.serverAddress`);
+  if (server.search !== '') {
+    throw new ValidationError(`${path}.serverAddress`, 'must not contain a query string (use queryParameters)');
+  }
+  // KEDA appends `/api/v1/query` to the address as written: keep any path prefix (e.g. behind a proxy).
+  const endpoint = new URL(`${server.pathname.replace(/\/+$/, '')}/api/v1/query`, server);
+  endpoint.searchParams.set('query', p.query);
+  if (p.namespace !== undefined) endpoint.searchParams.set('namespace', p.namespace);
+  for (const [name, value] of Object.entries(p.queryParameters ?? {})) {
+    if (name === 'query' || name === 'time' || (name === 'namespace' && p.namespace !== undefined)) {
+      throw new ValidationError(
+        `${path}.queryParameters`,
+        `must not set "${name}" (${name === 'namespace' ? 'the namespace parameter sets it' : 'the scaler sets it'})`,
+      );
+    }
+    endpoint.searchParams.append(name, value);
+  }
+  const custom = p.customHeaders ?? {};
+  checkHeaders(custom, `${path}.customHeaders`);
+  const auth = parseHttpAuth(trigger, { scaler: 'prometheus', supported: ['basic', 'bearer', 'custom', 'tls'] });
+  const headers = mergeHeaders(
+    `${path}.customHeaders`,
+    { headers: auth.headers, from: 'authModes' },
+    { headers: custom, from: 'customHeaders' },
+  );
+  return {
+    endpoint,
+    query: p.query,
+    threshold: p.threshold,
+    activationThreshold: p.activationThreshold,
+    ignoreNullValues: p.ignoreNullValues,
+    unsafeSsl: p.unsafeSsl,
+    timeoutMs: p.timeout,
+    headers,
+    auth,
+  };
+}
+
+export const createPrometheusScaler: ScalerFactory = (trigger) => {
+  const config = parsePrometheusConfig(trigger);
+  const client = createHttpClient({
+    timeoutMs: config.timeoutMs,
+    unsafeSsl: config.unsafeSsl,
+    tls: config.auth.tls,
+    headers: config.headers,
+  });
+  return {
+    metricName: metricNameFor(trigger.index, 'prometheus'),
+    target: config.threshold,
+    metricType: trigger.metricType,
+    async sample(signal: AbortSignal): Promise<Sample> {
+      const url = new URL(config.endpoint.href);
+      url.searchParams.set('time', new Date().toISOString());
+      const reply = await client.get(url, signal, { accept: 'application/json', errorDetail: prometheusErrorDetail });
+      const value = parsePrometheusResponse(reply.body, config.ignoreNullValues, config.query);
+      return { value, active: value > config.activationThreshold };
+    },
+    close: () => client.close(),
+  } satisfies Scaler;
+};
+
+/** Prometheus' own explanation in an error answer (`{"status":"error","errorType":…,"error":…}`), shortened. */
+function prometheusErrorDetail(body: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (isRecord(parsed) && typeof parsed['error'] === 'string') {
+      const type = typeof parsed['errorType'] === 'string' ? `${parsed['errorType']}: ` : '';
+      return shorten(`${type}${parsed['error']}`);
+    }
+  } catch {
+    // Not Prometheus JSON (e.g. a proxy's HTML page): the status alone says it.
+  }
+  return undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A JSON value for a message: `missing` for undefined, else JSON, shortened. */
+function show(value: unknown): string {
+  return value === undefined ? 'missing' : shorten(JSON.stringify(value), 40);
+}
+
+function shorten(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/**
+ * The value of a Prometheus instant-query response body. Throws ScalerError for anything but exactly one finite
+ * sample; with `ignoreNullValues` an empty result, an empty value and NaN/±Inf read as 0 (KEDA's behaviour).
+ */
+export function parsePrometheusResponse(body: string, ignoreNullValues: boolean, query: string): number {
+  const what = `the query ${JSON.stringify(shorten(query, 120))}`;
+  const malformed = (why: string): never => {
+    throw new ScalerError(`Prometheus answered ${what} with a malformed body: ${why}`);
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return malformed('it is not JSON');
+  }
+  if (!isRecord(parsed)) return malformed('not a JSON object');
+  if (parsed['status'] !== 'success') {
+    if (parsed['status'] === 'error') {
+      throw new ScalerError(`Prometheus failed ${what}: ${prometheusErrorDetail(body) ?? 'status "error"'}`);
+    }
+    return malformed(`"status" is ${show(parsed['status'])}, not "success"`);
+  }
+  const data = parsed['data'];
+  if (!isRecord(data)) return malformed('"data" is missing');
+  const resultType = data['resultType'];
+  const result = data['result'];
+  let pair: unknown;
+  if (resultType === 'scalar') {
+    pair = result;
+  } else if (resultType === 'vector') {
+    if (!Array.isArray(result)) return malformed('"data.result" is not an array');
+    if (result.length === 0) {
+      if (ignoreNullValues) return 0;
+      throw new ScalerError(
+        `Prometheus returned an empty result for ${what} (set ignoreNullValues: "true" to read an empty result as 0)`,
+      );
+    }
+    if (result.length > 1) {
+      throw new ScalerError(
+        `Prometheus returned ${result.length} series for ${what}; the query must return exactly one (aggregate it, e.g. with sum())`,
+      );
+    }
+    const element: unknown = result[0];
+    if (!isRecord(element)) return malformed('the result element is not an object');
+    pair = element['value'];
+  } else {
+    return malformed(`"resultType" is ${show(resultType)}; the query must give a vector or a scalar`);
+  }
+  if (!Array.isArray(pair)) return malformed('the value is not a [time, "value"] pair');
+  if (pair.length === 0) {
+    if (ignoreNullValues) return 0;
+    throw new ScalerError(`Prometheus returned an empty value for ${what}`);
+  }
+  const [time, text] = pair as unknown[];
+  if (pair.length !== 2 || typeof time !== 'number' || typeof text !== 'string') {
+    return malformed('the value is not a [time, "value"] pair');
+  }
+  const value = parseSampleValue(text);
+  if (value === undefined) return malformed(`the value ${JSON.stringify(shorten(text, 40))} is not a number`);
+  if (!Number.isFinite(value)) {
+    if (ignoreNullValues) return 0;
+    throw new ScalerError(
+      `Prometheus returned ${text} for ${what} (set ignoreNullValues: "true" to read NaN and ±Inf as 0)`,
+    );
+  }
+  return value;
+}
