@@ -1,55 +1,171 @@
 /**
- * The `rabbitmq` scaler (KEDA's parameters): queue depth over the management HTTP API (`messages`) or over AMQP
- * (a passive queue declare, which counts ready messages only, as in KEDA).
+ * The `rabbitmq` scaler (KEDA's parameters). Over the management HTTP API (`http[s]://`, rabbitmq-management.ts)
+ * it reads `messages` (or `messages_ready` with `excludeUnacknowledged`) and the publish / deliver_get rates, for
+ * one queue or for every queue matching `queueName` as a regular expression (`useRegex`, with `operation`
+ * sum|avg|max and `pageSize`). Over AMQP (`amqp[s]://`, rabbitmq-amqp.ts) it counts ready messages with a passive
+ * queue declare. This file parses and checks the metadata and turns a reading into a value and activity per mode:
  *
- * Strict where KEDA is lax: a queue the management API has no statistics for yet, a 404 or any non-200 answer is an
- * error, never 0 (kedacore/keda#7180, #8036).
+ * | mode           | value             | active when                              |
+ * |----------------|-------------------|------------------------------------------|
+ * | QueueLength    | messages          | messages > activationValue               |
+ * | MessageRate    | publish rate      | rate > activationValue OR messages > act |
+ * | DeliverGetRate | deliver_get rate  | rate > activationValue                   |
+ *
+ * Credentials: the host URL's userinfo, overridden by `username` + `password` from a TriggerAuthentication (or
+ * `usernameFromEnv` / `passwordFromEnv`). TLS (`https`, `amqps`): `tls: enable` with `ca` and/or `cert` + `key`
+ * (+ `keyPassword`) from a TriggerAuthentication; `unsafeSsl: true` skips server verification. Over amqps with a
+ * client certificate and no credentials at all, sluice authenticates with SASL EXTERNAL (as KEDA).
+ *
+ * Deliberate differences from KEDA (strict where KEDA is lax):
+ * - Every failure is a ScalerError, never 0: a 404 or any non-200 answer, a queue without statistics yet, a missing
+ *   rate that the broker cannot vouch for (see rabbitmq-management.ts for when an absent rate is a fact, 0), a regex
+ *   matching no queue (KEDA: 0), queues changing while paging.
+ * - `useRegex` follows every page (KEDA fails beyond the first, kedacore/keda#7143). `pageSize` is 1..500 (the
+ *   management API answers 400 above 500). `operation` avg is the exact mean (KEDA: integer division of counts).
+ * - `operation` or `pageSize` without `useRegex: true` is an error (KEDA ignores them).
+ * - Modes PublishedToDeliveredRatio and ExpectedQueueConsumptionTime are not supported (an error naming `mode`).
+ * - `timeout` (a KEDA duration: whole milliseconds or a Go duration) and amqp is an error on every path (KEDA only
+ *   with mode + value); `timeout: 0` is an error (KEDA: the global default).
+ * - `username`, `password`, `tls`, `ca`, `cert`, `key`, `keyPassword` in trigger metadata are errors (KEDA ignores
+ *   them there). `tls: enable` with an `amqp://` or `http://` host is an error (KEDA silently connects in plain
+ *   text); `ca` / `cert` / `key` without `tls: enable` are errors (KEDA ignores them); `keyPassword` needs `key`.
+ * - TLS material is parsed when the scaler is built: PEM that does not parse, a key that does not match its
+ *   certificate, or a wrong `keyPassword` is a ValidationError (KEDA fails later, while connecting).
+ * - `unsafeSsl: true` also applies to an amqps host without `tls: enable` (KEDA ignores it there).
+ * - Credentials in the host URL that are not valid percent-encoding are an error.
+ * - OAuth2 and Azure workload identity are not supported yet.
  */
-import amqp from 'amqplib';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { getCACertificates, type ConnectionOptions } from 'node:tls';
 import { ScalerError, ValidationError } from '../errors.ts';
-import { parseParams, type ParamSpec } from './metadata.ts';
+import { createHttpClient, type TlsMaterial } from './http.ts';
+import { parseParams, type ParamSpec, type Parsed } from './metadata.ts';
+import { amqpReader } from './rabbitmq-amqp.ts';
+import { managementReader, type HttpGet, type Operation, type RateField } from './rabbitmq-management.ts';
 import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
+
+const MODES = ['QueueLength', 'MessageRate', 'DeliverGetRate'] as const;
+export type RabbitMqMode = (typeof MODES)[number];
+
+/** Credentials and TLS material come from a TriggerAuthentication (or `<param>FromEnv`), never from metadata. */
+const secret = { type: 'string', optional: true, fromAuth: true, fromMetadata: false, secret: true } as const;
 
 const params = {
   host: { type: 'string', fromAuth: true, fromEnv: true, secret: true },
   protocol: { type: 'enum', values: ['auto', 'amqp', 'http'], default: 'auto', fromAuth: true },
   queueName: { type: 'string' },
-  mode: { type: 'enum', values: ['QueueLength'], optional: true },
+  mode: { type: 'enum', values: MODES, optional: true },
   value: { type: 'number', optional: true, min: 0, exclusiveMin: true },
+  /** Deprecated in KEDA: QueueLength mode with this value. */
+  queueLength: { type: 'number', optional: true, min: 0, exclusiveMin: true },
   activationValue: { type: 'number', default: 0 },
   vhostName: { type: 'string', optional: true, fromAuth: true },
-  timeout: { type: 'number', optional: true, min: 0, exclusiveMin: true, integer: true },
+  useRegex: { type: 'boolean', default: false },
+  operation: { type: 'enum', values: ['sum', 'avg', 'max'], default: 'sum' },
+  pageSize: { type: 'number', default: 100, min: 1, integer: true },
+  excludeUnacknowledged: { type: 'boolean', default: false },
+  timeout: { type: 'duration', optional: true, min: 1 },
+  unsafeSsl: { type: 'boolean', default: false },
+  username: { ...secret, fromEnv: true },
+  password: { ...secret, fromEnv: true },
+  tls: { type: 'enum', values: ['enable', 'disable'], default: 'disable', fromAuth: true, fromMetadata: false },
+  ca: secret,
+  cert: secret,
+  key: secret,
+  keyPassword: secret,
 } as const satisfies ParamSpec;
 
-/** KEDA's default target when neither `mode` nor `value` is given. */
+/** KEDA's default target when neither `mode` nor `value` (nor `queueLength`) is given. */
 const DEFAULT_QUEUE_LENGTH = 20;
 const DEFAULT_TIMEOUT_MS = 3000;
+/** The management API answers 400 to a larger page_size. */
+const MAX_PAGE_SIZE = 500;
+/** KEDA's OAuth2 and Azure workload identity parameters: rejected rather than ignored (which would mean no auth). */
+const UNSUPPORTED_AUTH = ['workloadIdentityResource', 'oauthTokenURI', 'clientID', 'clientSecret'] as const;
+const RATE_OF: Readonly<Record<RabbitMqMode, RateField | undefined>> = {
+  QueueLength: undefined,
+  MessageRate: 'publish',
+  DeliverGetRate: 'deliver_get',
+};
 
 export interface RabbitMqConfig {
   readonly protocol: 'amqp' | 'http';
-  /** Host URL with credentials; never log it. */
+  /** The host URL without credentials; for http its path is the API's prefix (the vhost segment removed). */
   readonly url: URL;
+  readonly vhost: string;
+  /** From `username`/`password` or the host URL; never log them. Undefined: none given. */
+  readonly credentials: { readonly username: string; readonly password: string } | undefined;
   readonly queueName: string;
-  readonly vhost: string | undefined;
+  readonly mode: RabbitMqMode;
   readonly target: number;
   readonly activationValue: number;
+  readonly useRegex: boolean;
+  readonly operation: Operation;
+  readonly pageSize: number;
+  readonly excludeUnacknowledged: boolean;
   readonly timeoutMs: number;
+  /**
+   * TLS material for an https/amqps host (`tls: enable`): extra CA (added to the system's), client certificate and
+   * key (decrypted with `keyPassword`; never log it). Undefined for plain schemes; `{}` for TLS without material.
+   */
+  readonly tls: TlsMaterial | undefined;
+  /** Skip server certificate verification. */
+  readonly unsafeSsl: boolean;
 }
+
+type Params = Parsed<typeof params>;
 
 export function parseRabbitMqConfig(trigger: TriggerInput): RabbitMqConfig {
   const path = `spec.triggers[${trigger.index}].metadata`;
+  const authRef = `spec.triggers[${trigger.index}].authenticationRef`;
   const p = parseParams(params, {
     metadata: trigger.metadata,
     authParams: trigger.authParams,
     resolvedEnv: trigger.resolvedEnv,
     path,
   });
+  const { mode, target } = modeAndTarget(p, path);
+  const { url, scheme, protocol } = hostUrl(p, path);
+  checkProtocolSpecific(p, mode, protocol, (name) => (trigger.metadata[name]?.trim() ?? '') !== '', path);
+  const credentials = resolveCredentials(p, url, trigger, path, authRef);
+  const secure = scheme === 'amqps' || scheme === 'https';
+  checkTlsParams(p, secure, scheme, authRef);
+  const vhost = resolveVhost(p, url, protocol, path);
+  return {
+    protocol,
+    url,
+    vhost,
+    credentials,
+    queueName: p.queueName,
+    mode,
+    target,
+    activationValue: p.activationValue,
+    useRegex: p.useRegex,
+    operation: p.operation,
+    pageSize: p.pageSize,
+    excludeUnacknowledged: p.excludeUnacknowledged,
+    timeoutMs: p.timeout ?? DEFAULT_TIMEOUT_MS,
+    tls: secure ? tlsMaterial(p, authRef) : undefined,
+    unsafeSsl: p.unsafeSsl,
+  };
+}
+
+/** KEDA's rules: `mode` + `value`, or the deprecated `queueLength` alone, or neither (QueueLength, 20). */
+function modeAndTarget(p: Params, path: string): { mode: RabbitMqMode; target: number } {
+  if (p.queueLength !== undefined && (p.mode !== undefined || p.value !== undefined)) {
+    throw new ValidationError(`${path}.queueLength`, 'is deprecated and cannot be combined with "mode" / "value"');
+  }
   if ((p.mode === undefined) !== (p.value === undefined)) {
     throw new ValidationError(
       `${path}.${p.mode === undefined ? 'mode' : 'value'}`,
       '"mode" and "value" must be given together (or neither, for QueueLength with value 20)',
     );
   }
+  return { mode: p.mode ?? 'QueueLength', target: p.value ?? p.queueLength ?? DEFAULT_QUEUE_LENGTH };
+}
+
+/** The host URL, its scheme, and the protocol it implies (which an explicit `protocol` must match). */
+function hostUrl(p: Params, path: string): { url: URL; scheme: string; protocol: 'amqp' | 'http' } {
   let url: URL;
   try {
     url = new URL(p.host);
@@ -58,187 +174,294 @@ export function parseRabbitMqConfig(trigger: TriggerInput): RabbitMqConfig {
     throw new ValidationError(`${path}.host`, 'is not a valid URL (expected amqp[s]://… or http[s]://…)', { cause });
   }
   const scheme = url.protocol.replace(/:$/, '');
-  const detected =
+  const protocol =
     scheme === 'amqp' || scheme === 'amqps' ? 'amqp' : scheme === 'http' || scheme === 'https' ? 'http' : undefined;
-  if (detected === undefined) {
+  if (protocol === undefined) {
     throw new ValidationError(
       `${path}.host`,
       `unknown host URL scheme "${scheme}" (expected amqp, amqps, http or https)`,
     );
   }
-  if (p.protocol !== 'auto' && p.protocol !== detected) {
+  if (p.protocol !== 'auto' && p.protocol !== protocol) {
     throw new ValidationError(`${path}.protocol`, `"${p.protocol}" does not match the host URL scheme "${scheme}"`);
   }
-  if (detected === 'amqp' && p.timeout !== undefined) {
-    throw new ValidationError(`${path}.timeout`, 'is only supported with the http protocol');
-  }
-  return {
-    protocol: detected,
-    url,
-    queueName: p.queueName,
-    vhost: p.vhostName,
-    target: p.value ?? DEFAULT_QUEUE_LENGTH,
-    activationValue: p.activationValue,
-    timeoutMs: p.timeout ?? DEFAULT_TIMEOUT_MS,
-  };
+  url.hash = '';
+  return { url, scheme, protocol };
 }
 
-/** The URL without credentials, for messages. */
-function safeOrigin(url: URL): string {
-  return `${url.protocol}//${url.host}`;
+/** Parameters only the management API understands; the regex parameters only with useRegex. */
+function checkProtocolSpecific(
+  p: Params,
+  mode: RabbitMqMode,
+  protocol: 'amqp' | 'http',
+  given: (name: string) => boolean,
+  path: string,
+): void {
+  if (protocol === 'amqp') {
+    const httpOnly: [string, boolean][] = [
+      ['mode', mode !== 'QueueLength'],
+      ['useRegex', p.useRegex],
+      ['excludeUnacknowledged', p.excludeUnacknowledged],
+      ['timeout', p.timeout !== undefined],
+    ];
+    for (const [name, used] of httpOnly) {
+      if (used) {
+        const what = name === 'mode' ? `mode ${mode}` : `"${name}"`;
+        throw new ValidationError(`${path}.${name}`, `${what} needs the management API (an http or https host)`);
+      }
+    }
+  }
+  if (!p.useRegex) {
+    for (const name of ['operation', 'pageSize']) {
+      if (given(name)) throw new ValidationError(`${path}.${name}`, 'only applies with useRegex: "true"');
+    }
+  }
+  if (p.pageSize > MAX_PAGE_SIZE) {
+    throw new ValidationError(`${path}.pageSize`, `must be at most ${MAX_PAGE_SIZE} (the management API's limit)`);
+  }
+}
+
+/** `username` + `password` (both or neither) override the host URL's userinfo, which is removed from `url`. */
+function resolveCredentials(
+  p: Params,
+  url: URL,
+  trigger: TriggerInput,
+  path: string,
+  authRef: string,
+): RabbitMqConfig['credentials'] {
+  for (const name of UNSUPPORTED_AUTH) {
+    if (trigger.authParams[name]?.trim()) {
+      throw new ValidationError(authRef, `"${name}" (OAuth2 / Azure workload identity) is not supported by sluice yet`);
+    }
+  }
+  if ((p.username === undefined) !== (p.password === undefined)) {
+    const present = p.username === undefined ? 'password' : 'username';
+    throw new ValidationError(
+      trigger.authParams[present]?.trim() ? authRef : `${path}.${present}FromEnv`,
+      '"username" and "password" must be given together',
+    );
+  }
+  let fromUrl: { username: string; password: string } | undefined;
+  try {
+    fromUrl =
+      url.username !== '' || url.password !== ''
+        ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }
+        : undefined;
+  } catch (cause) {
+    throw new ValidationError(`${path}.host`, 'has credentials that are not valid percent-encoding', { cause });
+  }
+  url.username = '';
+  url.password = '';
+  return p.username !== undefined && p.password !== undefined
+    ? { username: p.username, password: p.password }
+    : fromUrl;
+}
+
+/** `tls: enable` needs a TLS scheme; TLS material needs `tls: enable`; `cert` and `key` go together. */
+function checkTlsParams(p: Params, secure: boolean, scheme: string, authRef: string): void {
+  if (p.tls === 'enable' && !secure) {
+    throw new ValidationError(authRef, `tls "enable" needs an amqps:// or https:// host, not ${scheme}://`);
+  }
+  if (p.tls === 'disable') {
+    for (const name of ['ca', 'cert', 'key', 'keyPassword'] as const) {
+      if (p[name] !== undefined) throw new ValidationError(authRef, `"${name}" is only used with tls "enable"`);
+    }
+  }
+  if ((p.cert === undefined) !== (p.key === undefined)) {
+    throw new ValidationError(authRef, '"cert" and "key" must be given together');
+  }
+  if (p.keyPassword !== undefined && p.key === undefined) {
+    throw new ValidationError(authRef, '"keyPassword" is only used with "key"');
+  }
+}
+
+/**
+ * The vhost: `vhostName`, else (amqp) the URL's path, (http) its last path segment, else "/". Rewrites `url`'s path:
+ * for amqp to the chosen vhost, for http to what precedes the vhost (a path prefix, e.g. behind a proxy).
+ */
+function resolveVhost(p: Params, url: URL, protocol: 'amqp' | 'http', path: string): string {
+  const segments = url.pathname.split('/').filter((s) => s !== '');
+  let fromUrl: string | undefined;
+  try {
+    if (protocol === 'amqp') fromUrl = url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : undefined;
+    else fromUrl = segments.length > 0 ? decodeURIComponent(segments.at(-1) ?? '') : undefined;
+  } catch (cause) {
+    throw new ValidationError(`${path}.host`, 'has a vhost that is not valid percent-encoding', { cause });
+  }
+  const vhost = p.vhostName ?? fromUrl ?? '/';
+  if (protocol === 'http') {
+    url.pathname = segments.length > 1 ? `/${segments.slice(0, -1).join('/')}` : '/';
+    url.search = '';
+  } else {
+    // amqplib reads the vhost from the path (percent-decoded) and options such as ?heartbeat= from the query.
+    url.pathname = `/${encodeURIComponent(vhost)}`;
+  }
+  return vhost;
+}
+
+/**
+ * Parses (validates) the PEM material now, so that a placeholder is a ValidationError and not a runtime failure. An
+ * encrypted key is decrypted here (a wrong `keyPassword` is a ValidationError too).
+ */
+function tlsMaterial(p: Params, field: string): TlsMaterial {
+  let material: TlsMaterial = {};
+  if (p.ca !== undefined) {
+    certificates(p.ca, 'ca', field);
+    material = { ca: p.ca };
+  }
+  if (p.cert !== undefined && p.key !== undefined) {
+    const [leaf] = certificates(p.cert, 'cert', field);
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(
+        p.keyPassword === undefined
+          ? { key: p.key, format: 'pem' }
+          : { key: p.key, format: 'pem', passphrase: p.keyPassword },
+      );
+    } catch {
+      // The cause could quote the material: leave it out.
+      throw new ValidationError(
+        field,
+        `"key" is not a PEM private key${p.keyPassword === undefined ? ' (an encrypted key needs "keyPassword")' : ', or "keyPassword" is wrong'}`,
+      );
+    }
+    if (leaf && !leaf.checkPrivateKey(key)) {
+      throw new ValidationError(field, '"key" does not belong to the certificate in "cert"');
+    }
+    const decrypted = p.keyPassword === undefined ? p.key : key.export({ type: 'pkcs8', format: 'pem' });
+    material = { ...material, cert: p.cert, key: decrypted };
+  }
+  return material;
+}
+
+function certificates(pem: string, name: string, field: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    throw new ValidationError(field, `"${name}" is not a PEM certificate (no BEGIN CERTIFICATE block)`);
+  }
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (cause) {
+      throw new ValidationError(field, `"${name}": certificate ${i + 1} of ${blocks.length} does not parse`, {
+        cause,
+      });
+    }
+  });
+}
+
+/** Go's url.QueryEscape (KEDA escapes the queue name with it for the metric name): only `A-Za-z0-9-_.~` stay. */
+export function goQueryEscape(text: string): string {
+  return encodeURIComponent(text)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+');
+}
+
+/** Value and activity for a mode (KEDA's table, at the top of this file). */
+export function evaluate(
+  mode: RabbitMqMode,
+  reading: { readonly count: number; readonly rate: number | undefined },
+  activationValue: number,
+): Sample {
+  if (mode === 'QueueLength') return { value: reading.count, active: reading.count > activationValue };
+  const rate = reading.rate;
+  if (rate === undefined) throw new ScalerError(`mode ${mode} got no rate from the reader`);
+  switch (mode) {
+    case 'MessageRate':
+      return { value: rate, active: rate > activationValue || reading.count > activationValue };
+    case 'DeliverGetRate':
+      return { value: rate, active: rate > activationValue };
+  }
 }
 
 export const createRabbitMqScaler: ScalerFactory = (trigger) => {
   const config = parseRabbitMqConfig(trigger);
-  const metricName = metricNameFor(trigger.index, `rabbitmq-${encodeURIComponent(config.queueName)}`);
-  const reader =
-    config.protocol === 'http'
-      ? managementReader(config)
-      : amqpReader(config, `sluice-${trigger.owner.replace('/', '-')}`);
+  const metricName = metricNameFor(trigger.index, `rabbitmq-${goQueryEscape(config.queueName)}`);
+  const read = config.protocol === 'http' ? httpRead(config) : amqpRead(config, trigger.owner);
   return {
     metricName,
     target: config.target,
     metricType: trigger.metricType,
     async sample(signal: AbortSignal): Promise<Sample> {
-      const messages = await reader.read(signal);
-      return { value: messages, active: messages > config.activationValue };
+      return evaluate(config.mode, await read.read(signal), config.activationValue);
     },
-    close: () => reader.close(),
+    close: () => read.close(),
   } satisfies Scaler;
 };
 
-interface QueueReader {
-  read(signal: AbortSignal): Promise<number>;
+interface Read {
+  read(signal: AbortSignal): Promise<{ count: number; rate: number | undefined }>;
   close(): Promise<void>;
 }
 
-/** `GET <host>/api/queues/<vhost>/<queue>` on the management API; reads `messages`. */
-function managementReader(config: RabbitMqConfig): QueueReader {
-  const base = new URL(config.url.href);
-  base.username = '';
-  base.password = '';
-  // The host URL's last path segment is the vhost (KEDA); anything before it is a path prefix (e.g. behind a proxy).
-  const segments = base.pathname.split('/').filter((s) => s.length > 0);
-  const vhostFromUrl = segments.length > 0 ? decodeURIComponent(segments.pop() ?? '') : undefined;
-  const vhost = config.vhost ?? vhostFromUrl ?? '/';
-  const prefix = segments.length > 0 ? `/${segments.join('/')}` : '';
-  const endpoint = new URL(
-    `${prefix}/api/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(config.queueName)}?columns=name,messages`,
-    base,
-  );
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (config.url.username !== '') {
-    const user = decodeURIComponent(config.url.username);
-    const pass = decodeURIComponent(config.url.password);
-    headers['authorization'] = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+function httpRead(config: RabbitMqConfig): Read {
+  const headers: Record<string, string> = {};
+  if (config.credentials) {
+    const { username, password } = config.credentials;
+    headers['authorization'] = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   }
-  const where = `queue "${config.queueName}" in vhost "${vhost}" at ${safeOrigin(base)}`;
-  return {
-    async read(signal) {
-      let response: Response;
-      try {
-        response = await fetch(endpoint, {
-          headers,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(config.timeoutMs)]),
-        });
-      } catch (cause) {
-        throw new ScalerError(`cannot reach the RabbitMQ management API for ${where}`, { cause });
-      }
-      if (response.status === 404) {
-        await response.body?.cancel();
-        throw new ScalerError(`${where} does not exist (management API answered 404)`);
-      }
-      if (response.status === 401 || response.status === 403) {
-        await response.body?.cancel();
-        throw new ScalerError(`the RabbitMQ management API refused the credentials for ${where} (${response.status})`);
-      }
-      if (response.status !== 200) {
-        await response.body?.cancel();
-        throw new ScalerError(`the RabbitMQ management API answered ${response.status} for ${where}`);
-      }
-      let body: unknown;
-      try {
-        body = await response.json();
-      } catch (cause) {
-        throw new ScalerError(`the RabbitMQ management API sent a body that is not JSON for ${where}`, { cause });
-      }
-      const messages =
-        typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['messages'] : undefined;
-      if (typeof messages !== 'number' || !Number.isFinite(messages) || messages < 0) {
-        // Right after a queue is created the API has no statistics yet: unknown, not zero.
-        throw new ScalerError(`the RabbitMQ management API has no message count for ${where} yet`);
-      }
-      return messages;
-    },
-    close: () => Promise.resolve(),
-  };
-}
-
-/** Passive declare over one long-lived AMQP connection; reconnects after any failure. */
-function amqpReader(config: RabbitMqConfig, connectionName: string): QueueReader {
-  const url = new URL(config.url.href);
-  if (config.vhost !== undefined) url.pathname = `/${encodeURIComponent(config.vhost)}`;
-  const where = `queue "${config.queueName}" at ${safeOrigin(url)}`;
-  let connecting: Promise<amqp.ChannelModel> | undefined;
-  let channel: amqp.Channel | undefined;
-
-  const reset = (): void => {
-    const pending = connecting;
-    connecting = undefined;
-    channel = undefined;
-    if (pending) {
-      void pending.then(
-        (c) => c.close().catch(() => undefined),
-        () => undefined,
-      );
+  const client = createHttpClient({
+    timeoutMs: config.timeoutMs,
+    unsafeSsl: config.unsafeSsl,
+    tls: config.tls ?? {},
+    headers,
+  });
+  // The reader words each status itself (a 404 means "no such queue", a 400 on a later page "the queues changed"),
+  // so the shared client's "answered HTTP <status>" errors become answers again; everything else stays an error.
+  const get: HttpGet = async (url, signal) => {
+    let errorBody = '';
+    try {
+      const reply = await client.get(url, signal, {
+        accept: 'application/json',
+        errorDetail: (body) => {
+          errorBody = body;
+          return undefined;
+        },
+      });
+      return { status: reply.status, body: reply.body };
+    } catch (err) {
+      const status = err instanceof ScalerError ? /answered HTTP (\d{3})(?! \(a redirect)/.exec(err.message) : null;
+      if (status?.[1] !== undefined) return { status: Number(status[1]), body: errorBody };
+      throw err;
     }
   };
+  const reader = managementReader({
+    base: config.url,
+    vhost: config.vhost,
+    queueName: config.queueName,
+    useRegex: config.useRegex,
+    operation: config.operation,
+    pageSize: config.pageSize,
+    count: config.excludeUnacknowledged ? 'messages_ready' : 'messages',
+    rate: RATE_OF[config.mode],
+    get,
+  });
+  return { read: (signal) => reader.read(signal), close: () => client.close() };
+}
 
-  const connection = (): Promise<amqp.ChannelModel> => {
-    connecting ??= amqp
-      .connect(url.href, { timeout: DEFAULT_TIMEOUT_MS, clientProperties: { connection_name: connectionName } })
-      .then((c) => {
-        // Without an 'error' listener a broker-side close would crash the process.
-        c.on('error', () => undefined);
-        c.on('close', () => {
-          if (connecting !== undefined) reset();
-        });
-        return c;
-      });
-    return connecting;
-  };
-
+function amqpRead(config: RabbitMqConfig, owner: string): Read {
+  let tls: ConnectionOptions | undefined;
+  if (config.tls) {
+    tls = { rejectUnauthorized: !config.unsafeSsl };
+    // Node's `ca` replaces the trust store: keep the system's and add the given CA, as KEDA (Go) does.
+    if (config.tls.ca !== undefined) tls.ca = [...getCACertificates('default'), config.tls.ca];
+    if (config.tls.cert !== undefined) tls.cert = config.tls.cert;
+    if (config.tls.key !== undefined) tls.key = config.tls.key;
+  }
+  const reader = amqpReader({
+    url: config.url,
+    queueName: config.queueName,
+    // No credentials: SASL EXTERNAL with a client certificate (as KEDA), else amqplib's default guest/guest.
+    auth:
+      config.credentials ?? (config.tls?.cert !== undefined ? 'external' : { username: 'guest', password: 'guest' }),
+    tls,
+    connectionName: `sluice-${owner.replace('/', '-')}`,
+    connectTimeoutMs: DEFAULT_TIMEOUT_MS,
+  });
   return {
     async read(signal) {
-      signal.throwIfAborted();
-      try {
-        const conn = await connection();
-        if (!channel) {
-          const ch = await conn.createChannel();
-          ch.on('error', () => undefined);
-          ch.on('close', () => {
-            if (channel === ch) channel = undefined;
-          });
-          channel = ch;
-        }
-        const ok = await channel.checkQueue(config.queueName);
-        return ok.messageCount;
-      } catch (cause) {
-        // A passive declare of a missing queue closes the channel (404 NOT_FOUND); a network error kills the
-        // connection. Either way start afresh next time.
-        const notFound = cause instanceof Error && /NOT_FOUND|404/.test(cause.message);
-        if (!notFound) reset();
-        throw new ScalerError(
-          notFound ? `${where} does not exist` : `cannot read ${where} over AMQP`,
-          notFound ? undefined : { cause },
-        );
-      }
+      return { count: await reader.read(signal), rate: undefined };
     },
-    close() {
-      const pending = connecting;
-      connecting = undefined;
-      channel = undefined;
-      return pending ? pending.then((c) => c.close()).catch(() => undefined) : Promise.resolve();
-    },
+    close: () => reader.close(),
   };
 }

@@ -1,19 +1,28 @@
 // The rabbitmq scaler against the real broker of the test environment: counts over the management API and over
-// AMQP, and every way of not knowing the count is an error, never 0.
+// AMQP, the rate modes (rates are smoothed averages: assert > 0, never exact values), useRegex with every operation
+// and with pagination, excludeUnacknowledged, credentials from a TriggerAuthentication; the https path against a
+// local HTTPS server answering like the management API (the shared broker has no TLS listener); and every way of not
+// knowing the value being an error, never 0.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError } from '../../src/errors.ts';
+import { ScalerError, describeError } from '../../src/errors.ts';
 import { createRabbitMqScaler } from '../../src/scalers/rabbitmq.ts';
-import type { Scaler } from '../../src/scalers/scaler.ts';
+import type { Sample, Scaler } from '../../src/scalers/scaler.ts';
+import { makeTestPki, type TestPki } from '../support/pki.ts';
 import { triggerInput } from '../support/trigger.ts';
 import { loadTestEnv, rabbitmqApi, uniqueName, waitFor } from '../support/env.ts';
 
 const signal = () => AbortSignal.timeout(5000);
 
-function scaler(metadata: Record<string, string>): Scaler {
-  return createRabbitMqScaler(triggerInput({ type: 'rabbitmq', metadata, owner: 'test/rabbitmq' }));
+const scalers: Scaler[] = [];
+function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): Scaler {
+  const s = createRabbitMqScaler(triggerInput({ type: 'rabbitmq', metadata, authParams, owner: 'test/rabbitmq' }));
+  scalers.push(s);
+  return s;
 }
 
 async function sampleError(s: Scaler): Promise<ScalerError> {
@@ -26,48 +35,89 @@ async function sampleError(s: Scaler): Promise<ScalerError> {
   }
 }
 
+/** Polls until the scaler answers (the management API has no statistics for a new queue for about a second). */
+function sampleWhen(s: Scaler, ok: (sample: Sample) => boolean, message: string, timeoutMs = 20_000) {
+  return waitFor(
+    async () => {
+      const got = await s.sample(signal());
+      return ok(got) ? got : undefined;
+    },
+    { timeoutMs, intervalMs: 250, message },
+  );
+}
+
+/** The management URL without its credentials, and those credentials. */
+function managementWithoutCredentials(): { host: string; username: string; password: string } {
+  const url = new URL(loadTestEnv().rabbitmq.managementUrl);
+  const out = { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+  url.username = '';
+  url.password = '';
+  return { host: url.href, ...out };
+}
+
+afterAll(async () => {
+  await Promise.all(scalers.map((s) => s.close()));
+});
+
 describe('rabbitmq scaler against a real broker', () => {
   let connection: amqp.ChannelModel;
   let channel: amqp.Channel;
-  let queue: string;
-  const scalers: Scaler[] = [];
-  const track = (s: Scaler) => (scalers.push(s), s);
+  const queues: string[] = [];
 
-  beforeAll(async () => {
-    const env = loadTestEnv();
-    connection = await amqp.connect(env.rabbitmq.amqpUrl);
-    channel = await connection.createChannel();
-    queue = uniqueName('scaler');
-    await channel.assertQueue(queue, { durable: false });
-    for (let i = 0; i < 7; i++) channel.sendToQueue(queue, Buffer.from(`m${i}`));
-    // The management API's statistics lag the broker by about a second.
+  async function newQueue(prefix: string, messages = 0, name = uniqueName(prefix)): Promise<string> {
+    await channel.assertQueue(name, { durable: false });
+    queues.push(name);
+    for (let i = 0; i < messages; i++) channel.sendToQueue(name, Buffer.from(`m${i}`));
+    return name;
+  }
+
+  /** Waits until the management API counts `messages` in `queue`. */
+  async function settled(queue: string, messages: number): Promise<void> {
     await waitFor(
       async () =>
-        ((await (await rabbitmqApi(`/api/queues/%2F/${queue}`)).json()) as { messages?: number }).messages === 7,
-      { timeoutMs: 15_000, message: 'the management API to count 7 messages' },
+        ((await (await rabbitmqApi(`/api/queues/%2F/${encodeURIComponent(queue)}`)).json()) as { messages?: number })
+          .messages === messages,
+      { timeoutMs: 15_000, message: `the management API to count ${messages} messages in ${queue}` },
     );
+  }
+
+  /** Publishes `perSecond` messages a second to `queue` until the returned function is called. */
+  function publishSteadily(queue: string, perSecond: number): () => void {
+    const timer = setInterval(() => channel.sendToQueue(queue, Buffer.from('tick')), 1000 / perSecond);
+    return () => {
+      clearInterval(timer);
+    };
+  }
+
+  let queue: string;
+  beforeAll(async () => {
+    connection = await amqp.connect(loadTestEnv().rabbitmq.amqpUrl);
+    channel = await connection.createChannel();
+    queue = await newQueue('scaler', 7);
+    await settled(queue, 7);
   });
 
   afterAll(async () => {
-    await Promise.all(scalers.map((s) => s.close()));
-    await channel.deleteQueue(queue).catch(() => undefined);
+    for (const q of queues) await channel.deleteQueue(q).catch(() => undefined);
     await connection.close().catch(() => undefined);
   });
 
   it('reads the queue length over the management API, with activation', async () => {
     const { managementUrl } = loadTestEnv().rabbitmq;
-    const s = track(
-      scaler({ host: managementUrl, queueName: queue, mode: 'QueueLength', value: '5', activationValue: '6' }),
-    );
+    const s = scaler({ host: managementUrl, queueName: queue, mode: 'QueueLength', value: '5', activationValue: '6' });
     expect(await s.sample(signal())).toEqual({ value: 7, active: true });
-    const idle = track(
-      scaler({ host: managementUrl, queueName: queue, mode: 'QueueLength', value: '5', activationValue: '7' }),
-    );
+    const idle = scaler({
+      host: managementUrl,
+      queueName: queue,
+      mode: 'QueueLength',
+      value: '5',
+      activationValue: '7',
+    });
     expect(await idle.sample(signal())).toEqual({ value: 7, active: false }); // strict >
   });
 
   it('reads the queue length over AMQP (passive declare), and reuses its connection', async () => {
-    const s = track(scaler({ host: loadTestEnv().rabbitmq.amqpUrl, queueName: queue }));
+    const s = scaler({ host: loadTestEnv().rabbitmq.amqpUrl, queueName: queue });
     expect(await s.sample(signal())).toEqual({ value: 7, active: true });
     channel.sendToQueue(queue, Buffer.from('one more'));
     await waitFor(async () => (await s.sample(signal())).value === 8, { message: 'AMQP count 8' });
@@ -83,82 +133,321 @@ describe('rabbitmq scaler against a real broker', () => {
     );
     expect(names).toHaveLength(1);
     await channel.get(queue, { noAck: true });
+    await settled(queue, 7);
+  });
+
+  describe('rate modes', () => {
+    it('MessageRate: an idle queue that never had traffic reads 0 (a fact, not unknown); publishing makes it > 0', async () => {
+      const q = await newQueue('rate-pub');
+      const s = scaler({ host: loadTestEnv().rabbitmq.managementUrl, queueName: q, mode: 'MessageRate', value: '5' });
+      // No message_stats at all: the broker (rates_mode basic) vouches that nothing was ever published.
+      const idle = await sampleWhen(s, () => true, 'statistics for the new queue');
+      expect(idle).toEqual({ value: 0, active: false });
+
+      const stop = publishSteadily(q, 20);
+      try {
+        const busy = await sampleWhen(s, (x) => x.value > 0, 'a publish rate above 0');
+        expect(busy.active).toBe(true);
+        console.log(`[measure] MessageRate at 20 msg/s: ${busy.value} msg/s`);
+      } finally {
+        stop();
+      }
+    });
+
+    it('DeliverGetRate: published but never consumed reads 0; a steady consumer makes it > 0', async () => {
+      const q = await newQueue('rate-deliver', 3);
+      await settled(q, 3);
+      const s = scaler({
+        host: loadTestEnv().rabbitmq.managementUrl,
+        queueName: q,
+        mode: 'DeliverGetRate',
+        value: '2',
+      });
+      // message_stats has publish but no deliver_get: nothing was ever delivered.
+      expect(await s.sample(signal())).toEqual({ value: 0, active: false });
+
+      const consumer = await connection.createChannel();
+      await consumer.consume(q, () => undefined, { noAck: true });
+      const stop = publishSteadily(q, 20);
+      try {
+        const busy = await sampleWhen(s, (x) => x.value > 0, 'a deliver_get rate above 0');
+        expect(busy.active).toBe(true);
+        console.log(`[measure] DeliverGetRate at 20 msg/s: ${busy.value} msg/s`);
+      } finally {
+        stop();
+        await consumer.close();
+      }
+    });
+  });
+
+  describe('useRegex', () => {
+    let prefix: string;
+    beforeAll(async () => {
+      prefix = uniqueName('rx');
+      const counts = { a: 1, b: 2, c: 6 };
+      for (const [suffix, n] of Object.entries(counts)) await newQueue('', n, `${prefix}-${suffix}`);
+      await Promise.all(Object.entries(counts).map(([suffix, n]) => settled(`${prefix}-${suffix}`, n)));
+    });
+
+    it.each([
+      { operation: 'sum', expected: 9 },
+      { operation: 'avg', expected: 3 },
+      { operation: 'max', expected: 6 },
+    ])('$operation over 3 queues → $expected', async ({ operation, expected }) => {
+      const s = scaler({
+        host: loadTestEnv().rabbitmq.managementUrl,
+        queueName: `^${prefix}-`,
+        useRegex: 'true',
+        operation,
+      });
+      expect((await s.sample(signal())).value).toBe(expected);
+    });
+
+    it('follows every page: pageSize 2 over 5 queues (KEDA fails beyond one page)', async () => {
+      const pages = uniqueName('pg');
+      for (let i = 1; i <= 5; i++) await newQueue('', i, `${pages}-${i}`);
+      await Promise.all([1, 2, 3, 4, 5].map((i) => settled(`${pages}-${i}`, i)));
+      const s = scaler({
+        host: loadTestEnv().rabbitmq.managementUrl,
+        queueName: `^${pages}-`,
+        useRegex: 'true',
+        pageSize: '2',
+      });
+      expect(await s.sample(signal())).toEqual({ value: 15, active: true });
+    });
+
+    it('no matching queue, or an expression the broker rejects, is an error', async () => {
+      const { managementUrl } = loadTestEnv().rabbitmq;
+      const none = scaler({ host: managementUrl, queueName: `^${uniqueName('nothing')}$`, useRegex: 'true' });
+      expect((await sampleError(none)).message).toMatch(/no queue matches/);
+      const bad = scaler({ host: managementUrl, queueName: '(', useRegex: 'true' });
+      expect((await sampleError(bad)).message).toMatch(/answered 400/);
+    });
+  });
+
+  it('excludeUnacknowledged counts ready messages only (consumer with prefetch 3, no ack)', async () => {
+    const q = await newQueue('unacked', 10);
+    await settled(q, 10);
+    const consumer = await connection.createChannel();
+    await consumer.prefetch(3);
+    await consumer.consume(q, () => undefined, { noAck: false });
+    try {
+      const { managementUrl, amqpUrl } = loadTestEnv().rabbitmq;
+      const ready = scaler({ host: managementUrl, queueName: q, excludeUnacknowledged: 'true' });
+      expect((await sampleWhen(ready, (x) => x.value === 7, 'messages_ready 7')).value).toBe(7);
+      expect((await scaler({ host: managementUrl, queueName: q }).sample(signal())).value).toBe(10);
+      // AMQP counts ready messages only, always.
+      expect((await scaler({ host: amqpUrl, queueName: q }).sample(signal())).value).toBe(7);
+    } finally {
+      await consumer.close();
+    }
+  });
+
+  it('takes username/password from the TriggerAuthentication over both protocols; a wrong password is an error that never echoes it', async () => {
+    const { host, username, password } = managementWithoutCredentials();
+    const amqpHost = new URL(loadTestEnv().rabbitmq.amqpUrl);
+    amqpHost.username = 'nobody';
+    amqpHost.password = 'overridden';
+    for (const h of [host, amqpHost.href]) {
+      expect((await scaler({ host: h, queueName: queue }, { username, password }).sample(signal())).value).toBe(7);
+      const wrong = await sampleError(scaler({ host: h, queueName: queue }, { username, password: 'wrong-pass-123' }));
+      expect(wrong.message).toMatch(/refused the credentials/);
+      expect(describeError(wrong)).not.toContain('wrong-pass-123');
+      expect(JSON.stringify(wrong)).not.toContain('wrong-pass-123');
+    }
+    // Without any credentials the management API answers 401.
+    expect((await sampleError(scaler({ host, queueName: queue }))).message).toMatch(/refused the credentials .*401/);
   });
 
   it('treats a missing queue as an error, over both protocols (and keeps working afterwards)', async () => {
     const env = loadTestEnv();
-    const http = track(scaler({ host: env.rabbitmq.managementUrl, queueName: 'does-not-exist' }));
+    const http = scaler({ host: env.rabbitmq.managementUrl, queueName: 'does-not-exist' });
     expect((await sampleError(http)).message).toMatch(/does not exist/);
-    const overAmqp = track(scaler({ host: env.rabbitmq.amqpUrl, queueName: 'does-not-exist' }));
+    const rate = scaler({
+      host: env.rabbitmq.managementUrl,
+      queueName: 'does-not-exist',
+      mode: 'MessageRate',
+      value: '1',
+    });
+    expect((await sampleError(rate)).message).toMatch(/does not exist/);
+    const overAmqp = scaler({ host: env.rabbitmq.amqpUrl, queueName: 'does-not-exist' });
     expect((await sampleError(overAmqp)).message).toMatch(/does not exist/);
-    const good = track(scaler({ host: env.rabbitmq.amqpUrl, queueName: queue }));
+    const good = scaler({ host: env.rabbitmq.amqpUrl, queueName: queue });
     expect((await good.sample(signal())).value).toBeGreaterThan(0);
   });
 
-  it('treats wrong credentials as an error and never echoes them', async () => {
+  it('treats wrong URL credentials as an error and never echoes them', async () => {
     const env = loadTestEnv();
     const badHttp = new URL(env.rabbitmq.managementUrl);
     badHttp.password = 'wrong-pass-123';
-    const e1 = await sampleError(track(scaler({ host: badHttp.href, queueName: queue })));
+    const e1 = await sampleError(scaler({ host: badHttp.href, queueName: queue }));
     expect(e1.message).toMatch(/refused the credentials/);
     const badAmqp = new URL(env.rabbitmq.amqpUrl);
     badAmqp.password = 'wrong-pass-123';
-    const e2 = await sampleError(track(scaler({ host: badAmqp.href, queueName: queue })));
-    for (const e of [e1, e2])
-      expect(JSON.stringify({ m: e.message, c: String(e.cause) })).not.toContain('wrong-pass-123');
+    const e2 = await sampleError(scaler({ host: badAmqp.href, queueName: queue }));
+    for (const e of [e1, e2]) expect(describeError(e)).not.toContain('wrong-pass-123');
   });
 
   it('treats connection refused as an error', async () => {
-    const e1 = await sampleError(track(scaler({ host: 'http://guest:guest@127.0.0.1:1/', queueName: queue })));
+    const e1 = await sampleError(scaler({ host: 'http://guest:guest@127.0.0.1:1/', queueName: queue }));
     expect(e1.message).toMatch(/cannot reach/);
-    const e2 = await sampleError(track(scaler({ host: 'amqp://guest:guest@127.0.0.1:1/', queueName: queue })));
+    const e2 = await sampleError(scaler({ host: 'amqp://guest:guest@127.0.0.1:1/', queueName: queue }));
     expect(e2.message).toMatch(/cannot read/);
   });
+});
 
-  describe('a management API that misbehaves', () => {
-    let server: Server;
-    let base: string;
-    let reply: (res: import('node:http').ServerResponse) => void = () => undefined;
+describe('a management API that misbehaves', () => {
+  let server: Server;
+  let base: string;
+  let reply: (res: import('node:http').ServerResponse) => void = () => undefined;
 
-    beforeAll(async () => {
-      server = createServer((_req, res) => {
-        reply(res);
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      base = `http://guest:guest@127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  beforeAll(async () => {
+    server = createServer((_req, res) => {
+      reply(res);
     });
-    afterAll(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => {
-            resolve();
-          });
-        }),
-    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://guest:guest@127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  });
+  afterAll(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  );
 
-    const cases = [
-      { comment: '500', status: 500, body: '{}', expected: /answered 500/ },
-      {
-        comment: 'no statistics yet (messages missing, as right after a queue is created)',
-        status: 200,
-        body: '{"name":"q"}',
-        expected: /no message count/,
+  const cases = [
+    { comment: '500', status: 500, body: '{}', expected: /answered 500/ },
+    { comment: '404', status: 404, body: '{}', expected: /does not exist/ },
+    {
+      comment: 'no statistics yet (messages missing, as right after a queue is created)',
+      status: 200,
+      body: '{"name":"q"}',
+      expected: /no messages count/,
+    },
+    { comment: 'malformed body', status: 200, body: '<html>', expected: /not JSON/ },
+    { comment: 'empty body', status: 200, body: '', expected: /not JSON/ },
+    { comment: 'negative count', status: 200, body: '{"messages":-1}', expected: /no messages count/ },
+    {
+      comment: 'a rate that is not a number',
+      status: 200,
+      body: '{"name":"q","messages":1,"message_stats":{"publish":1,"publish_details":{"rate":null}}}',
+      expected: /no publish rate/,
+      mode: 'MessageRate',
+    },
+  ];
+  it.each(cases)('$comment is an error, not 0', async ({ status, body, expected, mode }) => {
+    reply = (res) => res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    const metadata = { host: base, queueName: 'q', ...(mode ? { mode, value: '1' } : {}) };
+    expect((await sampleError(scaler(metadata))).message).toMatch(expected);
+  });
+
+  it('a timeout is an error', async () => {
+    reply = () => undefined; // never answers
+    const s = scaler({ host: base, queueName: 'q', timeout: '300' });
+    const started = Date.now();
+    expect(describeError(await sampleError(s))).toMatch(/timeout/);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe('https: TLS from the TriggerAuthentication, against a local HTTPS server that answers like the management API', () => {
+  let pki: TestPki;
+  let server: HttpsServer;
+  let host: string;
+  const seen: { authorized: boolean; authorization: string | undefined }[] = [];
+
+  beforeAll(async () => {
+    pki = makeTestPki();
+    server = createHttpsServer(
+      { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
+      (req, res) => {
+        const authorized = (req.socket as TLSSocket).authorized;
+        seen.push({ authorized, authorization: req.headers.authorization });
+        // "/mtls/…" requires a client certificate signed by the test CA.
+        if (req.url?.startsWith('/mtls/') && !authorized) {
+          res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":"no client certificate"}');
+          return;
+        }
+        const body = {
+          name: 'q',
+          messages: 5,
+          messages_ready: 4,
+          message_stats: { publish: 40, publish_details: { rate: 2.5 } },
+        };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       },
-      { comment: 'malformed body', status: 200, body: '<html>', expected: /not JSON/ },
-      { comment: 'negative count', status: 200, body: '{"messages":-1}', expected: /no message count/ },
-    ];
-    it.each(cases)('$comment is an error, not 0', async ({ status, body, expected }) => {
-      reply = (res) => res.writeHead(status, { 'content-type': 'application/json' }).end(body);
-      expect((await sampleError(track(scaler({ host: base, queueName: 'q' })))).message).toMatch(expected);
-    });
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    host = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  );
 
-    it('a timeout is an error', async () => {
-      reply = () => undefined; // never answers
-      const s = track(scaler({ host: base, queueName: 'q', timeout: '300' }));
+  it('verifies the server with the given CA and presents the client certificate', async () => {
+    const s = scaler(
+      { host: `${host}/mtls/%2F`, queueName: 'q', mode: 'MessageRate', value: '1' },
+      { tls: 'enable', ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey, username: 'u', password: 'p' },
+    );
+    expect(await s.sample(signal())).toEqual({ value: 2.5, active: true });
+    expect(seen.at(-1)).toEqual({ authorized: true, authorization: `Basic ${Buffer.from('u:p').toString('base64')}` });
+  });
+
+  it('an encrypted client key works with keyPassword', async () => {
+    const s = scaler(
+      { host: `${host}/mtls/%2F`, queueName: 'q' },
+      {
+        tls: 'enable',
+        ca: pki.caCert,
+        cert: pki.clientCert,
+        key: pki.clientKeyEncrypted,
+        keyPassword: pki.clientKeyPassword,
+      },
+    );
+    expect((await s.sample(signal())).value).toBe(5);
+    expect(seen.at(-1)?.authorized).toBe(true);
+  });
+
+  it('a server the system trust store does not know is an error (without ca), unless unsafeSsl', async () => {
+    const untrusted = await sampleError(scaler({ host: `${host}/`, queueName: 'q' }));
+    expect(describeError(untrusted)).toMatch(/cannot reach/);
+    const wrongCa = await sampleError(
+      scaler({ host: `${host}/`, queueName: 'q' }, { tls: 'enable', ca: pki.otherCaCert }),
+    );
+    expect(describeError(wrongCa)).toMatch(/cannot reach/);
+    const unsafe = scaler({ host: `${host}/`, queueName: 'q', unsafeSsl: 'true' });
+    expect((await unsafe.sample(signal())).value).toBe(5);
+  });
+
+  it('without the client certificate the mTLS endpoint refuses: an error, not 0', async () => {
+    const s = scaler({ host: `${host}/mtls/%2F`, queueName: 'q' }, { tls: 'enable', ca: pki.caCert });
+    expect((await sampleError(s)).message).toMatch(/refused the credentials .*403/);
+  });
+
+  it('a slow TLS server times out as an error', async () => {
+    // A TCP server that accepts and never completes the TLS handshake.
+    const silent = createTcpServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const s = scaler(
+        { host: `https://127.0.0.1:${port}/`, queueName: 'q', timeout: '300ms' },
+        { tls: 'enable', ca: pki.caCert },
+      );
       const started = Date.now();
-      await sampleError(s);
+      expect(describeError(await sampleError(s))).toMatch(/timeout/);
       expect(Date.now() - started).toBeLessThan(3000);
-    });
+    } finally {
+      silent.close();
+    }
   });
 });

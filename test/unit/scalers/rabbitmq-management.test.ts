@@ -1,0 +1,445 @@
+// The rabbitmq scaler over the management API, against an in-process HTTP server that answers like RabbitMQ 3.10
+// (the shapes were taken from the real broker; test/integration/rabbitmq-scaler.test.ts runs the same paths against
+// it): decoding and activity per mode (KEDA's testQueueInfoTestData), when an absent rate is a fact and when it is
+// unknown, regex aggregation and pagination, and every way of not knowing the value being an error.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ScalerError, describeError } from '../../../src/errors.ts';
+import { createRabbitMqScaler } from '../../../src/scalers/rabbitmq.ts';
+import type { Sample, Scaler } from '../../../src/scalers/scaler.ts';
+import { triggerInput } from '../../support/trigger.ts';
+
+type Queue = Record<string, unknown> & { name: string };
+type Handler = (req: IncomingMessage, url: URL, res: ServerResponse) => boolean;
+
+interface Fake {
+  /** The queues the list and single-queue endpoints serve (vhost "/"). */
+  queues: Queue[];
+  ratesMode: string;
+  disableStats: boolean;
+  /** Runs first; returns true when it answered. */
+  override: Handler | undefined;
+  requests: { path: string; query: URLSearchParams; authorization: string | undefined }[];
+}
+
+const fake: Fake = { queues: [], ratesMode: 'basic', disableStats: false, override: undefined, requests: [] };
+let server: Server;
+let port: number;
+
+function json(res: ServerResponse, status: number, body: unknown): true {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  return true;
+}
+
+function route(req: IncomingMessage, res: ServerResponse): void {
+  const url = new URL(req.url ?? '/', 'http://x');
+  fake.requests.push({ path: url.pathname, query: url.searchParams, authorization: req.headers.authorization });
+  if (fake.override?.(req, url, res)) return;
+  const parts = url.pathname.split('/').slice(1).map(decodeURIComponent); // ['api', 'queues', vhost, name?]
+  if (url.pathname === '/api/overview') {
+    json(res, 200, { rates_mode: fake.ratesMode, disable_stats: fake.disableStats });
+  } else if (parts[0] === 'api' && parts[1] === 'queues' && parts[2] === '/' && parts.length === 4) {
+    const queue = fake.queues.find((q) => q.name === parts[3]);
+    if (queue) json(res, 200, queue);
+    else json(res, 404, { error: 'Object Not Found', reason: 'Not Found' });
+  } else if (parts[0] === 'api' && parts[1] === 'queues' && parts[2] === '/' && parts.length === 3) {
+    const matching = fake.queues
+      .filter((q) => new RegExp(url.searchParams.get('name') ?? '').test(q.name))
+      .sort((a, b) => a.name.localeCompare(b.name));
+    const size = Number(url.searchParams.get('page_size'));
+    const page = Number(url.searchParams.get('page'));
+    const pageCount = Math.ceil(matching.length / size);
+    if (page > Math.max(pageCount, 1)) {
+      json(res, 400, { error: 'page_out_of_range', reason: `Page out of range, page: ${page}` });
+      return;
+    }
+    const items = matching.slice((page - 1) * size, page * size);
+    json(res, 200, {
+      filtered_count: matching.length,
+      item_count: items.length,
+      items,
+      page,
+      page_count: pageCount,
+      page_size: size,
+      total_count: fake.queues.length,
+    });
+  } else {
+    json(res, 404, { error: 'Object Not Found', reason: 'Not Found' });
+  }
+}
+
+beforeAll(async () => {
+  server = createServer(route);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+beforeEach(() => {
+  fake.queues = [];
+  fake.ratesMode = 'basic';
+  fake.disableStats = false;
+  fake.override = undefined;
+  fake.requests = [];
+});
+
+const scalers: Scaler[] = [];
+afterAll(async () => {
+  await Promise.all(scalers.map((s) => s.close()));
+});
+function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): Scaler {
+  const s = createRabbitMqScaler(
+    triggerInput({
+      type: 'rabbitmq',
+      metadata: { host: `http://guest:guest@127.0.0.1:${port}/`, queueName: 'q', ...metadata },
+      authParams,
+    }),
+  );
+  scalers.push(s);
+  return s;
+}
+const sample = (s: Scaler): Promise<Sample> => s.sample(AbortSignal.timeout(5000));
+async function sampleError(s: Scaler): Promise<ScalerError> {
+  try {
+    const got = await sample(s);
+    throw new Error(`expected an error, got the value ${got.value}`);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScalerError);
+    return err as ScalerError;
+  }
+}
+
+function stats(publish: number | undefined, deliverGet: number | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (publish !== undefined) Object.assign(out, { publish: 10, publish_details: { rate: publish } });
+  if (deliverGet !== undefined) Object.assign(out, { deliver_get: 10, deliver_get_details: { rate: deliverGet } });
+  return out;
+}
+
+describe('decoding and activity per mode (KEDA testQueueInfoTestData rows)', () => {
+  const rows = [
+    { mode: 'QueueLength', value: '100', messages: 4, ready: 3, publish: 0, deliver: 1.3, expect: 4, active: true },
+    { mode: 'QueueLength', value: '100', messages: 0, ready: 0, publish: 1.4, deliver: 0, expect: 0, active: false },
+    { mode: 'MessageRate', value: '100', messages: 4, ready: 3, publish: 0, deliver: 1.3, expect: 0, active: true },
+    { mode: 'MessageRate', value: '100', messages: 0, ready: 0, publish: 1.4, deliver: 0, expect: 1.4, active: true },
+    { mode: 'MessageRate', value: '100', messages: 0, ready: 0, publish: 0, deliver: 0, expect: 0, active: false },
+    { mode: 'DeliverGetRate', value: '100', messages: 30, ready: 20, publish: 5, deliver: 1, expect: 1, active: true },
+    { mode: 'DeliverGetRate', value: '100', messages: 20, ready: 20, publish: 0, deliver: 0, expect: 0, active: false },
+  ];
+  it.each(rows)('$mode: messages $messages publish $publish deliver_get $deliver → $expect', async (r) => {
+    fake.queues = [
+      { name: 'q', messages: r.messages, messages_ready: r.ready, message_stats: stats(r.publish, r.deliver) },
+    ];
+    expect(await sample(scaler({ mode: r.mode, value: r.value }))).toEqual({ value: r.expect, active: r.active });
+  });
+
+  it('excludeUnacknowledged counts messages_ready (and MessageRate activation uses it too)', async () => {
+    fake.queues = [{ name: 'q', messages: 7, messages_ready: 2, message_stats: stats(0, 0) }];
+    expect(await sample(scaler({ excludeUnacknowledged: 'true' }))).toEqual({ value: 2, active: true });
+    expect(
+      await sample(scaler({ excludeUnacknowledged: 'true', mode: 'MessageRate', value: '5', activationValue: '2' })),
+    ).toEqual({
+      value: 0,
+      active: false,
+    });
+  });
+
+  it('asks for one queue with the columns it needs, in the vhost and path prefix of the host URL', async () => {
+    fake.override = (_req, url, res) =>
+      url.pathname === '/rabbit/api/queues/my%2Fvhost/a%20q%2F1' && json(res, 200, { name: 'a q/1', messages: 1 });
+    const s = createRabbitMqScaler(
+      triggerInput({
+        type: 'rabbitmq',
+        metadata: { host: `http://127.0.0.1:${port}/rabbit/my%2Fvhost`, queueName: 'a q/1' },
+      }),
+    );
+    scalers.push(s);
+    expect((await sample(s)).value).toBe(1);
+    expect(fake.requests[0]?.query.get('columns')).toBe('name,messages,messages_ready,message_stats');
+    expect(fake.requests[0]?.authorization).toBeUndefined();
+  });
+
+  it('sends username/password from the TriggerAuthentication instead of the URL credentials', async () => {
+    fake.queues = [{ name: 'q', messages: 1 }];
+    await sample(scaler({}, { username: 'ta-user', password: 'ta-pass' }));
+    expect(fake.requests[0]?.authorization).toBe(`Basic ${Buffer.from('ta-user:ta-pass').toString('base64')}`);
+    await sample(scaler({}));
+    expect(fake.requests[1]?.authorization).toBe(`Basic ${Buffer.from('guest:guest').toString('base64')}`);
+  });
+});
+
+describe('absent statistics', () => {
+  it('a queue without its count (no statistics yet) is an error in every mode', async () => {
+    fake.queues = [{ name: 'q' }];
+    for (const mode of ['QueueLength', 'MessageRate', 'DeliverGetRate']) {
+      expect((await sampleError(scaler({ mode, value: '1' }))).message).toMatch(/no messages count for queue "q"/);
+    }
+    fake.queues = [{ name: 'q', messages: 3 }];
+    expect((await sampleError(scaler({ excludeUnacknowledged: 'true' }))).message).toMatch(/no messages_ready count/);
+  });
+
+  it('QueueLength needs no message_stats and never asks for the overview', async () => {
+    fake.queues = [{ name: 'q', messages: 3, messages_ready: 3 }];
+    expect(await sample(scaler({}))).toEqual({ value: 3, active: true });
+    expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F/q']);
+  });
+
+  it('no message_stats on a queue that never had traffic: rate 0 is a fact once the broker says it collects rates', async () => {
+    fake.queues = [{ name: 'q', messages: 0, messages_ready: 0 }];
+    const s = scaler({ mode: 'MessageRate', value: '10' });
+    expect(await sample(s)).toEqual({ value: 0, active: false });
+    expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F/q', '/api/overview']);
+    expect(fake.requests[1]?.query.get('columns')).toBe('rates_mode,disable_stats');
+    // The answer is remembered: the next sample asks for the queue only.
+    await sample(s);
+    expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F/q', '/api/overview', '/api/queues/%2F/q']);
+    // An idle queue with messages activates MessageRate (messages > activation).
+    fake.queues = [{ name: 'q', messages: 4, messages_ready: 4 }];
+    expect(await sample(scaler({ mode: 'MessageRate', value: '10', activationValue: '3' }))).toEqual({
+      value: 0,
+      active: true,
+    });
+  });
+
+  it('DeliverGetRate: published but never consumed (no deliver_get counter) is 0', async () => {
+    fake.queues = [{ name: 'q', messages: 5, message_stats: stats(2, undefined) }];
+    expect(await sample(scaler({ mode: 'DeliverGetRate', value: '1' }))).toEqual({ value: 0, active: false });
+  });
+
+  it('with rates_mode none (or statistics disabled) an absent rate is unknown: an error, never 0', async () => {
+    fake.queues = [{ name: 'q', messages: 9, messages_ready: 9 }];
+    fake.ratesMode = 'none';
+    expect((await sampleError(scaler({ mode: 'MessageRate', value: '1' }))).message).toMatch(
+      /does not collect message rates \(rates_mode none\)/,
+    );
+    fake.ratesMode = 'basic';
+    fake.disableStats = true;
+    expect((await sampleError(scaler({ mode: 'DeliverGetRate', value: '1' }))).message).toMatch(/statistics disabled/);
+  });
+
+  it('an overview that fails or lacks rates_mode leaves the rate unknown', async () => {
+    fake.queues = [{ name: 'q', messages: 1 }];
+    fake.override = (_req, url, res) => url.pathname === '/api/overview' && json(res, 500, { error: 'boom' });
+    expect((await sampleError(scaler({ mode: 'MessageRate', value: '1' }))).message).toMatch(/answered 500/);
+    fake.override = (_req, url, res) => url.pathname === '/api/overview' && json(res, 200, {});
+    expect((await sampleError(scaler({ mode: 'MessageRate', value: '1' }))).message).toMatch(/rates_mode unknown/);
+  });
+
+  const malformed = [
+    { comment: 'a counter without its details', stats: { publish: 3 }, expected: /reports no publish rate/ },
+    { comment: 'details without a rate', stats: { publish: 3, publish_details: {} }, expected: /no publish rate/ },
+    { comment: 'a rate that is a string', stats: { publish_details: { rate: '1.0' } }, expected: /no publish rate/ },
+    { comment: 'a negative rate', stats: { publish: 1, publish_details: { rate: -1 } }, expected: /no publish rate/ },
+    { comment: 'message_stats that is not an object', stats: 'lots', expected: /malformed message_stats/ },
+  ];
+  it.each(malformed)('$comment is an error, not 0', async ({ stats: messageStats, expected }) => {
+    fake.queues = [{ name: 'q', messages: 1, message_stats: messageStats }];
+    expect((await sampleError(scaler({ mode: 'MessageRate', value: '1' }))).message).toMatch(expected);
+  });
+});
+
+describe('useRegex', () => {
+  const three = (): Queue[] => [
+    { name: 'jobs-a', messages: 1, messages_ready: 1, message_stats: stats(1, 0.5) },
+    { name: 'jobs-b', messages: 4, messages_ready: 2, message_stats: stats(2, 1.5) },
+    { name: 'jobs-c', messages: 10, messages_ready: 10, message_stats: stats(6, 1) },
+    { name: 'other', messages: 100, messages_ready: 100, message_stats: stats(100, 100) },
+  ];
+  const rows = [
+    { operation: 'sum', mode: 'QueueLength', expect: 15 },
+    { operation: 'avg', mode: 'QueueLength', expect: 5 },
+    { operation: 'max', mode: 'QueueLength', expect: 10 },
+    { operation: 'sum', mode: 'MessageRate', expect: 9 },
+    { operation: 'avg', mode: 'MessageRate', expect: 3 },
+    { operation: 'max', mode: 'DeliverGetRate', expect: 1.5 },
+    { operation: 'avg', mode: 'DeliverGetRate', expect: 1 },
+  ];
+  it.each(rows)('$operation of $mode over 3 matching queues → $expect', async (r) => {
+    fake.queues = three();
+    const got = await sample(
+      scaler({ queueName: '^jobs-', useRegex: 'true', operation: r.operation, mode: r.mode, value: '5' }),
+    );
+    expect(got.value).toBeCloseTo(r.expect, 10);
+    expect(fake.requests[0]?.path).toBe('/api/queues/%2F');
+    expect(Object.fromEntries(fake.requests[0]?.query ?? [])).toMatchObject({
+      use_regex: 'true',
+      name: '^jobs-',
+      page: '1',
+      page_size: '100',
+      sort: 'name',
+      columns: 'name,messages,messages_ready,message_stats',
+    });
+  });
+
+  it('avg is the exact mean (KEDA divides counts as integers)', async () => {
+    fake.queues = [
+      { name: 'x1', messages: 1 },
+      { name: 'x2', messages: 2 },
+    ];
+    expect((await sample(scaler({ queueName: '^x', useRegex: 'true', operation: 'avg' }))).value).toBe(1.5);
+  });
+
+  it('excludeUnacknowledged sums messages_ready', async () => {
+    fake.queues = three();
+    expect((await sample(scaler({ queueName: '^jobs-', useRegex: 'true', excludeUnacknowledged: 'true' }))).value).toBe(
+      13,
+    );
+  });
+
+  it('follows every page: pageSize 2 over 5 queues reads pages 1, 2 and 3', async () => {
+    fake.queues = [1, 2, 3, 4, 5].map((i) => ({ name: `p-${i}`, messages: i }));
+    expect((await sample(scaler({ queueName: '^p-', useRegex: 'true', pageSize: '2' }))).value).toBe(15);
+    expect(fake.requests.map((r) => `${r.query.get('page')}/${r.query.get('page_size')}`)).toEqual([
+      '1/2',
+      '2/2',
+      '3/2',
+    ]);
+  });
+
+  it('no matching queue is an error (KEDA: 0)', async () => {
+    fake.queues = three();
+    expect((await sampleError(scaler({ queueName: '^nothing', useRegex: 'true' }))).message).toMatch(
+      /no queue matches "\^nothing" in vhost "\/"/,
+    );
+  });
+
+  it('one matching queue without statistics makes the whole reading unknown', async () => {
+    fake.queues = [...three(), { name: 'jobs-new' }];
+    expect((await sampleError(scaler({ queueName: '^jobs-', useRegex: 'true' }))).message).toMatch(
+      /no messages count for queue "jobs-new" \(matching "\^jobs-"\)/,
+    );
+  });
+
+  it('an absent rate in one matching queue asks the overview once, and counts as 0', async () => {
+    fake.queues = [
+      { name: 'r-1', messages: 0, message_stats: stats(3, 1) },
+      { name: 'r-2', messages: 0 },
+    ];
+    expect((await sample(scaler({ queueName: '^r-', useRegex: 'true', mode: 'MessageRate', value: '1' }))).value).toBe(
+      3,
+    );
+    expect(fake.requests.filter((r) => r.path === '/api/overview')).toHaveLength(1);
+  });
+
+  it('queues appearing while paging: retried once, then an error (never a partial sum)', async () => {
+    fake.queues = [1, 2, 3].map((i) => ({ name: `c-${i}`, messages: i }));
+    let listCalls = 0;
+    let churn = 2; // the first two page-2 answers see one more queue
+    fake.override = (_req, url, res) => {
+      if (url.pathname !== '/api/queues/%2F') return false;
+      listCalls++;
+      if (url.searchParams.get('page') === '2' && churn > 0) {
+        churn--;
+        return json(res, 200, {
+          filtered_count: 4,
+          items: [{ name: 'c-3', messages: 3 }],
+          page: 2,
+          page_count: 2,
+          page_size: 2,
+        });
+      }
+      return false;
+    };
+    const s = scaler({ queueName: '^c-', useRegex: 'true', pageSize: '2' });
+    expect((await sampleError(s)).message).toMatch(/changed while sluice was paging/);
+    expect(listCalls).toBe(4);
+    // Once the list is stable again the reading works.
+    expect((await sample(s)).value).toBe(6);
+  });
+
+  it('queues disappearing while paging (page out of range) is retried', async () => {
+    fake.queues = [1, 2, 3].map((i) => ({ name: `d-${i}`, messages: i }));
+    let once = true;
+    fake.override = (_req, url, res) => {
+      if (url.pathname === '/api/queues/%2F' && url.searchParams.get('page') === '2' && once) {
+        once = false;
+        return json(res, 400, { error: 'page_out_of_range', reason: 'Page out of range, page: 2' });
+      }
+      return false;
+    };
+    expect((await sample(scaler({ queueName: '^d-', useRegex: 'true', pageSize: '2' }))).value).toBe(6);
+  });
+
+  it("the broker's 400 on the first page (e.g. a bad regular expression) is the error, with its reason", async () => {
+    fake.override = (_req, url, res) =>
+      url.pathname === '/api/queues/%2F' &&
+      json(res, 400, { error: 'bad_request', reason: 'Pagination parameters are invalid' });
+    expect((await sampleError(scaler({ queueName: '(', useRegex: 'true' }))).message).toMatch(
+      /answered 400 for the queues matching "\(" .*: Pagination parameters are invalid/,
+    );
+  });
+
+  it('a list without pagination fields, or a vhost that does not exist, is an error', async () => {
+    fake.override = (_req, url, res) =>
+      url.pathname === '/api/queues/%2F' && json(res, 200, [{ name: 'q', messages: 1 }]);
+    expect((await sampleError(scaler({ queueName: 'q', useRegex: 'true' }))).message).toMatch(
+      /without pagination fields/,
+    );
+    fake.override = undefined;
+    const s = scaler({ queueName: 'q', useRegex: 'true', vhostName: 'nope' });
+    expect((await sampleError(s)).message).toMatch(/vhost "nope" does not exist/);
+  });
+});
+
+describe('HTTP failures are errors, never 0', () => {
+  const cases = [
+    {
+      comment: '404: the queue does not exist',
+      status: 404,
+      body: '{"error":"Object Not Found"}',
+      expected: /queue "q" in vhost "\/" at http:\/\/127\.0\.0\.1:\d+ does not exist/,
+    },
+    {
+      comment: '401: credentials refused',
+      status: 401,
+      body: '{"error":"not_authorized"}',
+      expected: /refused the credentials .*\(401\)/,
+    },
+    { comment: '403: credentials refused', status: 403, body: '', expected: /refused the credentials .*\(403\)/ },
+    { comment: '500', status: 500, body: '{}', expected: /answered 500/ },
+    {
+      comment: '503 with a reason',
+      status: 503,
+      body: '{"reason":"node down"}',
+      expected: /answered 503 .*: node down/,
+    },
+    { comment: 'a body that is not JSON', status: 200, body: '<html>', expected: /not JSON/ },
+    { comment: 'an empty body', status: 200, body: '', expected: /not JSON/ },
+    { comment: 'JSON that is not a queue', status: 200, body: '[1,2]', expected: /not a queue/ },
+    { comment: 'a negative count', status: 200, body: '{"name":"q","messages":-1}', expected: /no messages count/ },
+    {
+      comment: 'a count that is a string',
+      status: 200,
+      body: '{"name":"q","messages":"7"}',
+      expected: /no messages count/,
+    },
+  ];
+  it.each(cases)('$comment', async ({ status, body, expected }) => {
+    fake.override = (_req, _url, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+      return true;
+    };
+    const err = await sampleError(scaler({}));
+    expect(err.message).toMatch(expected);
+    expect(err.message).not.toContain('guest:guest');
+  });
+
+  it('a redirect is an error naming its target (credentials never follow it)', async () => {
+    fake.override = (_req, _url, res) => {
+      res.writeHead(302, { location: 'http://elsewhere.example/api' }).end();
+      return true;
+    };
+    expect(describeError(await sampleError(scaler({})))).toMatch(/cannot reach .*redirect.*elsewhere\.example/);
+  });
+
+  it('a timeout is an error, within the timeout', async () => {
+    fake.override = () => true; // never answers
+    const started = Date.now();
+    const err = await sampleError(scaler({ timeout: '300ms' }));
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(describeError(err)).toMatch(/cannot reach .*timeout/);
+  });
+});
