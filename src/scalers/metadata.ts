@@ -134,7 +134,20 @@ export function lookupParam(
 export function parseParams<S extends ParamSpec>(spec: S, sources: ParamSources): Parsed<S> {
   const out: Record<string, unknown> = {};
   for (const [name, param] of Object.entries(spec)) {
-    out[name] = parseOne(name, param, lookupParam(name, param, sources), sources.path);
+    const raw = lookupParam(name, param, sources);
+    try {
+      out[name] = parseOne(name, param, raw, sources.path);
+    } catch (err) {
+      // A value from a TriggerAuthentication or the container's environment may be a secret: never quote it.
+      if (err instanceof ValidationError && raw !== undefined && sources.metadata[name]?.trim() !== raw) {
+        const reason = err.message.slice(err.field.length + 2).replaceAll(raw, '<value not shown>');
+        throw new ValidationError(
+          err.field,
+          `${reason} (the value comes from a TriggerAuthentication or ${name}FromEnv)`,
+        );
+      }
+      throw err;
+    }
   }
   return out as Parsed<S>;
 }

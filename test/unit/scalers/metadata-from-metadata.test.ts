@@ -57,3 +57,34 @@ describe('parseParams with fromMetadata: false', () => {
     expect((caught as ValidationError).message).not.toContain('in-plain-sight');
   });
 });
+
+describe('values from a TriggerAuthentication or the environment are never quoted in errors', () => {
+  const spec = {
+    port: { type: 'number', fromAuth: true, fromEnv: true },
+    mode: { type: 'enum', values: ['a', 'b'], fromAuth: true, optional: true },
+  } as const satisfies ParamSpec;
+  const secret = 'hunter2-secret-value';
+  const cases = [
+    { comment: 'number from authParams', sources: { metadata: {}, authParams: { port: secret } } },
+    {
+      comment: 'number from the environment',
+      sources: { metadata: { portFromEnv: 'PORT' }, authParams: {}, resolvedEnv: { PORT: secret } },
+    },
+    { comment: 'enum from authParams', sources: { metadata: { port: '1' }, authParams: { mode: secret } } },
+  ];
+  it.each(cases)('$comment', ({ sources }) => {
+    let caught: unknown;
+    try {
+      parseParams(spec, { ...sources, path: 'spec.triggers[0].metadata' });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ValidationError);
+    expect((caught as Error).message).not.toContain(secret);
+    expect((caught as Error).message).toMatch(/comes from a TriggerAuthentication/);
+  });
+
+  it('still quotes a bad value written in trigger metadata (it is not a secret there)', () => {
+    expect(() => parseParams(spec, { metadata: { port: 'eighty' }, authParams: {}, path: 'p' })).toThrow(/"eighty"/);
+  });
+});
