@@ -165,12 +165,21 @@ export function createClusterPort(kc: KubeConfig): ClusterPort {
       }
       const wanted = svc.spec?.ports?.find((p) => p.name === port || String(p.port) === port);
       if (!wanted) throw new ScalerError(`Service ${namespace}/${service} has no port "${port}"`);
-      const slices = await discovery.listNamespacedEndpointSlice({
-        namespace,
-        labelSelector: `kubernetes.io/service-name=${service}`,
-      });
+      let slices;
+      try {
+        slices = await discovery.listNamespacedEndpointSlice({
+          namespace,
+          labelSelector: `kubernetes.io/service-name=${service}`,
+        });
+      } catch (cause) {
+        throw new ScalerError(`cannot list the EndpointSlices of Service ${namespace}/${service}`, { cause });
+      }
+      // A dual-stack Service has one slice per address family for the same pods: read one family only (the
+      // Service's primary), or every pod would be counted twice.
+      const family = svc.spec?.ipFamilies?.[0] ?? 'IPv4';
       const found = new Map<string, { address: string; port: number }>();
       for (const slice of slices.items) {
+        if (slice.addressType !== family) continue;
         // The slice's port carries the Service port's name (empty for a single unnamed port).
         const slicePort = slice.ports?.find((p) => (p.name ?? '') === (wanted.name ?? ''))?.port;
         if (slicePort === undefined) continue;

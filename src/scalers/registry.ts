@@ -4,6 +4,7 @@
  */
 import { ValidationError } from '../errors.ts';
 import { createAwsSqsQueueScaler } from './aws-sqs-queue.ts';
+import { createHttpRateScaler } from './http-rate.ts';
 import { createMetricsApiScaler } from './metrics-api.ts';
 import { createPrometheusScaler } from './prometheus.ts';
 import { createRabbitMqScaler } from './rabbitmq.ts';
@@ -11,6 +12,7 @@ import type { Scaler, ScalerFactory, TriggerInput } from './scaler.ts';
 
 export const scalerFactories = {
   'aws-sqs-queue': createAwsSqsQueueScaler,
+  'http-rate': createHttpRateScaler,
   'metrics-api': createMetricsApiScaler,
   prometheus: createPrometheusScaler,
   rabbitmq: createRabbitMqScaler,
