@@ -328,15 +328,10 @@ describe('http-rate: Service form on the real kube-apiserver', () => {
       slice('other-a', 'other', [{ name: 'metrics', port: 9913 }], [{ address: '198.51.100.99', ready: true }]),
       // The same pod's IPv6 slice, as a dual-stack Service has: not the Service's primary family, so not read
       // (or its pods would be counted twice).
-      {
-        ...slice(
-          'discover-v6',
-          'discover',
-          [{ name: 'metrics', port: 9913 }],
-          [{ address: '2001:db8::10', ready: true }],
-        ),
-        addressType: 'IPv6',
-      },
+      Object.assign(
+        slice('discover-v6', 'discover', [{ name: 'metrics', port: 9913 }], [{ address: '2001:db8::10', ready: true }]),
+        { addressType: 'IPv6' },
+      ),
     ];
     for (const body of slices) await discovery.createNamespacedEndpointSlice({ namespace, body });
 
