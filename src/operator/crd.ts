@@ -72,28 +72,6 @@ export interface CustomResourceDefinition {
   };
 }
 
-/** Keywords copied as they are (after a type check). Anything else, TypeBox's or JSON Schema's, is rejected. */
-const COPIED = new Set([
-  'type',
-  'format',
-  'description',
-  'default',
-  'enum',
-  'minimum',
-  'maximum',
-  'minLength',
-  'maxLength',
-  'pattern',
-  'minItems',
-  'maxItems',
-  'nullable',
-  'x-kubernetes-preserve-unknown-fields',
-  'x-kubernetes-int-or-string',
-  'x-kubernetes-list-type',
-  'x-kubernetes-list-map-keys',
-  'x-kubernetes-map-type',
-  'x-kubernetes-validations',
-]);
 /** Keywords with no structural meaning that are dropped: `$id`/`$schema` ids, and additionalProperties: false (the API
  * server prunes unknown fields instead, and kubectl's strict field validation reports them). */
 const DROPPED = new Set(['$id', '$schema']);
@@ -188,25 +166,38 @@ const KEY_ORDER = [
   'x-kubernetes-map-type',
   'x-kubernetes-validations',
 ];
+/** Keywords holding subschemas or property names: converted by toStructuralSchema, not copied. */
+const CONVERTED = ['required', 'properties', 'additionalProperties', 'items'];
+/** Keywords copied as they are (after a type check). Anything else, TypeBox's or JSON Schema's, is rejected. */
+const COPIED = new Set(KEY_ORDER.filter((key) => !CONVERTED.includes(key)));
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The openAPIV3Schema of the ScaledObject resource. */
-export function scaledObjectOpenApiSchema(): JsonSchemaProps {
+/** The openAPIV3Schema of a resource: its TypeMeta and metadata, and the structural forms of its spec and status. */
+export function resourceOpenApiSchema(description: string, spec: unknown, status: unknown): JsonSchemaProps {
   return {
-    description: `ScaledObject scales a workload on external events (KEDA-compatible, ${API_VERSION}).`,
+    description,
     type: 'object',
     properties: {
       apiVersion: { description: 'APIVersion defines the versioned schema of this object.', type: 'string' },
       kind: { description: 'Kind is the REST resource this object represents.', type: 'string' },
       metadata: { type: 'object' },
-      spec: toStructuralSchema(ScaledObjectSpecSchema, '#/spec'),
-      status: toStructuralSchema(ScaledObjectStatusSchema, '#/status'),
+      spec: toStructuralSchema(spec, '#/spec'),
+      status: toStructuralSchema(status, '#/status'),
     },
     required: ['spec'],
   };
+}
+
+/** The openAPIV3Schema of the ScaledObject resource. */
+export function scaledObjectOpenApiSchema(): JsonSchemaProps {
+  return resourceOpenApiSchema(
+    `ScaledObject scales a workload on external events (KEDA-compatible, ${API_VERSION}).`,
+    ScaledObjectSpecSchema,
+    ScaledObjectStatusSchema,
+  );
 }
 
 function conditionColumn(type: string): PrinterColumn {
@@ -228,26 +219,62 @@ export const PRINTER_COLUMNS: readonly PrinterColumn[] = [
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];
 
-/** The `scaledobjects.sluice.dev` CRD. */
-export function scaledObjectCrd(): CustomResourceDefinition {
+/** A CRD's names and scope. */
+export interface ResourceNames {
+  readonly kind: string;
+  readonly listKind: string;
+  readonly plural: string;
+  readonly singular: string;
+  readonly shortNames: readonly string[];
+  readonly scope: 'Namespaced' | 'Cluster';
+}
+
+/** The `<plural>.sluice.dev` CRD: one served and stored version with the status subresource. */
+export function customResourceDefinition(
+  names: ResourceNames,
+  printerColumns: readonly PrinterColumn[],
+  openAPIV3Schema: JsonSchemaProps,
+): CustomResourceDefinition {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${PLURAL}.${GROUP}`, labels: { 'app.kubernetes.io/part-of': 'sluice' } },
+    metadata: { name: `${names.plural}.${GROUP}`, labels: { 'app.kubernetes.io/part-of': 'sluice' } },
     spec: {
       group: GROUP,
-      names: { kind: KIND, listKind: LIST_KIND, plural: PLURAL, singular: SINGULAR, shortNames: [...SHORT_NAMES] },
-      scope: 'Namespaced',
+      names: {
+        kind: names.kind,
+        listKind: names.listKind,
+        plural: names.plural,
+        singular: names.singular,
+        shortNames: [...names.shortNames],
+      },
+      scope: names.scope,
       versions: [
         {
           name: VERSION,
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: PRINTER_COLUMNS.map((c) => ({ ...c })),
-          schema: { openAPIV3Schema: scaledObjectOpenApiSchema() },
+          additionalPrinterColumns: printerColumns.map((c) => ({ ...c })),
+          schema: { openAPIV3Schema },
         },
       ],
     },
   };
+}
+
+/** The `scaledobjects.sluice.dev` CRD. */
+export function scaledObjectCrd(): CustomResourceDefinition {
+  return customResourceDefinition(
+    {
+      kind: KIND,
+      listKind: LIST_KIND,
+      plural: PLURAL,
+      singular: SINGULAR,
+      shortNames: SHORT_NAMES,
+      scope: 'Namespaced',
+    },
+    PRINTER_COLUMNS,
+    scaledObjectOpenApiSchema(),
+  );
 }

@@ -6,9 +6,10 @@
  * Defaulted fields are required in the parsed type (parseScaledObject fills them, as the API server does from the
  * CRD defaults) and optional for the user: the CRD generator drops a property from `required` when it has a default.
  */
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.ts';
+import { describeValue, isPlainObject, throwFirstSchemaError } from './schema-errors.ts';
 
 export const GROUP = 'sluice.dev';
 export const VERSION = 'v1alpha1';
@@ -274,25 +275,39 @@ export const ScaledObjectStatusSchema = Type.Object(
 // ---------------------------------------------------------------------------------------------------------------
 // object
 
-/** The metadata fields sluice reads (runtime validation only: the CRD never describes metadata). */
-const ObjectMetaSchema = Type.Object({
+/** The metadata fields sluice reads of every resource (runtime validation only: the CRDs never describe metadata). */
+export const OBJECT_META_FIELDS = {
   name: Type.String({ minLength: 1 }),
   namespace: Type.Optional(Type.String()),
   uid: Type.Optional(Type.String()),
   resourceVersion: Type.Optional(Type.String()),
   generation: Type.Optional(Type.Integer()),
+};
+
+/** The metadata fields sluice reads of a ScaledObject. */
+const ObjectMetaSchema = Type.Object({
+  ...OBJECT_META_FIELDS,
   creationTimestamp: Type.Optional(Type.String({ format: 'date-time' })),
   labels: Type.Optional(Type.Record(Type.String(), Type.String())),
   annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
 });
 
-export const ScaledObjectSchema = Type.Object({
-  apiVersion: Type.Optional(Type.String()),
-  kind: Type.Optional(Type.String()),
-  metadata: ObjectMetaSchema,
-  spec: ScaledObjectSpecSchema,
-  status: Type.Optional(ScaledObjectStatusSchema),
-});
+/** A resource: optional apiVersion and kind, metadata, spec and an optional status. */
+export function ResourceSchema<Meta extends TSchema, Spec extends TSchema, Status extends TSchema>(
+  metadata: Meta,
+  spec: Spec,
+  status: Status,
+) {
+  return Type.Object({
+    apiVersion: Type.Optional(Type.String()),
+    kind: Type.Optional(Type.String()),
+    metadata,
+    spec,
+    status: Type.Optional(status),
+  });
+}
+
+export const ScaledObjectSchema = ResourceSchema(ObjectMetaSchema, ScaledObjectSpecSchema, ScaledObjectStatusSchema);
 
 export type ScaledObject = Static<typeof ScaledObjectSchema>;
 export type ScaledObjectSpec = Static<typeof ScaledObjectSpecSchema>;
@@ -332,11 +347,11 @@ export function parseScaledObject(obj: unknown): ScaledObject {
     if (created instanceof Date) metadata['creationTimestamp'] = created.toISOString().replace(/\.\d{3}Z$/, 'Z');
   }
   const defaulted = Value.Default(ScaledObjectSchema, value);
-  const errors = Value.Errors(ScaledObjectSchema, defaulted);
-  for (const error of errors) {
-    const problem = describeSchemaError(error, defaulted);
-    if (problem) throw new ValidationError(problem.field, problem.message);
-  }
+  throwFirstSchemaError(Value.Errors(ScaledObjectSchema, defaulted), defaulted, {
+    root: 'ScaledObject',
+    suggestFieldsFrom: ScaledObjectSchema,
+    quoteHint: true,
+  });
   if (!Value.Check(ScaledObjectSchema, defaulted)) {
     // Unreachable while describeSchemaError knows every keyword the schema uses; kept so a gap cannot pass silently.
     throw new ValidationError('ScaledObject', 'does not match the ScaledObject schema');
@@ -440,192 +455,4 @@ function checkCrossFieldRules(so: ScaledObject): void {
       throw new ValidationError('spec.fallback', 'fallback needs at least one trigger other than cpu or memory');
     }
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// schema errors → field path + readable reason
-
-interface SchemaError {
-  readonly keyword: string;
-  readonly schemaPath: string;
-  readonly instancePath: string;
-  readonly params: object;
-  readonly message: string;
-}
-
-function describeSchemaError(error: SchemaError, root: unknown): { field: string; message: string } | undefined {
-  const segments = pointerSegments(error.instancePath);
-  const field = fieldPath(segments, root);
-  const value = valueAt(segments, root);
-  const params = error.params as Record<string, unknown>;
-  const child = (key: string) => fieldPath([...segments, key], root);
-  switch (error.keyword) {
-    case 'boolean':
-      // `additionalProperties: false` reports the property itself, then the 'additionalProperties' error: use that.
-      return undefined;
-    case 'required': {
-      const missing = firstString(params['requiredProperties']) ?? '?';
-      return { field: child(missing), message: 'is required' };
-    }
-    case 'additionalProperties': {
-      const extra = firstString(params['additionalProperties']) ?? '?';
-      const known = knownProperties(error.schemaPath);
-      const guess = closest(extra, known);
-      const hint = guess === undefined ? `known fields: ${known.join(', ')}` : `did you mean "${guess}"?`;
-      return { field: child(extra), message: `unknown field (${hint})` };
-    }
-    case 'type': {
-      const expected = String(params['type']);
-      const quote =
-        expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')
-          ? `; quote it in YAML: "${String(value)}"`
-          : '';
-      return { field, message: `must be ${withArticle(expected)}, got ${describeValue(value)}${quote}` };
-    }
-    case 'enum': {
-      const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String) : [];
-      return { field, message: `must be one of ${allowed.join(', ')}; got ${describeValue(value)}` };
-    }
-    case 'minimum':
-      return { field, message: `must be at least ${String(params['limit'])}, got ${describeNumber(value)}` };
-    case 'maximum':
-      return { field, message: `must be at most ${String(params['limit'])}, got ${describeNumber(value)}` };
-    case 'minLength':
-      return {
-        field,
-        message: params['limit'] === 1 ? 'must not be empty' : `must be at least ${String(params['limit'])} characters`,
-      };
-    case 'maxLength':
-      return {
-        field,
-        message: `must be at most ${String(params['limit'])} characters, got ${typeof value === 'string' ? value.length : '?'}`,
-      };
-    case 'minItems':
-      return { field, message: `must have at least ${String(params['limit'])} item(s)` };
-    case 'pattern':
-      return {
-        field,
-        message: `${describeValue(value)} is not a valid name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)`,
-      };
-    case 'format':
-      return {
-        field,
-        message: `must be an RFC 3339 ${String(params['format'])} such as 2026-01-31T12:00:00Z, got ${describeValue(value)}`,
-      };
-    default:
-      return { field, message: error.message };
-  }
-}
-
-function pointerSegments(pointer: string): string[] {
-  if (pointer === '') return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
-/** `['spec', 'triggers', '1', 'metadata', 'a.b']` → `spec.triggers[1].metadata["a.b"]`, using the value for arrays. */
-function fieldPath(segments: readonly string[], root: unknown): string {
-  let path = '';
-  let current: unknown = root;
-  for (const segment of segments) {
-    if (Array.isArray(current)) {
-      path += `[${segment}]`;
-      current = current[Number(segment)];
-      continue;
-    }
-    path += /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)
-      ? `${path === '' ? '' : '.'}${segment}`
-      : `[${JSON.stringify(segment)}]`;
-    current = isPlainObject(current) ? current[segment] : undefined;
-  }
-  return path === '' ? 'ScaledObject' : path;
-}
-
-function valueAt(segments: readonly string[], root: unknown): unknown {
-  let current: unknown = root;
-  for (const segment of segments) {
-    if (Array.isArray(current)) current = current[Number(segment)];
-    else if (isPlainObject(current)) current = current[segment];
-    else return undefined;
-  }
-  return current;
-}
-
-/** The property names of the object schema at a schema path such as `#/properties/spec/properties/triggers/items`. */
-function knownProperties(schemaPath: string): string[] {
-  let node: unknown = ScaledObjectSchema;
-  for (const segment of pointerSegments(schemaPath.replace(/^#/, ''))) {
-    node = isPlainObject(node) ? node[segment] : undefined;
-  }
-  const properties = isPlainObject(node) ? node['properties'] : undefined;
-  return isPlainObject(properties) ? Object.keys(properties) : [];
-}
-
-/**
- * The known field `name` most likely meant, if any: a small edit distance (`pollinginterval`, `scalingModifier`) or a
- * long common prefix (`minReplicas` for `minReplicaCount`), case-insensitive.
- */
-function closest(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  const a = name.toLowerCase();
-  for (const candidate of candidates) {
-    const b = candidate.toLowerCase();
-    const distance = editDistance(a, b);
-    const plausible = distance <= Math.max(2, Math.floor(b.length / 4)) || commonPrefixLength(a, b) >= 6;
-    if (plausible && distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
-
-function commonPrefixLength(a: string, b: string): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      row.push(Math.min((previous[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = row;
-  }
-  return previous[b.length] ?? 0;
-}
-
-function firstString(list: unknown): string | undefined {
-  return Array.isArray(list) && typeof list[0] === 'string' ? list[0] : undefined;
-}
-
-function withArticle(type: string): string {
-  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
-}
-
-function describeNumber(value: unknown): string {
-  return typeof value === 'number' ? String(value) : describeValue(value);
-}
-
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return `"${value}"`;
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
-    return `${typeof value} ${value.toString()}`;
-  }
-  return typeof value;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }

@@ -13,8 +13,15 @@
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.ts';
-import { toStructuralSchema, type CustomResourceDefinition, type JsonSchemaProps, type PrinterColumn } from './crd.ts';
-import { API_VERSION, GROUP, VERSION } from './scaled-object.ts';
+import {
+  customResourceDefinition,
+  resourceOpenApiSchema,
+  type CustomResourceDefinition,
+  type JsonSchemaProps,
+  type PrinterColumn,
+} from './crd.ts';
+import { API_VERSION, OBJECT_META_FIELDS, ResourceSchema } from './scaled-object.ts';
+import { describeValue, isPlainObject, throwFirstSchemaError } from './schema-errors.ts';
 
 export const TRIGGER_AUTHENTICATION = {
   kind: 'TriggerAuthentication',
@@ -153,21 +160,13 @@ export const TriggerAuthenticationStatusSchema = Type.Object(
   { description: 'TriggerAuthenticationStatus.' },
 );
 
-const ObjectMetaSchema = Type.Object({
-  name: Type.String({ minLength: 1 }),
-  namespace: Type.Optional(Type.String()),
-  uid: Type.Optional(Type.String()),
-  resourceVersion: Type.Optional(Type.String()),
-  generation: Type.Optional(Type.Integer()),
-});
+const ObjectMetaSchema = Type.Object(OBJECT_META_FIELDS);
 
-export const TriggerAuthenticationSchema = Type.Object({
-  apiVersion: Type.Optional(Type.String()),
-  kind: Type.Optional(Type.String()),
-  metadata: ObjectMetaSchema,
-  spec: TriggerAuthenticationSpecSchema,
-  status: Type.Optional(TriggerAuthenticationStatusSchema),
-});
+export const TriggerAuthenticationSchema = ResourceSchema(
+  ObjectMetaSchema,
+  TriggerAuthenticationSpecSchema,
+  TriggerAuthenticationStatusSchema,
+);
 
 export type TriggerAuthentication = Static<typeof TriggerAuthenticationSchema>;
 export type TriggerAuthenticationSpec = Static<typeof TriggerAuthenticationSpecSchema>;
@@ -201,10 +200,7 @@ export function parseTriggerAuthentication(obj: unknown, kind: AuthenticationKin
     spec: obj['spec'] ?? {},
     ...(obj['status'] !== undefined ? { status: obj['status'] } : {}),
   };
-  for (const error of Value.Errors(TriggerAuthenticationSchema, value)) {
-    const problem = describeSchemaError(error, value);
-    if (problem) throw new ValidationError(problem.field, problem.message);
-  }
+  throwFirstSchemaError(Value.Errors(TriggerAuthenticationSchema, value), value, { root: 'TriggerAuthentication' });
   if (!Value.Check(TriggerAuthenticationSchema, value)) {
     throw new ValidationError(kind, `does not match the ${kind} schema`);
   }
@@ -231,91 +227,8 @@ function checkSupported(spec: TriggerAuthenticationSpec): void {
   }
 }
 
-interface SchemaError {
-  readonly keyword: string;
-  readonly instancePath: string;
-  readonly params: object;
-  readonly message: string;
-}
-
-/** A field path and a reason for one schema error; undefined for errors another error of the same node explains. */
-function describeSchemaError(error: SchemaError, root: unknown): { field: string; message: string } | undefined {
-  const segments = error.instancePath === '' ? [] : error.instancePath.slice(1).split('/');
-  const field = fieldPath(segments, root);
-  const at = (key: string) => fieldPath([...segments, key], root);
-  const value = valueAt(segments, root);
-  const params = error.params as Record<string, unknown>;
-  const first = (list: unknown) => (Array.isArray(list) && typeof list[0] === 'string' ? list[0] : '?');
-  switch (error.keyword) {
-    case 'boolean':
-      return undefined;
-    case 'required':
-      return { field: at(first(params['requiredProperties'])), message: 'is required' };
-    case 'additionalProperties':
-      return { field: at(first(params['additionalProperties'])), message: 'unknown field' };
-    case 'type':
-      return {
-        field,
-        message: `must be a${/^[aeiou]/.test(String(params['type'])) ? 'n' : ''} ${String(params['type'])}, got ${describeValue(value)}`,
-      };
-    case 'enum': {
-      const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String) : [];
-      return { field, message: `must be one of ${allowed.join(', ')}; got ${describeValue(value)}` };
-    }
-    case 'minLength':
-      return { field, message: 'must not be empty' };
-    default:
-      return { field, message: error.message };
-  }
-}
-
-/** `['spec', 'env', '0', 'name']` → `spec.env[0].name`. */
-function fieldPath(segments: readonly string[], root: unknown): string {
-  let path = '';
-  let current: unknown = root;
-  for (const raw of segments) {
-    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (Array.isArray(current)) {
-      path += `[${segment}]`;
-      current = current[Number(segment)];
-      continue;
-    }
-    path += /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)
-      ? `${path === '' ? '' : '.'}${segment}`
-      : `[${JSON.stringify(segment)}]`;
-    current = isPlainObject(current) ? current[segment] : undefined;
-  }
-  return path === '' ? 'TriggerAuthentication' : path;
-}
-
-function valueAt(segments: readonly string[], root: unknown): unknown {
-  let current: unknown = root;
-  for (const raw of segments) {
-    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (Array.isArray(current)) current = current[Number(segment)];
-    else if (isPlainObject(current)) current = current[segment];
-    else return undefined;
-  }
-  return current;
-}
-
 function pick(obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
   return Object.fromEntries(keys.filter((k) => obj[k] !== undefined).map((k) => [k, obj[k]]));
-}
-
-/** A value's description for messages. Strings are quoted: a TriggerAuthentication names things, holds no secrets. */
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return `"${value}"`;
-  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
-  return typeof value;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -323,18 +236,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /** The openAPIV3Schema shared by both kinds. */
 export function triggerAuthenticationOpenApiSchema(kind: AuthenticationKind): JsonSchemaProps {
-  return {
-    description: `${kind} says where a trigger's credentials come from (KEDA-compatible, ${API_VERSION}).`,
-    type: 'object',
-    properties: {
-      apiVersion: { description: 'APIVersion defines the versioned schema of this object.', type: 'string' },
-      kind: { description: 'Kind is the REST resource this object represents.', type: 'string' },
-      metadata: { type: 'object' },
-      spec: toStructuralSchema(TriggerAuthenticationSpecSchema, '#/spec'),
-      status: toStructuralSchema(TriggerAuthenticationStatusSchema, '#/status'),
-    },
-    required: ['spec'],
-  };
+  return resourceOpenApiSchema(
+    `${kind} says where a trigger's credentials come from (KEDA-compatible, ${API_VERSION}).`,
+    TriggerAuthenticationSpecSchema,
+    TriggerAuthenticationStatusSchema,
+  );
 }
 
 /** KEDA's printer columns, without the Vault address and scaled jobs sluice does not have, plus Age. */
@@ -349,32 +255,11 @@ export const TRIGGER_AUTHENTICATION_PRINTER_COLUMNS: readonly PrinterColumn[] = 
 function authenticationCrd(
   names: typeof TRIGGER_AUTHENTICATION | typeof CLUSTER_TRIGGER_AUTHENTICATION,
 ): CustomResourceDefinition {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `${names.plural}.${GROUP}`, labels: { 'app.kubernetes.io/part-of': 'sluice' } },
-    spec: {
-      group: GROUP,
-      names: {
-        kind: names.kind,
-        listKind: names.listKind,
-        plural: names.plural,
-        singular: names.singular,
-        shortNames: [...names.shortNames],
-      },
-      scope: names.scope,
-      versions: [
-        {
-          name: VERSION,
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: TRIGGER_AUTHENTICATION_PRINTER_COLUMNS.map((c) => ({ ...c })),
-          schema: { openAPIV3Schema: triggerAuthenticationOpenApiSchema(names.kind) },
-        },
-      ],
-    },
-  };
+  return customResourceDefinition(
+    names,
+    TRIGGER_AUTHENTICATION_PRINTER_COLUMNS,
+    triggerAuthenticationOpenApiSchema(names.kind),
+  );
 }
 
 /** The `triggerauthentications.sluice.dev` CRD (namespaced). */

@@ -125,6 +125,56 @@ class Cursor {
   }
 }
 
+/** What readLabelBlock does with the items of a `{...}` block. */
+interface LabelBlockItems {
+  /** Whether `ch` starts the operator after a label name (which tells a quoted label name from a quoted metric name). */
+  startsOperator(ch: string): boolean;
+  /** A quoted string alone: the metric name (Prometheus 3). */
+  name(quoted: string): void;
+  /** A label name, the cursor on its operator: reads the operator and the value. */
+  label(label: string): void;
+}
+
+/**
+ * Reads a `{...}` block at the cursor, which is on the `{`, through its `}`: comma-separated items, a trailing comma
+ * allowed. Spaces are skipped around items and after a label name.
+ */
+function readLabelBlock(c: Cursor, items: LabelBlockItems): void {
+  c.pos++;
+  let first = true;
+  for (;;) {
+    c.skipSpaces();
+    if (c.peek() === '}') {
+      c.pos++;
+      return;
+    }
+    if (!first) {
+      c.expect(',');
+      c.skipSpaces();
+      if (c.peek() === '}') {
+        c.pos++;
+        return;
+      }
+    }
+    first = false;
+    // Prometheus 3: a quoted string alone is the metric name; a quoted string before the operator is a label name.
+    let label: string;
+    if (c.peek() === '"') {
+      const quoted = c.quoted();
+      c.skipSpaces();
+      if (!items.startsOperator(c.peek())) {
+        items.name(quoted);
+        continue;
+      }
+      label = quoted;
+    } else {
+      label = c.identifier(LABEL_START, LABEL_CHAR, 'label name');
+      c.skipSpaces();
+    }
+    items.label(label);
+  }
+}
+
 /** Parses Prometheus text exposition. Throws ExpositionError on the first line it cannot read. */
 export function parseExposition(text: string): ExpositionSample[] {
   const samples: ExpositionSample[] = [];
@@ -150,44 +200,20 @@ function parseLine(line: string, lineNo: number): ExpositionSample {
   c.skipSpaces();
   let spaced = c.pos > afterName;
   if (c.peek() === '{') {
-    c.pos++;
-    let first = true;
-    for (;;) {
-      c.skipSpaces();
-      if (c.peek() === '}') {
-        c.pos++;
-        break;
-      }
-      if (!first) {
-        c.expect(',');
+    readLabelBlock(c, {
+      startsOperator: (ch) => ch === '=',
+      name: (quoted) => {
+        if (name !== undefined) fail('a metric name is given twice');
+        name = quoted;
+      },
+      label: (label) => {
+        c.expect('=');
         c.skipSpaces();
-        if (c.peek() === '}') {
-          c.pos++;
-          break;
-        }
-      }
-      first = false;
-      // Prometheus 3: a quoted string alone is the metric name; a quoted string before `=` is a label name.
-      let label: string;
-      if (c.peek() === '"') {
-        const quoted = c.quoted();
-        c.skipSpaces();
-        if (c.peek() !== '=') {
-          if (name !== undefined) fail('a metric name is given twice');
-          name = quoted;
-          continue;
-        }
-        label = quoted;
-      } else {
-        label = c.identifier(LABEL_START, LABEL_CHAR, 'label name');
-        c.skipSpaces();
-      }
-      c.expect('=');
-      c.skipSpaces();
-      const value = c.quoted();
-      if (Object.hasOwn(labels, label)) fail(`label "${label}" is repeated`);
-      labels[label] = value;
-    }
+        const value = c.quoted();
+        if (Object.hasOwn(labels, label)) fail(`label "${label}" is repeated`);
+        labels[label] = value;
+      },
+    });
     const afterLabels = c.pos;
     c.skipSpaces();
     spaced = c.pos > afterLabels;
@@ -226,54 +252,28 @@ export function parseSelector(text: string, field: string): Selector {
   if (c.peek() !== '{') name = c.identifier(NAME_START, NAME_CHAR, 'metric name');
   c.skipSpaces();
   if (c.peek() === '{') {
-    c.pos++;
-    let first = true;
-    for (;;) {
-      c.skipSpaces();
-      if (c.peek() === '}') {
-        c.pos++;
-        break;
-      }
-      if (!first) {
-        c.expect(',');
+    const setName = (value: string) => {
+      if (name !== undefined) fail('the metric name is given twice');
+      name = value;
+    };
+    readLabelBlock(c, {
+      startsOperator: (ch) => ch === '=' || ch === '!',
+      name: setName,
+      label: (label) => {
+        let op: MatchOp;
+        if (c.text.startsWith('=~', c.pos)) op = '=~';
+        else if (c.text.startsWith('!~', c.pos)) op = '!~';
+        else if (c.text.startsWith('!=', c.pos)) op = '!=';
+        else if (c.peek() === '=') op = '=';
+        else return fail(`expected =, !=, =~ or !~ after label "${label}"`);
+        c.pos += op.length;
         c.skipSpaces();
-        if (c.peek() === '}') {
-          c.pos++;
-          break;
-        }
-      }
-      first = false;
-      let label: string;
-      if (c.peek() === '"') {
-        const quoted = c.quoted();
-        c.skipSpaces();
-        if (c.peek() !== '=' && c.peek() !== '!') {
-          if (name !== undefined) fail('the metric name is given twice');
-          name = quoted;
-          continue;
-        }
-        label = quoted;
-      } else {
-        label = c.identifier(LABEL_START, LABEL_CHAR, 'label name');
-        c.skipSpaces();
-      }
-      let op: MatchOp;
-      if (c.text.startsWith('=~', c.pos)) op = '=~';
-      else if (c.text.startsWith('!~', c.pos)) op = '!~';
-      else if (c.text.startsWith('!=', c.pos)) op = '!=';
-      else if (c.peek() === '=') op = '=';
-      else return fail(`expected =, !=, =~ or !~ after label "${label}"`);
-      c.pos += op.length;
-      c.skipSpaces();
-      const value = c.quoted();
-      if (op === '=~' || op === '!~') compileAnchored(value, fail);
-      if (label === '__name__' && op === '=') {
-        if (name !== undefined) fail('the metric name is given twice');
-        name = value;
-      } else {
-        matchers.push({ label, op, value });
-      }
-    }
+        const value = c.quoted();
+        if (op === '=~' || op === '!~') compileAnchored(value, fail);
+        if (label === '__name__' && op === '=') setName(value);
+        else matchers.push({ label, op, value });
+      },
+    });
   }
   c.skipSpaces();
   if (!c.done) fail(`unexpected text at column ${c.pos + 1}`);
