@@ -35,7 +35,7 @@ import {
   type SQSClientConfig,
 } from '@aws-sdk/client-sqs';
 import { ScalerError, ValidationError } from '../errors.ts';
-import { lookupParam, parseParams, type ParamSources, type ParamSpec } from './metadata.ts';
+import { lookupParam, parseParams, triggerSources, type ParamSources, type ParamSpec } from './metadata.ts';
 import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
 
 const params = {
@@ -78,13 +78,8 @@ export interface AwsSqsQueueConfig {
 }
 
 export function parseAwsSqsQueueConfig(trigger: TriggerInput): AwsSqsQueueConfig {
-  const path = `spec.triggers[${trigger.index}].metadata`;
-  const sources: ParamSources = {
-    metadata: trigger.metadata,
-    authParams: trigger.authParams,
-    resolvedEnv: trigger.resolvedEnv,
-    path,
-  };
+  const sources = triggerSources(trigger);
+  const { path } = sources;
   const p = parseParams(params, sources);
   const queueName = queueNameOf(p.queueURL, `${path}.queueURL`);
   if (!REGION.test(p.awsRegion)) {

@@ -52,7 +52,7 @@
 import { ScalerError, ValidationError, describeError } from '../errors.ts';
 import { ExpositionError, parseExposition, parseSelector, selectSamples, type Selector } from './exposition.ts';
 import { createHttpClient, parseHttpUrl, safeUrl, type HttpClient } from './http.ts';
-import { formatDurationMs, parseParams, type ParamSpec } from './metadata.ts';
+import { formatDurationMs, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
 import {
   metricNameFor,
   type ClusterPort,
@@ -102,13 +102,9 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
 export function parseHttpRateConfig(trigger: TriggerInput): HttpRateConfig {
-  const path = `spec.triggers[${trigger.index}].metadata`;
-  const p = parseParams(params, {
-    metadata: trigger.metadata,
-    authParams: trigger.authParams,
-    resolvedEnv: trigger.resolvedEnv,
-    path,
-  });
+  const sources = triggerSources(trigger);
+  const { path } = sources;
+  const p = parseParams(params, sources);
 
   let source: HttpRateSource;
   if (p.url !== undefined && p.service !== undefined) {

@@ -7,6 +7,7 @@
  * A scaler declares its parameters once as a `ParamSpec` record; `parseParams` returns a typed object.
  */
 import { ValidationError } from '../errors.ts';
+import type { TriggerInput } from './scaler.ts';
 
 interface Common {
   /** Also read from the TriggerAuthentication parameters (after trigger metadata). */
@@ -129,6 +130,18 @@ export function lookupParam(
     );
   }
   return undefined;
+}
+
+/** A trigger's parameter sources, with errors reported under `spec.triggers[<index>].metadata`. */
+export function triggerSources(
+  trigger: Pick<TriggerInput, 'index' | 'metadata' | 'authParams' | 'resolvedEnv'>,
+): ParamSources {
+  return {
+    metadata: trigger.metadata,
+    authParams: trigger.authParams,
+    resolvedEnv: trigger.resolvedEnv,
+    path: `spec.triggers[${trigger.index}].metadata`,
+  };
 }
 
 export function parseParams<S extends ParamSpec>(spec: S, sources: ParamSources): Parsed<S> {

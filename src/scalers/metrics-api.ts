@@ -32,7 +32,7 @@ import { ScalerError, ValidationError } from '../errors.ts';
 import { parseQuantity } from '../quantity.ts';
 import { ExpositionError, parseExposition, parseSelector, selectSamples, type Selector } from './exposition.ts';
 import { createHttpClient, parseHttpAuth, parseHttpUrl, safeUrl, type HttpAuth } from './http.ts';
-import { parseParams, type ParamSpec } from './metadata.ts';
+import { parseParams, triggerSources, type ParamSpec } from './metadata.ts';
 import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
 
 const params = {
@@ -68,13 +68,9 @@ export interface MetricsApiConfig {
 }
 
 export function parseMetricsApiConfig(trigger: TriggerInput): MetricsApiConfig {
-  const path = `spec.triggers[${trigger.index}].metadata`;
-  const p = parseParams(params, {
-    metadata: trigger.metadata,
-    authParams: trigger.authParams,
-    resolvedEnv: trigger.resolvedEnv,
-    path,
-  });
+  const sources = triggerSources(trigger);
+  const { path } = sources;
+  const p = parseParams(params, sources);
   if (p.format === 'xml' || p.format === 'yaml') {
     throw new ValidationError(`${path}.format`, `"${p.format}" is not supported yet (use json or prometheus)`);
   }

@@ -25,7 +25,7 @@
 import { ScalerError, ValidationError } from '../errors.ts';
 import { parseSampleValue } from './exposition.ts';
 import { createHttpClient, mergeHeaders, parseHttpAuth, parseHttpUrl, checkHeaders, type HttpAuth } from './http.ts';
-import { parseParams, type ParamSpec } from './metadata.ts';
+import { parseParams, triggerSources, type ParamSpec } from './metadata.ts';
 import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
 
 const params = {
@@ -61,16 +61,12 @@ export interface PrometheusConfig {
 }
 
 export function parsePrometheusConfig(trigger: TriggerInput): PrometheusConfig {
-  const path = `spec.triggers[${trigger.index}].metadata`;
+  const sources = triggerSources(trigger);
+  const { path } = sources;
   for (const [name, why] of Object.entries(UNSUPPORTED)) {
     if (trigger.metadata[name]?.trim()) throw new ValidationError(`${path}.${name}`, why);
   }
-  const p = parseParams(params, {
-    metadata: trigger.metadata,
-    authParams: trigger.authParams,
-    resolvedEnv: trigger.resolvedEnv,
-    path,
-  });
+  const p = parseParams(params, sources);
   const server = parseHttpUrl(p.serverAddress, `${path}.serverAddress`);
   if (server.search !== '') {
     throw new ValidationError(`${path}.serverAddress`, 'must not contain a query string (use queryParameters)');

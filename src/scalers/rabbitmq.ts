@@ -39,7 +39,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { getCACertificates, type ConnectionOptions } from 'node:tls';
 import { ScalerError, ValidationError } from '../errors.ts';
 import { createHttpClient, type TlsMaterial } from './http.ts';
-import { parseParams, type ParamSpec, type Parsed } from './metadata.ts';
+import { parseParams, triggerSources, type ParamSpec, type Parsed } from './metadata.ts';
 import { amqpReader } from './rabbitmq-amqp.ts';
 import { managementReader, type HttpGet, type Operation, type RateField } from './rabbitmq-management.ts';
 import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
@@ -116,14 +116,10 @@ export interface RabbitMqConfig {
 type Params = Parsed<typeof params>;
 
 export function parseRabbitMqConfig(trigger: TriggerInput): RabbitMqConfig {
-  const path = `spec.triggers[${trigger.index}].metadata`;
+  const sources = triggerSources(trigger);
+  const { path } = sources;
   const authRef = `spec.triggers[${trigger.index}].authenticationRef`;
-  const p = parseParams(params, {
-    metadata: trigger.metadata,
-    authParams: trigger.authParams,
-    resolvedEnv: trigger.resolvedEnv,
-    path,
-  });
+  const p = parseParams(params, sources);
   const { mode, target } = modeAndTarget(p, path);
   const { url, scheme, protocol } = hostUrl(p, path);
   checkProtocolSpecific(p, mode, protocol, (name) => (trigger.metadata[name]?.trim() ?? '') !== '', path);
