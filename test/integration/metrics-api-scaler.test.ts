@@ -3,9 +3,8 @@
 // (timeout, connection refused, 5xx/404, empty or malformed body, a missing value, authentication failure) being an
 // error, never 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError, describeError } from '../../src/errors.ts';
 import { createMetricsApiScaler } from '../../src/scalers/metrics-api.ts';
-import type { Sample, Scaler } from '../../src/scalers/scaler.ts';
+import type { Scaler } from '../../src/scalers/scaler.ts';
 import {
   EXPOSITION_TYPE,
   closedPort,
@@ -14,7 +13,7 @@ import {
   type MetricServer,
 } from '../support/metric-server.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
-import { triggerInput } from '../support/trigger.ts';
+import { expectSampleError, triggerInput } from '../support/trigger.ts';
 
 const SECRET = 'key-8d2e51b0-secret';
 const signal = () => AbortSignal.timeout(5000);
@@ -26,18 +25,7 @@ function scaler(metadata: Record<string, string>, authParams: Record<string, str
   return s;
 }
 
-async function sampleError(s: Scaler): Promise<string> {
-  let sample: Sample;
-  try {
-    sample = await s.sample(signal());
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScalerError);
-    const message = describeError(err);
-    expect(message).not.toContain(SECRET);
-    return message;
-  }
-  throw new Error(`expected an error, got the value ${sample.value}`);
-}
+const sampleError = (s: Scaler): Promise<string> => expectSampleError(s, [SECRET]);
 
 let server: MetricServer;
 beforeAll(async () => {

@@ -3,9 +3,9 @@
 // HTTP(S) servers for what Prometheus itself cannot be made to do (5xx, malformed JSON, several series in a
 // hand-made answer, authentication, TLS). Every way of not knowing the value is an error, never 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError, describeError } from '../../src/errors.ts';
+import { describeError } from '../../src/errors.ts';
 import { createPrometheusScaler } from '../../src/scalers/prometheus.ts';
-import type { Sample, Scaler } from '../../src/scalers/scaler.ts';
+import type { Scaler } from '../../src/scalers/scaler.ts';
 import { addScrapeTarget, loadTestEnv, queryPrometheus, uniqueName, waitFor } from '../support/env.ts';
 import {
   EXPOSITION_TYPE,
@@ -15,7 +15,7 @@ import {
   type MetricServer,
 } from '../support/metric-server.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
-import { triggerInput } from '../support/trigger.ts';
+import { expectSampleError, triggerInput } from '../support/trigger.ts';
 
 const SECRET = 'tok-3f9a7c1e-secret';
 const signal = () => AbortSignal.timeout(5000);
@@ -27,18 +27,7 @@ function scaler(metadata: Record<string, string>, authParams: Record<string, str
   return s;
 }
 
-async function sampleError(s: Scaler): Promise<string> {
-  let sample: Sample;
-  try {
-    sample = await s.sample(signal());
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScalerError);
-    const message = describeError(err);
-    expect(message).not.toContain(SECRET);
-    return message;
-  }
-  throw new Error(`expected an error, got the value ${sample.value}`);
-}
+const sampleError = (s: Scaler): Promise<string> => expectSampleError(s, [SECRET]);
 
 afterAll(async () => {
   await Promise.all(scalers.map((s) => s.close()));

@@ -1,5 +1,7 @@
 // A TriggerInput for scaler tests: defaults for everything a test does not care about.
-import type { ClusterPort, TriggerInput } from '../../src/scalers/scaler.ts';
+import { expect } from 'vitest';
+import { ScalerError, describeError } from '../../src/errors.ts';
+import type { ClusterPort, Sample, Scaler, TriggerInput } from '../../src/scalers/scaler.ts';
 
 /** For scalers that must not touch the cluster: any call fails the test. */
 export const noCluster: ClusterPort = {
@@ -18,4 +20,21 @@ export function triggerInput(overrides: Partial<TriggerInput> & Pick<TriggerInpu
     owner: 'test/scaledobject',
     ...overrides,
   };
+}
+
+/**
+ * Samples `scaler` once and expects a ScalerError (a value would be the "error read as zero" bug). Returns the full
+ * message with its causes, after checking that none of `secrets` appears in it.
+ */
+export async function expectSampleError(scaler: Scaler, secrets: readonly string[] = []): Promise<string> {
+  let sample: Sample;
+  try {
+    sample = await scaler.sample(AbortSignal.timeout(5000));
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScalerError);
+    const message = describeError(err);
+    for (const secret of secrets) expect(message).not.toContain(secret);
+    return message;
+  }
+  throw new Error(`expected an error, got the value ${sample.value}`);
 }
