@@ -159,8 +159,8 @@ describe('aws-sqs-queue on the control plane: 0 → N → 0, and a failing endpo
     await waitFor(async () => (await kit.externalMetric(metric, selector)).values[0] === '22', {
       message: 'the served metric to read 22',
     });
-    expect(await kit.condition('orders', 'Active')).toMatchObject({ status: 'True', reason: 'ScalerActive' });
-    expect(await kit.condition('orders', 'Ready')).toMatchObject({ status: 'True' });
+    expect(await kit.waitForCondition('orders', 'Active', 'ScalerActive')).toMatchObject({ status: 'True' });
+    expect(await kit.waitForCondition('orders', 'Ready', 'ScaledObjectReady')).toMatchObject({ status: 'True' });
 
     // Purge: 0 messages; the HPA goes to its minimum 1 and sluice to 0 after the 5 s cooldown.
     const purgedAt = performance.now();

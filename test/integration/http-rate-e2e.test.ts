@@ -77,7 +77,7 @@ describe('http-rate e2e: request rate → HPA → replicas', () => {
     await server.control({ rate: 3 });
     const low = await servedWithin('web', 2.7, 3.3, 'the served rate to read ~3/s');
     console.log(`[measure] http-rate e2e: served ${low}/s at a true 3/s`);
-    expect((await kit.condition('web', 'Active'))?.reason).toBe('ScalerNotActive');
+    await kit.waitForCondition('web', 'Active', 'ScalerNotActive');
     await kit.expectReplicasStay('web', 0, 10_000);
     expect(await served('web')).toBeGreaterThan(2.3);
 
@@ -94,7 +94,7 @@ describe('http-rate e2e: request rate → HPA → replicas', () => {
     console.log(`[measure] http-rate e2e: 0 → 4 after ${(performance.now() - start).toFixed(0)} ms`);
     const high = await servedWithin('web', 33, 37, 'the served rate to read ~35/s');
     console.log(`[measure] http-rate e2e: served ${high}/s at a true 35/s`);
-    expect(await kit.condition('web', 'Active')).toMatchObject({ status: 'True', reason: 'ScalerActive' });
+    expect(await kit.waitForCondition('web', 'Active', 'ScalerActive')).toMatchObject({ status: 'True' });
 
     // Idle: once the 5 s window holds only idle reads the rate is 0, and after the 5 s cooldown sluice takes it to 0.
     await server.control({ rate: 0 });

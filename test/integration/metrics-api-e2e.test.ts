@@ -70,7 +70,7 @@ describe('metrics-api e2e: ScaledObject → HPA → external metrics → scale 0
     const t0 = performance.now();
     await kit.waitForReplicas('consumer', 2, 90_000);
     console.log(`[measure] metrics-api value 10 → 50: 0 → 2 replicas in ${(performance.now() - t0).toFixed(0)} ms`);
-    expect(await kit.condition('consumer', 'Active')).toMatchObject({ status: 'True', reason: 'ScalerActive' });
+    expect(await kit.waitForCondition('consumer', 'Active', 'ScalerActive')).toMatchObject({ status: 'True' });
     // The 2 is the HPA controller's decision (sluice only activates 0 → 1).
     const scaled = await kit.autoscaling.readNamespacedHorizontalPodAutoscaler({
       name: 'sluice-hpa-consumer',

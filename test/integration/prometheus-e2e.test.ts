@@ -105,7 +105,7 @@ describe('prometheus e2e: ScaledObject → HPA → external metrics → scale 0 
       namespace: kit.namespace,
     });
     expect(scaled.status?.desiredReplicas).toBe(4);
-    expect(await kit.condition('worker', 'Active')).toMatchObject({ status: 'True', reason: 'ScalerActive' });
+    expect(await kit.waitForCondition('worker', 'Active', 'ScalerActive')).toMatchObject({ status: 'True' });
 
     // 2: inactive; back to 0 after the 1 s cooldown.
     gauges.work = 2;

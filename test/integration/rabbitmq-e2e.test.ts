@@ -80,7 +80,7 @@ describe('rabbitmq e2e: useRegex sum over two queues scales 0 → N → 0', () =
     for (let i = 0; i < 11; i++) channel.sendToQueue(queueB, Buffer.from(`b${i}`));
     await kit.waitForReplicas('consumer', 4, 90_000);
     expect((await kit.externalMetric(metric, selector)).values[0]).toBe('35');
-    expect(await kit.condition('regex', 'Active')).toMatchObject({ status: 'True', reason: 'ScalerActive' });
+    expect(await kit.waitForCondition('regex', 'Active', 'ScalerActive')).toMatchObject({ status: 'True' });
 
     // Both queues drained: the HPA goes to its minimum of 1 and sluice takes it to 0 after the cooldown.
     for (const q of [queueA, queueB]) await channel.purgeQueue(q);

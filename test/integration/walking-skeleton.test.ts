@@ -80,7 +80,7 @@ describe('walking skeleton: ScaledObject → HPA → external metrics → scale 
       timeoutMs: 20_000,
       message: 'the served metric to read 3',
     });
-    expect((await kit.condition('consumer', 'Active'))?.reason).toBe('ScalerNotActive');
+    await kit.waitForCondition('consumer', 'Active', 'ScalerNotActive');
     await kit.expectReplicasStay('consumer', 0, 15_000);
 
     // 40 more: active, and the real HPA controller takes it to ceil(43 / 10) = 5, capped at max 4.
@@ -115,8 +115,8 @@ describe('walking skeleton: ScaledObject → HPA → external metrics → scale 
       metricName: metric,
       value: '43',
     });
-    expect(await kit.condition('consumer', 'Active')).toMatchObject({ status: 'True', reason: 'ScalerActive' });
-    expect(await kit.condition('consumer', 'Ready')).toMatchObject({ status: 'True', reason: 'ScaledObjectReady' });
+    expect(await kit.waitForCondition('consumer', 'Active', 'ScalerActive')).toMatchObject({ status: 'True' });
+    expect(await kit.waitForCondition('consumer', 'Ready', 'ScaledObjectReady')).toMatchObject({ status: 'True' });
 
     // Purge: the HPA goes down to 1 (its minimum) and sluice takes it to 0 after the 5 s cooldown.
     await channel.purgeQueue(queue);
