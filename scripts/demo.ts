@@ -117,7 +117,9 @@ function bar(replicas: number | undefined): string {
 async function main(): Promise<void> {
   const startedEnv = !envIsUp();
   if (startedEnv) {
-    console.log(bold('Bringing up the test environment (first run builds Kubernetes from source: ~5–10 min)…'));
+    console.log(
+      bold('Bringing up the test environment (first run builds Kubernetes from source: about 10–12 min on 2 cores)…'),
+    );
     const up = spawnSync('bash', [path.join(REPO_ROOT, 'scripts/env/up.sh')], { stdio: 'inherit' });
     if (up.status !== 0) throw new Error('npm run env:up failed; see the output above');
   }
