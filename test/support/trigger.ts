@@ -1,6 +1,6 @@
 // A TriggerInput for scaler tests: defaults for everything a test does not care about.
 import { expect } from 'vitest';
-import { ScalerError, describeError } from '../../src/errors.ts';
+import { ScalerError, ValidationError, describeError } from '../../src/errors.ts';
 import type { ClusterPort, Sample, Scaler, TriggerInput } from '../../src/scalers/scaler.ts';
 
 /** For scalers that must not touch the cluster: any call fails the test. */
@@ -37,4 +37,22 @@ export async function expectSampleError(scaler: Scaler, secrets: readonly string
     return message;
   }
   throw new Error(`expected an error, got the value ${sample.value}`);
+}
+
+/**
+ * Runs `act` and expects a ValidationError naming `field`. Returns its full message, after checking that none of
+ * `secrets` appears in it.
+ */
+export function expectValidationError(act: () => unknown, field: string, secrets: readonly string[] = []): string {
+  let caught: unknown;
+  try {
+    act();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(ValidationError);
+  expect((caught as ValidationError).field).toBe(field);
+  const message = describeError(caught);
+  for (const secret of secrets) expect(message).not.toContain(secret);
+  return message;
 }

@@ -10,7 +10,7 @@ import {
 } from '../../../src/scalers/metrics-api.ts';
 import { createScaler } from '../../../src/scalers/registry.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
-import { triggerInput } from '../../support/trigger.ts';
+import { triggerInput, expectValidationError } from '../../support/trigger.ts';
 
 const META = 'spec.triggers[0].metadata';
 const AUTH_REF = 'spec.triggers[0].authenticationRef';
@@ -130,13 +130,7 @@ describe('metrics-api metadata (KEDA testMetricsAPIMetadata)', () => {
   ];
   it.each(rejected)('rejects: $comment', ({ metadata, field }) => {
     const act = () => createMetricsApiScaler(trigger(metadata));
-    expect(act).toThrow(ValidationError);
-    try {
-      act();
-    } catch (err) {
-      expect((err as ValidationError).field).toBe(field);
-      expect(describeError(err)).not.toContain(SECRET);
-    }
+    expectValidationError(act, field, [SECRET]);
   });
 });
 

@@ -9,7 +9,7 @@ import {
 } from '../../../src/scalers/prometheus.ts';
 import { createScaler } from '../../../src/scalers/registry.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
-import { triggerInput } from '../../support/trigger.ts';
+import { triggerInput, expectValidationError } from '../../support/trigger.ts';
 
 const META = 'spec.triggers[0].metadata';
 const AUTH_REF = 'spec.triggers[0].authenticationRef';
@@ -193,13 +193,7 @@ describe('prometheus metadata (KEDA testPromMetadata)', () => {
   ];
   it.each(rejected)('rejects: $comment', ({ metadata, field }) => {
     const act = () => createPrometheusScaler(trigger(metadata));
-    expect(act).toThrow(ValidationError);
-    try {
-      act();
-    } catch (err) {
-      expect((err as ValidationError).field).toBe(field);
-      expect(describeError(err)).not.toContain(SECRET);
-    }
+    expectValidationError(act, field, [SECRET]);
   });
 });
 
