@@ -4,8 +4,8 @@
 # Recipe: ../shared/reference/kubernetes-contracts.md §6 (wrapper module + replace lines for staging modules).
 set -euo pipefail
 
-K8S_VERSION="${SLUICE_K8S_VERSION:-1.34.2}"
-ETCD_VERSION="${SLUICE_ETCD_VERSION:-3.6.13}"
+# shellcheck source=scripts/env/versions.sh
+source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 K8S_BIN="$CACHE/bin/kubernetes-v$K8S_VERSION"
 ETCD_BIN="$CACHE/bin/etcd-v$ETCD_VERSION"

@@ -26,8 +26,8 @@ ENV_ID=$(printf '%s' "$REPO" | sha256sum | cut -c1-12)
 SHM="/dev/shm/sluice-$ENV_ID" # tmpfs: etcd, RabbitMQ and Prometheus data (fsync is slow on these machines)
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 
-K8S_VERSION="${SLUICE_K8S_VERSION:-1.34.2}"
-ETCD_VERSION="${SLUICE_ETCD_VERSION:-3.6.13}"
+# shellcheck source=scripts/env/versions.sh
+source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
 ETCD_BIN="$CACHE/bin/etcd-v$ETCD_VERSION/etcd"
 K8S_BIN="$CACHE/bin/kubernetes-v$K8S_VERSION"
 MOTO_VERSION=5.2.5

@@ -18,7 +18,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 T0=$(now_ms)
-mkdir -p "$RUN" "$LOGS" "$STATE/rabbitmq/home" "$PROM_TARGETS" "$SHM"
+mkdir -p "$RUN" "$LOGS" "$LOGS/rabbitmq-http" "$STATE/rabbitmq/home" "$PROM_TARGETS" "$SHM"
 # One up/down at a time per checkout. fd 9 is closed for the servers we start, so they do not inherit the lock.
 exec 9>"$STATE/lock"
 flock -n 9 || { say "waiting for another up.sh/down.sh to finish ($STATE/lock)"; flock 9; }
@@ -121,8 +121,10 @@ cat >"$STATE/rabbitmq/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$P_AMQP
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $P_MGMT
-# With advanced.config, the management API shows a change within ~1 s (default ~5 s): test-infra.md §2.5.
+# With advanced.config, the management API shows a change within ~1 s (default ~5 s).
 collect_statistics_interval = 250
+# An access log of the management API: tests count from the broker's side what sluice asks it.
+management.http_log_dir = $LOGS/rabbitmq-http
 EOF
 cat >"$STATE/rabbitmq/advanced.config" <<'EOF'
 [{rabbitmq_management_agent, [{sample_retention_policies, [{global, [{605,1},{3660,60},{29400,600},{86400,1800}]}, {basic, [{605,1},{3600,60}]}, {detailed, [{605,1}]}]}]}].
