@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.ts';
 import type { Level } from './log.ts';
+import { formatDurationMs, parseDurationMs } from './scalers/metadata.ts';
 
 export const USAGE = `sluice: an event-driven autoscaler for Kubernetes (KEDA-compatible ScaledObjects, scale to zero)
 
@@ -24,6 +25,9 @@ Options for "operator":
   --tls-cert-file <path>      serving certificate (PEM), required without --local
   --tls-private-key-file <p>  its key (PEM)
   --concurrency <n>           ScaledObjects reconciled at once (default 4)
+  --read-interval <duration>  how often every backend source (a queue, a query, a URL) is read, whatever the number
+                              of ScaledObjects and HPA requests: the freshness of every value (default 1s; 250ms to
+                              1m; see docs/scaling-core.md for what each backend costs per source)
   --cluster-object-namespace <ns>
                               where ClusterTriggerAuthentications read Secrets and ConfigMaps
                               (default sluice-system)
@@ -38,6 +42,8 @@ export interface OperatorConfig {
   readonly bindAddress: string;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
   readonly concurrency: number;
+  /** How often each shared reader reads its source, in ms. */
+  readonly readIntervalMs: number;
   readonly clusterObjectNamespace: string;
   readonly logLevel: Level;
 }
@@ -51,6 +57,16 @@ function integer(name: string, raw: string | undefined, fallback: number, min: n
     throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+function duration(name: string, raw: string, min: number, max: number): number {
+  const ms = parseDurationMs(raw);
+  if (ms === undefined || ms < min || ms > max) {
+    throw new ConfigError(
+      `--${name} must be a duration from ${formatDurationMs(min)} to ${formatDurationMs(max)} (e.g. "1s", "500ms"), got "${raw}"`,
+    );
+  }
+  return ms;
 }
 
 function readPem(flag: string, path: string): string {
@@ -83,6 +99,7 @@ export function parseConfig(argv: readonly string[]): Config {
         'tls-cert-file': { type: 'string' },
         'tls-private-key-file': { type: 'string' },
         concurrency: { type: 'string' },
+        'read-interval': { type: 'string', default: '1s' },
         'cluster-object-namespace': { type: 'string', default: 'sluice-system' },
         'log-level': { type: 'string', default: 'info' },
       },
@@ -115,6 +132,7 @@ export function parseConfig(argv: readonly string[]): Config {
         ? { cert: readPem('tls-cert-file', certFile), key: readPem('tls-private-key-file', keyFile) }
         : undefined,
     concurrency: integer('concurrency', values.concurrency, 4, 1, 64),
+    readIntervalMs: duration('read-interval', values['read-interval'], 250, 60_000),
     clusterObjectNamespace: values['cluster-object-namespace'],
     logLevel: logLevel as Level,
   };

@@ -36,12 +36,29 @@ export class ConfigError extends SluiceError {
   }
 }
 
-/** A scaler could not read its backend. Never read as zero: the poller records the value as unknown. */
+/**
+ * A trigger's value is unknown: its backend gave no usable answer for this read (a missing queue, an empty query
+ * result, a malformed body). Never read as zero: the poller records the value as unknown. The backend itself answered,
+ * so this does not count against the backend's circuit breaker.
+ */
 export class ScalerError extends SluiceError {
   override name = 'ScalerError';
 
+  constructor(message: string, options?: ErrorOptions & { code?: string }) {
+    super(options?.code ?? 'SCALER_FAILED', message, options);
+  }
+}
+
+/**
+ * The backend itself failed: it cannot be reached (refused, DNS, TLS, timeout), answered 5xx, or refused the
+ * credentials. Counts against the backend's circuit breaker, which then stops every reader of that backend from
+ * trying more than once per interval.
+ */
+export class BackendError extends ScalerError {
+  override name = 'BackendError';
+
   constructor(message: string, options?: ErrorOptions) {
-    super('SCALER_FAILED', message, options);
+    super(message, { ...options, code: 'BACKEND_UNAVAILABLE' });
   }
 }
 

@@ -4,6 +4,7 @@
  * `localhost` (the aggregator dials `localhost:<port>`), and the APIService `v1beta1.external.metrics.k8s.io`
  * carrying that CA. It also installs the CRDs from crds/. In a cluster, deploy/ does all of this instead.
  */
+import { apiClient } from './kube-client.ts';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -101,7 +102,7 @@ async function apply(api: KubernetesObjectApi, obj: KubernetesObject): Promise<v
 
 /** Installs every CRD in `crdDir`. */
 export async function installCrds(kc: KubeConfig, crdDir: string): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
+  const api = apiClient(kc, KubernetesObjectApi);
   for (const name of (await readdir(crdDir)).filter((n) => n.endsWith('.yaml')).sort()) {
     for (const doc of loadAllYaml(await readFile(path.join(crdDir, name), 'utf8')) as KubernetesObject[]) {
       await apply(api, doc);
@@ -111,7 +112,7 @@ export async function installCrds(kc: KubeConfig, crdDir: string): Promise<void>
 
 /** Points the external-metrics APIService at this process (`localhost:<port>`). */
 export async function registerApiService(kc: KubeConfig, port: number, caPem: string): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
+  const api = apiClient(kc, KubernetesObjectApi);
   await apply(api, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LOCAL_NAMESPACE } });
   await apply(api, {
     apiVersion: 'v1',
@@ -139,7 +140,7 @@ export async function registerApiService(kc: KubeConfig, port: number, caPem: st
  * cluster (NamespaceDeletionDiscoveryFailure).
  */
 export async function unregisterApiService(kc: KubeConfig): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
+  const api = apiClient(kc, KubernetesObjectApi);
   try {
     await api.delete({
       apiVersion: 'apiregistration.k8s.io/v1',

@@ -3,17 +3,23 @@
  * The composition root: reads the configuration, builds every part, and wires them. One process hosts the
  * operator (reconcile + scaling loops) and the external-metrics API; they share nothing but the MetricStore.
  */
+import { apiClient } from './kube-client.ts';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { AuthorizationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { USAGE, parseConfig, type OperatorConfig } from './config.ts';
 import { ConfigError, describeError } from './errors.ts';
 import { createServingCert, installCrds, registerApiService, unregisterApiService } from './local-dev.ts';
 import { createLogger } from './log.ts';
-import { MetricStore } from './metric-store.ts';
-import { startController, type Controller } from './operator/controller.ts';
+import { MAX_METRIC_NAME_LENGTH, MetricStore } from './metric-store.ts';
+import { createController } from './operator/controller.ts';
 import { createAuthResolver, createKubeAuthPort } from './operator/auth-resolver.ts';
+import { createEventRecorder, createKubeEventsPort } from './operator/events.ts';
 import { createClusterPort, createKubePort } from './operator/kube.ts';
 import { createReconciler } from './operator/reconcile.ts';
+import { ScalingRegistry } from './operator/scaling-registry.ts';
+import { ReaderHub } from './scalers/readers.ts';
+import { SharedPool } from './scalers/shared.ts';
 import { buildServer } from './server/app.ts';
 import { createSarAuthorizer } from './server/authorizer.ts';
 import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderConfig } from './server/front-proxy.ts';
@@ -36,43 +42,62 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   const serving = config.tls ? { ...config.tls, ca: config.tls.cert } : await createServingCert();
   if (config.local) await installCrds(kc, CRD_DIR);
 
-  const requestHeader = await loadRequestHeaderConfig(kc.makeApiClient(CoreV1Api));
+  const requestHeader = await loadRequestHeaderConfig(apiClient(kc, CoreV1Api));
   const store = new MetricStore();
-  // The controller is created last (its informers need the reconciler); until then these read as empty.
-  const late: { controller?: Controller } = {};
+  // Created first, started last: the reconciler reads the informers' cache, which exists from here on.
+  const controller = createController({ kc, log, concurrency: config.concurrency });
 
   const app = buildServer({
     store,
     authenticate: createFrontProxyAuthenticator(requestHeader),
-    authorize: createSarAuthorizer({ api: kc.makeApiClient(AuthorizationV1Api) }),
-    ready: () => late.controller?.synced() ?? false,
+    authorize: createSarAuthorizer({ api: apiClient(kc, AuthorizationV1Api) }),
+    ready: () => controller.synced(),
     logger: { level: config.logLevel },
     https: frontProxyTlsOptions(requestHeader, serving),
+    maxMetricNameLength: MAX_METRIC_NAME_LENGTH,
   });
-  // Listen before registering the APIService: the aggregator's first availability check then passes at once.
   await app.listen({ host: config.bindAddress, port: config.port });
-  if (config.local) await registerApiService(kc, config.port, serving.ca);
 
+  const shared = new SharedPool({
+    onDisposeError: (key, err) => {
+      log('warn', 'closing a shared connection failed', { resource: key.split('|')[0], error: describeError(err) });
+    },
+  });
+  const hub = new ReaderHub({ intervalMs: config.readIntervalMs, shared, log });
+  const events = createEventRecorder({
+    port: createKubeEventsPort(kc),
+    reportingController: 'sluice.dev/operator',
+    reportingInstance: hostname().slice(0, 128),
+    log,
+  });
+  const kube = createKubePort(kc);
+  const registry = new ScalingRegistry({
+    hub,
+    store,
+    kube,
+    events,
+    log,
+    onChange: (key) => {
+      controller.enqueue(key);
+    },
+  });
   const reconciler = createReconciler({
-    kube: createKubePort(kc),
+    kube,
     auth: createAuthResolver(createKubeAuthPort(kc), { clusterObjectNamespace: config.clusterObjectNamespace }),
     cluster: createClusterPort(kc),
-    store,
-    cache: {
-      get: (name, namespace) => late.controller?.scaledObjects.get(name, namespace),
-      list: (namespace) => late.controller?.scaledObjects.list(namespace) ?? [],
-    },
+    runtime: registry,
+    events,
+    cache: controller.scaledObjects,
     log,
-    enqueue: (key) => late.controller?.enqueue(key),
   });
-  const controller = await startController({
-    kc,
-    reconcile: (key) => reconciler.reconcile(key),
-    log,
-    concurrency: config.concurrency,
+  await controller.start((key) => reconciler.reconcile(key));
+  // Registered once the informers have listed (and the server listens): the aggregator's first availability check
+  // passes at once, and no HPA asks for metrics of objects sluice has not seen yet.
+  if (config.local) await registerApiService(kc, config.port, serving.ca);
+  log('info', 'sluice is running', {
+    metricsApi: `https://${config.bindAddress}:${config.port}`,
+    readInterval: `${config.readIntervalMs} ms`,
   });
-  late.controller = controller;
-  log('info', 'sluice is running', { metricsApi: `https://${config.bindAddress}:${config.port}` });
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -87,7 +112,9 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     void (async () => {
       if (config.local) await unregisterApiService(kc);
       await controller.stop();
-      await reconciler.stopAll();
+      await registry.stopAll();
+      await hub.close();
+      await events.stop();
       await app.close();
       process.exit(0);
     })();

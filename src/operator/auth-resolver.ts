@@ -39,7 +39,8 @@
  *   - No credential value ever appears in an error: messages name the Secret/ConfigMap, key, variable and container,
  *     never a value. A literal `value` in the pod template may be a credential too, so it is never quoted either.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { apiClient } from '../kube-client.ts';
+import { fingerprint } from '../fingerprint.ts';
 import {
   ApiException,
   CoreV1Api,
@@ -158,7 +159,6 @@ export interface AuthResolver {
   resolve(so: ScaledObject): Promise<AuthResolution>;
 }
 
-const FINGERPRINT_KEY = randomBytes(32);
 const FROM_ENV = 'FromEnv';
 
 export function createAuthResolver(port: AuthPort, options: AuthResolverOptions = {}): AuthResolver {
@@ -628,10 +628,7 @@ function keysHint(data: Readonly<Record<string, string>>): string {
 }
 
 function fingerprintOf(triggers: readonly ResolvedTrigger[]): string {
-  const sorted = (record: Readonly<Record<string, string>>) =>
-    Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const canonical = JSON.stringify(triggers.map((t) => [sorted(t.authParams), sorted(t.resolvedEnv)]));
-  return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
+  return fingerprint(triggers.map((t) => [t.authParams, t.resolvedEnv]));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -644,9 +641,9 @@ function fingerprintOf(triggers: readonly ResolvedTrigger[]): string {
  * response body and headers.
  */
 export function createKubeAuthPort(kc: KubeConfig): AuthPort {
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const core = apiClient(kc, CoreV1Api);
+  const custom = apiClient(kc, CustomObjectsApi);
+  const objects = apiClient(kc, KubernetesObjectApi);
 
   async function orUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
     try {

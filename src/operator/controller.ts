@@ -5,6 +5,7 @@
  * @kubernetes/client-node's informer relists by itself on 410 Gone and reconnects after a client timeout; any other
  * error stops it, so the controller restarts it with backoff and then re-enqueues every key it knows.
  */
+import { apiClient, apiErrorMessage } from '../kube-client.ts';
 import {
   AutoscalingV2Api,
   CustomObjectsApi,
@@ -27,7 +28,6 @@ export type Log = (level: 'info' | 'warn' | 'error', message: string, fields?: R
 
 export interface ControllerOptions {
   readonly kc: KubeConfig;
-  readonly reconcile: Handler;
   readonly log: Log;
   readonly concurrency?: number;
   /** Re-enqueue every object this often, as a safety net for anything an event missed (ms). */
@@ -44,24 +44,51 @@ export interface Controller {
   stop(): Promise<void>;
 }
 
+/** What an update must change to be worth a reconcile: everything but status and bookkeeping. */
+export function relevantSignature(obj: KubernetesObject): string {
+  const m = obj.metadata ?? {};
+  const spec = (obj as { spec?: unknown }).spec;
+  return JSON.stringify([
+    m.generation,
+    m.labels ?? {},
+    m.annotations ?? {},
+    m.finalizers ?? [],
+    m.deletionTimestamp ?? null,
+    m.ownerReferences ?? [],
+    // Objects without a generation (none of ours) fall back to their spec.
+    m.generation === undefined ? (spec ?? null) : null,
+  ]);
+}
+
 export function keyOf(obj: KubernetesObject): string | undefined {
   const { namespace, name } = obj.metadata ?? {};
   return namespace !== undefined && name !== undefined ? `${namespace}/${name}` : undefined;
 }
 
-export async function startController(options: ControllerOptions): Promise<Controller> {
+/**
+ * Creates the informers (not started) and returns the controller; `start(reconcile)` starts them. The ScaledObject
+ * cache exists before any event is delivered, so a reconcile never runs against a cache it cannot see (a key looked up
+ * in no cache reads as deleted, which once left objects unreconciled for minutes after a restart).
+ */
+export function createController(options: Omit<ControllerOptions, 'reconcile'>): Controller & {
+  start(reconcile: Handler): Promise<void>;
+} {
   const { kc, log } = options;
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const autoscaling = kc.makeApiClient(AutoscalingV2Api);
+  // Lists of every object may be large: a longer deadline than single calls.
+  const custom = apiClient(kc, CustomObjectsApi, 60_000);
+  const autoscaling = apiClient(kc, AutoscalingV2Api, 60_000);
   const managedSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
+  let reconcile: Handler = () => Promise.reject(new Error('the controller has not started'));
   const queue = new WorkQueue({
-    handler: options.reconcile,
+    handler: (key) => reconcile(key),
     concurrency: options.concurrency ?? 4,
+    describe: apiErrorMessage,
     onError: (key, message, retryInMs) => {
       log('warn', `reconcile of ${key} failed`, { error: message, retryInMs });
     },
   });
+  let started = false;
 
   // An informer's start() resolves even when its list fails (it emits 'error' instead), so "synced" is recorded
   // by the list functions themselves.
@@ -88,12 +115,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   const enqueueSo = (obj: KubernetesObject): void => {
     const key = keyOf(obj);
-    if (key !== undefined) queue.add(key);
+    if (key !== undefined && started) queue.add(key);
   };
   // An HPA event concerns its ScaledObject: someone edited or deleted what sluice applies.
   const enqueueOwner = (hpa: V2HorizontalPodAutoscaler): void => {
     const owner = hpa.metadata?.labels?.[SCALED_OBJECT_LABEL];
-    if (hpa.metadata?.namespace !== undefined && owner !== undefined) queue.add(`${hpa.metadata.namespace}/${owner}`);
+    if (hpa.metadata?.namespace !== undefined && owner !== undefined && started) {
+      queue.add(`${hpa.metadata.namespace}/${owner}`);
+    }
   };
   const enqueueAll = (): void => {
     for (const so of soInformer.list()) enqueueSo(so);
@@ -123,10 +152,43 @@ export async function startController(options: ControllerOptions): Promise<Contr
     return { name: names.kind, informer };
   });
 
-  for (const verb of ['add', 'update', 'delete'] as const) {
-    soInformer.on(verb, enqueueSo);
-    hpaInformer.on(verb, enqueueOwner);
-  }
+  // An update matters only when it changes what reconcile reads: the spec (generation), labels, annotations (pause
+  // annotations do not bump the generation), finalizers or deletion. Status-only updates (sluice's own status writes,
+  // the HPA controller's status every sync) do not queue anything.
+  const seen = new Map<string, string>();
+  const changed = (obj: KubernetesObject): boolean => {
+    const uid = obj.metadata?.uid;
+    if (uid === undefined) return true;
+    const signature = relevantSignature(obj);
+    if (seen.get(uid) === signature) return false;
+    seen.set(uid, signature);
+    return true;
+  };
+  const forget = (obj: KubernetesObject): void => {
+    if (obj.metadata?.uid !== undefined) seen.delete(obj.metadata.uid);
+  };
+  soInformer.on('add', (obj) => {
+    changed(obj);
+    enqueueSo(obj);
+  });
+  soInformer.on('update', (obj) => {
+    if (changed(obj)) enqueueSo(obj);
+  });
+  soInformer.on('delete', (obj) => {
+    forget(obj);
+    enqueueSo(obj);
+  });
+  hpaInformer.on('add', (obj) => {
+    changed(obj);
+    enqueueOwner(obj);
+  });
+  hpaInformer.on('update', (obj) => {
+    if (changed(obj)) enqueueOwner(obj);
+  });
+  hpaInformer.on('delete', (obj) => {
+    forget(obj);
+    enqueueOwner(obj);
+  });
 
   let stopped = false;
   const restartTimers = new Set<NodeJS.Timeout>();
@@ -157,17 +219,25 @@ export async function startController(options: ControllerOptions): Promise<Contr
   supervise('HPAs', hpaInformer);
   for (const { name, informer } of authInformers) supervise(`${name}s`, informer);
 
-  await Promise.all([soInformer.start(), hpaInformer.start(), ...authInformers.map((a) => a.informer.start())]);
-  enqueueAll();
-
-  const resync = setInterval(enqueueAll, options.resyncMs ?? 300_000);
-  resync.unref();
+  let resync: NodeJS.Timeout | undefined;
 
   return {
     scaledObjects: soInformer,
     synced: () => synced.so && synced.hpa,
     enqueue: (key) => {
-      queue.add(key);
+      if (started) queue.add(key);
+    },
+    async start(handler) {
+      reconcile = handler;
+      started = true;
+      await Promise.all([soInformer.start(), hpaInformer.start(), ...authInformers.map((a) => a.informer.start())]);
+      const all = soInformer.list();
+      log('info', `initial list: ${all.length} ScaledObjects, each queued for reconcile`, {
+        synced: synced.so && synced.hpa,
+      });
+      enqueueAll();
+      resync = setInterval(enqueueAll, options.resyncMs ?? 300_000);
+      resync.unref();
     },
     async stop() {
       stopped = true;

@@ -10,6 +10,7 @@ import type {
   V2MetricSpec,
 } from '@kubernetes/client-node';
 import { ValidationError } from '../errors.ts';
+import { MAX_METRIC_NAME_LENGTH } from '../metric-store.ts';
 import { formatQuantity } from '../quantity.ts';
 import type { MetricType } from '../scalers/scaler.ts';
 import {
@@ -72,6 +73,12 @@ export function desiredHpa({ scaledObject: so, metrics }: DesiredHpaInput): Desi
   }
   const seen = new Set<string>();
   for (const metric of metrics) {
+    if (metric.metricName.length > MAX_METRIC_NAME_LENGTH) {
+      throw new ValidationError(
+        triggerField(metric.metricName),
+        `the metric name would be ${metric.metricName.length} characters, over sluice's limit of ${MAX_METRIC_NAME_LENGTH}`,
+      );
+    }
     if (seen.has(metric.metricName)) {
       throw new ValidationError(
         triggerField(metric.metricName),

@@ -15,6 +15,7 @@ import {
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { ScalerError, SluiceError } from '../errors.ts';
+import { apiClient } from '../kube-client.ts';
 import type { ClusterPort } from '../scalers/scaler.ts';
 
 export const FIELD_MANAGER = 'sluice-operator';
@@ -51,6 +52,8 @@ export interface KubePort {
   patchStatus(ref: ObjectRef, status: Record<string, unknown>): Promise<void>;
   readScale(target: ScaleTarget): Promise<ScaleState>;
   writeScale(target: ScaleTarget, replicas: number): Promise<void>;
+  /** The target's `status.readyReplicas` (Deployments, StatefulSets, ReplicaSets; undefined when it has none). */
+  readReadyReplicas(target: ScaleTarget): Promise<number | undefined>;
 }
 
 export class TargetNotFoundError extends SluiceError {
@@ -85,9 +88,9 @@ interface ScaleObject {
 }
 
 export function createKubePort(kc: KubeConfig): KubePort {
-  const objects = KubernetesObjectApi.makeApiClient(kc);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const discovery = kc.makeApiClient(Discovery);
+  const objects = apiClient(kc, KubernetesObjectApi);
+  const custom = apiClient(kc, CustomObjectsApi);
+  const discovery = apiClient(kc, Discovery);
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
   async function scaleRef(target: ScaleTarget): Promise<ObjectRef> {
@@ -148,13 +151,22 @@ export function createKubePort(kc: KubeConfig): KubePort {
       const ref = await scaleRef(target);
       await custom.patchNamespacedCustomObjectScale({ ...ref, body: { spec: { replicas } } }, mergePatch);
     },
+
+    async readReadyReplicas(target) {
+      const ref = await scaleRef(target);
+      const object = (await custom.getNamespacedCustomObject(ref)) as { status?: { readyReplicas?: unknown } };
+      const ready = object.status?.readyReplicas;
+      if (typeof ready === 'number') return ready;
+      // apps/v1 workloads omit readyReplicas at 0.
+      return ref.group === 'apps' ? 0 : undefined;
+    },
   };
 }
 
 /** The scalers' view of the cluster: ready endpoints of a Service port, from its EndpointSlices. */
 export function createClusterPort(kc: KubeConfig): ClusterPort {
-  const core = kc.makeApiClient(CoreV1Api);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const core = apiClient(kc, CoreV1Api);
+  const discovery = apiClient(kc, DiscoveryV1Api);
   return {
     async readyEndpoints(namespace, service, port) {
       let svc;

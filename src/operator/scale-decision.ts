@@ -44,6 +44,8 @@ export interface ScaleInput {
   readonly now: Date;
   /** `spec.fallback`, when configured: failing triggers are then served a fallback value and Ready stays True. */
   readonly fallback?: { readonly replicas: number } | undefined;
+  /** The replica count an engaged fallback serves: activation from zero goes straight to it (within min and max). */
+  readonly fallbackReplicas?: number | undefined;
 }
 
 /** Which row of the table matched (stable, for tests, logs and the CLI). */
@@ -85,12 +87,15 @@ export function decideScale(input: ScaleInput): ScaleDecision {
     const ready = input.anyError ? partialTriggerError() : scaledObjectReady();
     const failing = input.anyError ? ' (some triggers are failing)' : '';
     if ((idle !== undefined && current < min) || current === 0) {
-      const to = Math.max(1, min);
+      const to = Math.min(max, Math.max(1, min, input.fallbackReplicas ?? 0));
       return {
         action: 'scale',
         to,
         rule: 'scale-from-zero',
-        reason: `triggers active at ${replicas(current)}${failing}; scaling to ${to}, then ${hpaRange}`,
+        reason:
+          input.fallbackReplicas === undefined
+            ? `triggers active at ${replicas(current)}${failing}; scaling to ${to}, then ${hpaRange}`
+            : `fallback serves ${input.fallbackReplicas} replicas at ${replicas(current)}; scaling to ${to}`,
         condition: scalerActive(),
         readyCondition: ready,
         refreshLastActiveTime: true,

@@ -37,6 +37,10 @@ const RESOURCE_TRIGGER_TYPES: readonly string[] = ['cpu', 'memory'];
 const NO_CACHED_METRICS_TYPES: readonly string[] = ['cpu', 'memory', 'cron'];
 
 const INT32_MAX = 2_147_483_647;
+/** One day: a longer activation check period is not a setting anyone needs (KEDA sets no maximum). */
+export const MAX_POLLING_INTERVAL_S = 86_400;
+/** A year: cooldowns are waited out with timers that honour any delay (operator/timers.ts). */
+export const MAX_COOLDOWN_S = 31_536_000;
 const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 
 interface IntOptions {
@@ -202,14 +206,22 @@ const TriggerSchema = Type.Object(
 export const ScaledObjectSpecSchema = Type.Object(
   {
     scaleTargetRef: ScaleTargetRefSchema,
-    pollingInterval: Int32({ minimum: 1, default: 30, description: 'Seconds between two polls of the triggers.' }),
+    pollingInterval: Int32({
+      minimum: 1,
+      maximum: MAX_POLLING_INTERVAL_S,
+      default: 30,
+      description:
+        'Seconds between two activation checks when nothing changes, and the unit fallback.failureThreshold counts in. Values are read about once a second whatever this says.',
+    }),
     initialCooldownPeriod: Int32({
       minimum: 0,
+      maximum: MAX_COOLDOWN_S,
       default: 0,
       description: 'Seconds after creation before a never-active workload may be scaled to zero.',
     }),
     cooldownPeriod: Int32({
       minimum: 0,
+      maximum: MAX_COOLDOWN_S,
       default: 300,
       description: 'Seconds after the last active trigger before scaling to zero (or idleReplicaCount).',
     }),

@@ -28,6 +28,8 @@ export interface WorkQueueOptions {
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
   readonly onError?: (key: string, message: string, retryInMs: number | undefined) => void;
+  /** How an error is put into words for onError (default: describeError). */
+  readonly describe?: (err: unknown) => string;
 }
 
 export class WorkQueue {
@@ -36,6 +38,7 @@ export class WorkQueue {
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #onError: WorkQueueOptions['onError'];
+  readonly #describe: (err: unknown) => string;
 
   readonly #queue: string[] = [];
   readonly #queued = new Set<string>();
@@ -53,6 +56,7 @@ export class WorkQueue {
     this.#baseDelayMs = options.baseDelayMs ?? 200;
     this.#maxDelayMs = options.maxDelayMs ?? 60_000;
     this.#onError = options.onError;
+    this.#describe = options.describe ?? describeError;
   }
 
   /** Queues `key` now. */
@@ -140,12 +144,12 @@ export class WorkQueue {
     } catch (err) {
       if (err instanceof TerminalError) {
         this.#failures.delete(key);
-        this.#onError?.(key, describeError(err), undefined);
+        this.#onError?.(key, this.#describe(err), undefined);
       } else {
         const failures = (this.#failures.get(key) ?? 0) + 1;
         this.#failures.set(key, failures);
         retryInMs = Math.min(this.#baseDelayMs * 2 ** (failures - 1), this.#maxDelayMs);
-        this.#onError?.(key, describeError(err), retryInMs);
+        this.#onError?.(key, this.#describe(err), retryInMs);
       }
     } finally {
       this.#processing.delete(key);

@@ -34,9 +34,10 @@ import {
   type QueueAttributeName,
   type SQSClientConfig,
 } from '@aws-sdk/client-sqs';
-import { ScalerError, ValidationError } from '../errors.ts';
+import { BackendError, ScalerError, ValidationError } from '../errors.ts';
 import { lookupParam, parseParams, triggerSources, type ParamSources, type ParamSpec } from './metadata.ts';
-import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
+import { fingerprint } from '../fingerprint.ts';
+import { defineScaler, metricNameFor, type ScalerFactory, type Source, type TriggerInput } from './scaler.ts';
 
 const params = {
   queueURL: { type: 'string', fromEnv: true },
@@ -50,6 +51,8 @@ const params = {
   identityOwner: { type: 'enum', values: ['pod', 'operator'], optional: true },
 } as const satisfies ParamSpec;
 
+/** SQS has no `timeout` parameter in KEDA; one read is bounded by this. */
+const SQS_TIMEOUT_MS = 5000;
 const VISIBLE = 'ApproximateNumberOfMessages';
 const IN_FLIGHT = 'ApproximateNumberOfMessagesNotVisible';
 const DELAYED = 'ApproximateNumberOfMessagesDelayed';
@@ -218,47 +221,75 @@ export function sqsClientConfig(config: AwsSqsQueueConfig): SQSClientConfig {
   };
 }
 
-/** The factory over any SQS client (tests pass a stub); the client is created on the first sample. */
+/** The three counts one read asks for, whatever the trigger's flags, so triggers on one queue share the read. */
+const ALL_ATTRIBUTES: readonly QueueAttributeName[] = [VISIBLE, IN_FLIGHT, DELAYED];
+
+/** One read of a queue: its counts by attribute name. */
+export type SqsReading = Readonly<Record<string, number>>;
+
+/**
+ * The factory over any SQS client (tests pass a stub). One client per endpoint (or region) and credentials is shared
+ * by every reader there, created on the first read; at most one GetQueueAttributes per queue is in flight.
+ */
 export function awsSqsQueueScalerFactory(makeClient: SqsClientFactory): ScalerFactory {
   return (trigger) => {
     const config = parseAwsSqsQueueConfig(trigger);
     const metricName = metricNameFor(trigger.index, `aws-sqs-${config.queueName}`);
-    const where = `queue "${config.queueName}" at ${config.endpoint === undefined ? `region ${config.region}` : safeEndpoint(config.endpoint)}`;
-    let client: SqsPort | undefined;
-    return {
+    const endpoint = config.endpoint === undefined ? `region ${config.region}` : safeEndpoint(config.endpoint);
+    const where = `queue "${config.queueName}" at ${endpoint}`;
+    const backend = `aws-sqs|${config.endpoint ?? ''}|${config.region}|${fingerprint(config.credentials ?? null)}`;
+    const source: Source<SqsReading> = {
+      key: `${backend}|${config.queueUrl}`,
+      backend,
+      describe: `SQS ${endpoint}`,
+      timeoutMs: SQS_TIMEOUT_MS,
+      open(shared) {
+        const lease = shared.lease(
+          `sqs-client|${backend}`,
+          () => makeClient(sqsClientConfig(config)),
+          (client) => client.destroy?.(),
+        );
+        return {
+          async read(signal) {
+            if (signal.aborted) throw sqsError(signal.reason, where, endpoint, signal, config.credentials);
+            let attributes: Partial<Record<string, string>> | undefined;
+            try {
+              const output = await lease.value.send(
+                new GetQueueAttributesCommand({ QueueUrl: config.queueUrl, AttributeNames: [...ALL_ATTRIBUTES] }),
+                { abortSignal: signal },
+              );
+              attributes = output.Attributes;
+            } catch (cause) {
+              throw sqsError(cause, where, endpoint, signal, config.credentials);
+            }
+            const counts: Record<string, number> = {};
+            for (const name of ALL_ATTRIBUTES) {
+              const raw = attributes?.[name];
+              if (raw === undefined) throw new ScalerError(`SQS did not return ${name} for ${where}`);
+              if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+                throw new ScalerError(`SQS returned a non-integer ${name} for ${where}`);
+              }
+              counts[name] = Number(raw);
+            }
+            return counts;
+          },
+          close() {
+            lease.release();
+            return Promise.resolve();
+          },
+        };
+      },
+    };
+    return defineScaler({
       metricName,
       target: config.target,
       metricType: trigger.metricType,
-      async sample(signal: AbortSignal): Promise<Sample> {
-        if (signal.aborted) throw sqsError(signal.reason, where, signal, config.credentials);
-        let attributes: Partial<Record<string, string>> | undefined;
-        try {
-          client ??= makeClient(sqsClientConfig(config));
-          const output = await client.send(
-            new GetQueueAttributesCommand({ QueueUrl: config.queueUrl, AttributeNames: [...config.attributes] }),
-            { abortSignal: signal },
-          );
-          attributes = output.Attributes;
-        } catch (cause) {
-          throw sqsError(cause, where, signal, config.credentials);
-        }
-        let value = 0;
-        for (const name of config.attributes) {
-          const raw = attributes?.[name];
-          if (raw === undefined) throw new ScalerError(`SQS did not return ${name} for ${where}`);
-          if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-            throw new ScalerError(`SQS returned a non-integer ${name} for ${where}: "${raw.slice(0, 40)}"`);
-          }
-          value += Number(raw);
-        }
+      source,
+      evaluate(counts) {
+        const value = config.attributes.reduce((sum, name) => sum + (counts[name] ?? 0), 0);
         return { value, active: value > config.activationQueueLength };
       },
-      close() {
-        client?.destroy?.();
-        client = undefined;
-        return Promise.resolve();
-      },
-    } satisfies Scaler;
+    });
   };
 }
 
@@ -287,6 +318,9 @@ const AUTH_FAILURES = new Set([
   'UnrecognizedClientException',
 ]);
 
+/** The AWS SDK's throttling error names (RequestThrottled, ThrottlingException, TooManyRequestsException, …). */
+const THROTTLING = /Throttl|TooManyRequests|SlowDown/;
+
 interface SdkErrorShape {
   name?: unknown;
   message?: unknown;
@@ -298,6 +332,7 @@ interface SdkErrorShape {
 function sqsError(
   cause: unknown,
   where: string,
+  endpoint: string,
   signal: AbortSignal,
   credentials: AwsCredentials | undefined,
 ): ScalerError {
@@ -312,33 +347,41 @@ function sqsError(
   const http = status === undefined ? '' : ` (HTTP ${status})`;
 
   let message: string;
+  // Everything but "no such queue", a malformed answer and an unclassified service error is the endpoint failing.
+  let backend = true;
   if (signal.aborted || name === 'AbortError') {
     const timedOut = !(signal.reason instanceof Error) || signal.reason.name === 'TimeoutError';
-    message = `reading ${where} ${timedOut ? 'timed out' : 'was cancelled'}`;
+    message = `a read from SQS at ${endpoint} ${timedOut ? 'timed out' : 'was cancelled'}`;
   } else if (name === 'QueueDoesNotExist' || name === 'AWS.SimpleQueueService.NonExistentQueue') {
     message = `${where} does not exist`;
+    backend = false;
   } else if (name === 'CredentialsProviderError') {
-    message = `no AWS credentials for ${where}: the trigger has none and the default credential chain found none (${detail})`;
+    message = `no AWS credentials for SQS at ${endpoint}: the trigger has none and the default credential chain found none (${detail})`;
   } else if (AUTH_FAILURES.has(name) || status === 401 || status === 403) {
     // An answer the SDK could not parse (moto answers auth failures in XML) leaves only the status.
     const reason = unparsed ? `HTTP ${status}` : `${name}${http}: ${detail}`;
-    message = `SQS refused the credentials for ${where} (${reason})`;
+    message = `SQS at ${endpoint} refused the credentials (${reason})`;
   } else if (status !== undefined && status >= 500) {
-    message = `the SQS endpoint answered HTTP ${status}${unparsed ? '' : ` (${name})`} for ${where}`;
+    message = `SQS at ${endpoint} answered HTTP ${status}${unparsed ? '' : ` (${name})`}`;
+  } else if (status === 429 || THROTTLING.test(name)) {
+    // SQS throttles with HTTP 400 and a throttling error name: the endpoint shedding load, as an HTTP 429 is.
+    message = `SQS at ${endpoint} answered HTTP ${status}${unparsed ? '' : ` (${name})`}`;
   } else if (unparsed) {
     message = `the SQS endpoint sent a malformed answer${http} for ${where}`;
+    backend = false;
   } else if (code !== undefined && /^E[A-Z_]+$/.test(code)) {
-    message = `cannot reach the SQS endpoint for ${where}: ${code}`;
+    message = `cannot reach SQS at ${endpoint}: ${code}`;
   } else if (cause instanceof SQSServiceException) {
     message = `SQS answered ${name}${http} for ${where}: ${detail}`;
+    backend = false;
   } else {
-    message = `GetQueueAttributes failed for ${where}: ${name}: ${detail}`;
+    message = `GetQueueAttributes failed at ${endpoint}: ${name}: ${detail}`;
   }
   const scrubbed = scrub(message, credentials);
   const causeDetail = scrub(detail, credentials);
   // A cause whose message would echo a credential is replaced by a scrubbed copy (describeError prints causes).
   const safeCause = causeDetail === detail ? cause : Object.assign(new Error(causeDetail), { name });
-  return new ScalerError(scrubbed, { cause: safeCause });
+  return backend ? new BackendError(scrubbed, { cause: safeCause }) : new ScalerError(scrubbed, { cause: safeCause });
 }
 
 function scrub(text: string, credentials: AwsCredentials | undefined): string {

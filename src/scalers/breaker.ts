@@ -1,50 +1,60 @@
 /**
- * A circuit breaker (opossum) around one scaler's sample(). It bounds every call by a timeout and, after repeated
- * failures, stops calling a dead backend for a while. Either way the caller gets a ScalerError: an open circuit
- * means "value unknown", never zero.
+ * One circuit breaker (opossum) per backend. Every reader of a backend (every queue of one broker, every query of one
+ * Prometheus) reads through it, so a dead backend costs one attempt per interval however many ScaledObjects read it,
+ * instead of one per trigger.
+ *
+ * - closed: reads go through. Only BackendError counts as a failure (refused, timeout, TLS, 5xx, credentials); a
+ *   ScalerError means the backend answered (a missing queue, an empty result) and counts as a success.
+ * - open: after more than half of the reads in the window failed; reads are refused at once with a BackendError
+ *   naming the last failure, without touching the network.
+ * - halfOpen: `resetTimeoutMs` after opening, exactly one read (the probe) goes through; its success closes the
+ *   circuit, its failure opens it again for another `resetTimeoutMs`.
  */
 import CircuitBreaker from 'opossum';
-import { ScalerError, describeError } from '../errors.ts';
-import type { Sample, Scaler } from './scaler.ts';
+import { BackendError, ScalerError, describeError } from '../errors.ts';
 
 export type BreakerState = 'closed' | 'open' | 'halfOpen';
 
 export interface BreakerOptions {
-  /** Upper bound of one sample, in ms. */
-  readonly timeoutMs: number;
-  /** How long an open circuit waits before letting one trial call through, in ms. */
+  /** How long an open circuit refuses reads before it lets one probe through, in ms. */
   readonly resetTimeoutMs: number;
-  /** The statistics window, in ms; the circuit opens when half the calls in it failed (and at least 3 were made). */
+  /** The statistics window, in ms (a multiple of 10). */
   readonly windowMs: number;
 }
 
-/** Defaults scaled to the polling interval: a window of 5 polls, a retry after 3 polls (5–30 s). */
-export function breakerOptionsFor(pollingIntervalS: number): BreakerOptions {
-  const pollMs = pollingIntervalS * 1000;
-  return {
-    timeoutMs: Math.min(10_000, Math.max(1000, pollMs)),
-    resetTimeoutMs: Math.min(30_000, Math.max(5000, 3 * pollMs)),
-    windowMs: Math.max(10_000, 5 * pollMs),
-  };
-}
+/** Transitions, for logs and the CLI. */
+export type BreakerListener = (state: BreakerState, lastError: string | undefined) => void;
 
-export class GuardedScaler {
-  readonly scaler: Scaler;
-  readonly #breaker: CircuitBreaker<[AbortSignal], Sample>;
-  readonly #timeoutMs: number;
-  #lastError = '';
+export class BackendBreaker {
+  readonly #breaker: CircuitBreaker<[() => Promise<unknown>]>;
+  #lastError: string | undefined;
 
-  constructor(scaler: Scaler, options: BreakerOptions) {
-    this.scaler = scaler;
-    this.#timeoutMs = options.timeoutMs;
-    this.#breaker = new CircuitBreaker((signal: AbortSignal) => scaler.sample(signal), {
-      // The signal below enforces the timeout; opossum's own is a backstop for a scaler that ignores it.
-      timeout: options.timeoutMs + 1000,
+  constructor(options: BreakerOptions, onChange?: BreakerListener) {
+    this.#breaker = new CircuitBreaker((action: () => Promise<unknown>) => action(), {
+      // Readers bound each read with their own timeout (an AbortSignal); the hub guards against one that ignores it.
+      timeout: false,
       resetTimeout: options.resetTimeoutMs,
-      rollingCountTimeout: options.windowMs,
+      rollingCountTimeout: Math.max(10, Math.round(options.windowMs / 10) * 10),
+      rollingCountBuckets: 10,
       errorThresholdPercentage: 50,
-      volumeThreshold: 3,
+      volumeThreshold: 1,
+      // The backend answered: a read-level problem, not a backend failure.
+      errorFilter: (err: unknown) => err instanceof ScalerError && !(err instanceof BackendError),
     });
+    this.#breaker.on('failure', (err: unknown) => {
+      this.#lastError = describeError(err);
+    });
+    if (onChange) {
+      this.#breaker.on('open', () => {
+        onChange('open', this.#lastError);
+      });
+      this.#breaker.on('halfOpen', () => {
+        onChange('halfOpen', this.#lastError);
+      });
+      this.#breaker.on('close', () => {
+        onChange('closed', this.#lastError);
+      });
+    }
   }
 
   get state(): BreakerState {
@@ -53,25 +63,34 @@ export class GuardedScaler {
     return 'closed';
   }
 
-  /** One sample, bounded by the timeout. Throws ScalerError. */
-  async sample(): Promise<Sample> {
-    if (this.#breaker.opened) {
-      throw new ScalerError(`circuit open after repeated failures; last error: ${this.#lastError}`);
-    }
+  /** The last backend failure, for messages. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /**
+   * The error every read of the backend reports while the circuit is not closed: why it opened, the same message for
+   * refused reads and failed probes alike (so status and logs change only when the cause does).
+   */
+  openError(): BackendError {
+    return new BackendError(
+      `${this.#lastError ?? 'the backend failed'} (circuit open: the backend is read once per interval until it answers)`,
+    );
+  }
+
+  /** Runs `action` through the breaker; rejects with openError() when the circuit refuses it. */
+  async run<T>(action: () => Promise<T>): Promise<T> {
     try {
-      return await this.#breaker.fire(AbortSignal.timeout(this.#timeoutMs));
+      return (await this.#breaker.fire(action)) as T;
     } catch (err) {
-      const wrapped =
-        err instanceof ScalerError
-          ? err
-          : new ScalerError(`sampling ${this.scaler.metricName} failed: ${describeError(err)}`, { cause: err });
-      this.#lastError = wrapped.message;
-      throw wrapped;
+      if ((err as { code?: unknown }).code === 'EOPENBREAKER' || (err as { code?: unknown }).code === 'ESHUTDOWN') {
+        throw this.openError();
+      }
+      throw err;
     }
   }
 
-  async close(): Promise<void> {
+  shutdown(): void {
     this.#breaker.shutdown();
-    await this.scaler.close();
   }
 }

@@ -26,13 +26,9 @@
  * whose traffic moves from one endpoint to another keeps its total. Until some series has two samples in the window
  * the value is unknown (an error), not zero.
  *
- * When it reads: every sample() (each poll) reads once. From the first poll on, the scaler also reads by itself
- * whenever no read happened for window/10 (between 0.25 s and 15 s), until close(): so a pollingInterval longer than
- * the window still gives a rate over the window, and while the circuit breaker is open (it stops calling sample())
- * the window keeps filling, so the breaker's single trial call after a recovery finds a rate instead of "not enough
- * samples yet" (which would re-open it for ever whenever the window is shorter than the breaker's reset timeout).
- * Those in-between reads report nothing; a failed one records nothing.
- *
+ * When it reads: the ReaderHub reads the source about once a second while any trigger watches it (readers.ts), so
+ * the window fills at that cadence whatever the pollingInterval, and keeps filling while the backend's circuit breaker
+ * probes: a recovered exporter has a rate as soon as two reads succeed.
  * Errors, never zeros: timeout, connection refused, any answer outside 2xx (redirects are not followed: the shared
  * client of http.ts), an empty, oversized or malformed body, protobuf instead of text, a counter value that is
  * negative/NaN/infinite, no series matching the selector (on any endpoint), no ready endpoint, too few samples. With the Service form **one failing endpoint fails the sample**: a partial sum
@@ -49,16 +45,16 @@
  * Labels the selector does not fix keep series apart, so the sum is over all matching series. Known limit: the
  * cluster port lists the endpoints of every address family, so the pods of a dual-stack Service would be read twice.
  */
-import { ScalerError, ValidationError, describeError } from '../errors.ts';
+import { BackendError, ScalerError, ValidationError, describeError } from '../errors.ts';
 import { ExpositionError, parseExposition, parseSelector, selectSamples, type Selector } from './exposition.ts';
-import { createHttpClient, parseHttpUrl, safeUrl, type HttpClient } from './http.ts';
-import { formatDurationMs, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
+import { openHttpClient, parseHttpUrl, safeUrl, type HttpClient } from './http.ts';
+import { MAX_TIMEOUT_MS, formatDurationMs, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
 import {
+  defineScaler,
   metricNameFor,
   type ClusterPort,
-  type Sample,
-  type Scaler,
   type ScalerFactory,
+  type Source,
   type TriggerInput,
 } from './scaler.ts';
 
@@ -68,10 +64,10 @@ const params = {
   port: { type: 'string', optional: true },
   path: { type: 'string', optional: true },
   counter: { type: 'string' },
-  window: { type: 'duration', default: 60_000, min: 1000 },
+  window: { type: 'duration', default: 60_000, min: 1000, max: 3_600_000 },
   targetRate: { type: 'number', min: 0, exclusiveMin: true },
   activationRate: { type: 'number', default: 0, min: 0 },
-  timeout: { type: 'duration', default: 3000, min: 1 },
+  timeout: { type: 'duration', default: 3000, min: 1, max: MAX_TIMEOUT_MS },
 } as const satisfies ParamSpec;
 
 export const DEFAULT_PATH = '/metrics';
@@ -282,98 +278,69 @@ interface Scraped {
 export const createHttpRateScaler: ScalerFactory = (trigger) => {
   const config = parseHttpRateConfig(trigger);
   const metricName = metricNameFor(trigger.index, `http-rate-${config.counterName}`);
-  const window = new RateWindow(config.windowMs);
-  // No credentials and no TLS settings yet; redirects are errors (the shared client's rule).
-  const client = createHttpClient({
-    timeoutMs: config.timeoutMs,
-    unsafeSsl: false,
-    tls: {},
-    headers: { 'user-agent': 'sluice-http-rate' },
-    maxBodyBytes: MAX_BODY_BYTES,
-  });
+  const source = config.source;
   const what =
-    config.source.kind === 'url'
-      ? safeUrl(config.source.url)
-      : `Service ${trigger.namespace}/${config.source.service} port ${config.source.port}`;
-  // Between polls the scaler reads on its own once no read happened for `readEveryMs`: a slow pollingInterval or an
-  // open circuit breaker (which stops calling sample()) must not leave the window empty, or a recovered exporter
-  // would only ever give "not enough samples" to the breaker's single trial call and never close it.
-  const readEveryMs = Math.min(15_000, Math.max(250, config.windowMs / 10));
-  const lifetime = new AbortController();
-  let lastReadAt = -Infinity;
-  let timer: NodeJS.Timeout | undefined;
-  // One read at a time: two overlapping reads could commit out of order and fake a counter reset.
-  let previous: Promise<unknown> = Promise.resolve();
-  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
-    const turn = previous.then(fn, fn);
-    previous = turn.catch(() => undefined);
-    return turn;
+    source.kind === 'url' ? safeUrl(source.url) : `Service ${trigger.namespace}/${source.service} port ${source.port}`;
+  const scope =
+    source.kind === 'url'
+      ? `${source.url.protocol}//${source.url.host}`
+      : `service:${trigger.namespace}/${source.service}/${source.port}`;
+  const backend = `http-rate|${scope}`;
+  const rateSource: Source<number> = {
+    // The window is part of what is read: two triggers with different windows keep two windows.
+    key: `${backend}|${source.kind === 'url' ? source.url.href : source.path}|${config.selector.text}|${config.windowMs}|${config.timeoutMs}`,
+    backend,
+    describe: what,
+    timeoutMs: config.timeoutMs,
+    open(shared) {
+      const window = new RateWindow(config.windowMs);
+      // No credentials and no TLS settings yet; redirects are errors (the shared client's rule).
+      const client = openHttpClient(shared, scope, {
+        timeoutMs: config.timeoutMs,
+        unsafeSsl: false,
+        tls: {},
+        headers: { 'user-agent': 'sluice-http-rate' },
+        maxBodyBytes: MAX_BODY_BYTES,
+      });
+      return {
+        /** Reads every target once and commits all series to the window (or nothing), then gives the rate. */
+        async read(signal) {
+          const targets = await resolveTargets(config, trigger.namespace, trigger.cluster, signal);
+          const scraped = await scrapeAll(targets, client, config, signal, what);
+          signal.throwIfAborted();
+          const now = performance.now();
+          window.evict(now);
+          const fresh = scraped.reduce((n, s) => n + [...s.values.keys()].filter((k) => !window.has(k)).length, 0);
+          if (window.size + fresh > MAX_SERIES) {
+            throw new ScalerError(
+              `${config.selector.text} at ${what} gives ${window.size + fresh} series in the window, more than ${MAX_SERIES}: ` +
+                'narrow the selector',
+            );
+          }
+          for (const s of scraped) for (const [key, value] of s.values) window.record(key, s.t, value);
+          const rate = window.rate(now);
+          if (rate === undefined) {
+            throw new ScalerError(
+              `not enough samples yet: the ${formatDurationMs(config.windowMs)} window holds no two reads of the same ` +
+                `series of ${config.selector.text} at ${what}`,
+            );
+          }
+          return rate;
+        },
+        close() {
+          window.clear();
+          return client.close();
+        },
+      };
+    },
   };
-
-  /** Reads every target once and commits all series to the window, or nothing. Returns the read's time. */
-  const read = async (signal: AbortSignal): Promise<number> => {
-    lastReadAt = performance.now();
-    const targets = await resolveTargets(config, trigger.namespace, trigger.cluster, signal);
-    const scraped = await scrapeAll(targets, client, config, signal, what);
-    signal.throwIfAborted();
-    const now = performance.now();
-    window.evict(now);
-    const fresh = scraped.reduce((n, s) => n + [...s.values.keys()].filter((k) => !window.has(k)).length, 0);
-    if (window.size + fresh > MAX_SERIES) {
-      throw new ScalerError(
-        `${config.selector.text} at ${what} gives ${window.size + fresh} series in the window, more than ${MAX_SERIES}: ` +
-          'narrow the selector',
-      );
-    }
-    for (const s of scraped) for (const [key, value] of s.values) window.record(key, s.t, value);
-    return now;
-  };
-
-  const scheduleFill = (): void => {
-    if (lifetime.signal.aborted) return;
-    const delay = Math.max(50, lastReadAt + readEveryMs - performance.now());
-    timer = setTimeout(() => {
-      void serialized(async () => {
-        if (lifetime.signal.aborted || performance.now() - lastReadAt < readEveryMs) return;
-        // Failures here are not reported: the next poll reads again and reports its own.
-        await read(AbortSignal.any([lifetime.signal, AbortSignal.timeout(config.timeoutMs + 1000)])).catch(
-          () => undefined,
-        );
-      }).finally(scheduleFill);
-    }, delay);
-    timer.unref();
-  };
-
-  const poll = async (signal: AbortSignal): Promise<Sample> => {
-    const now = await read(signal);
-    const rate = window.rate(now);
-    if (rate === undefined) {
-      throw new ScalerError(
-        `not enough samples yet: the ${formatDurationMs(config.windowMs)} window holds no two reads of the same ` +
-          `series of ${config.selector.text} at ${what}`,
-      );
-    }
-    return { value: rate, active: rate > config.activationRate };
-  };
-
-  return {
+  return defineScaler({
     metricName,
     target: config.targetRate,
     metricType: trigger.metricType,
-    sample(signal: AbortSignal): Promise<Sample> {
-      if (lifetime.signal.aborted) return Promise.reject(new ScalerError(`the ${metricName} scaler is closed`));
-      const result = serialized(() => poll(signal));
-      // Reads between polls start with the first poll (building a scaler never connects).
-      if (timer === undefined) scheduleFill();
-      return result;
-    },
-    close() {
-      lifetime.abort();
-      clearTimeout(timer);
-      window.clear();
-      return client.close();
-    },
-  } satisfies Scaler;
+    source: rateSource,
+    evaluate: (rate) => ({ value: rate, active: rate > config.activationRate }),
+  });
 };
 
 async function resolveTargets(
@@ -452,7 +419,8 @@ async function scrapeAll(
   const first: unknown = failed[0]?.reason;
   if (failed.length > 0) {
     if (targets.length === 1) throw first;
-    throw new ScalerError(
+    const Failure = first instanceof BackendError ? BackendError : ScalerError;
+    throw new Failure(
       `${failed.length} of ${targets.length} endpoints of ${what} failed (a partial sum would under-count): ` +
         describeError(first),
       { cause: first },

@@ -5,9 +5,10 @@
  *
  * - Build time (`parseHttpAuth`, `parseHttpUrl`, `checkHeaders`, `createHttpClient`): validation only, no network.
  *   PEM material that does not parse (or a client certificate that does not match its key) is a ValidationError.
- * - Sample time (`HttpClient.get`): connection errors, timeouts, redirects, any status outside 2xx (401/403 as
- *   "authentication failed") and oversized bodies throw ScalerError. Messages name the URL without userinfo or query
- *   string and never contain a credential.
+ * - Read time (`HttpClient.get`): connection errors, timeouts, 5xx, 429 and 401/403 ("authentication failed") throw
+ *   BackendError (they count against the backend's circuit breaker); redirects, other statuses outside 2xx and
+ *   oversized bodies throw ScalerError. Messages name the URL without userinfo or query string and never contain a
+ *   credential. Connection pools are shared per origin and TLS material (`openHttpClient`).
  *
  * Authentication (KEDA's `pkg/scalers/authentication`): `authModes` (or `authMode`) from trigger metadata, else from
  * the TriggerAuthentication; a comma list of `apiKey`, `basic`, `bearer`, `custom`, `tls` (each scaler says which it
@@ -28,9 +29,10 @@
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { getCACertificates } from 'node:tls';
-import { Agent, fetch, type Response } from 'undici';
-import { ScalerError, ValidationError } from '../errors.ts';
-import type { TriggerInput } from './scaler.ts';
+import { Agent, fetch, type Dispatcher, type Response } from 'undici';
+import { BackendError, ScalerError, ValidationError } from '../errors.ts';
+import { fingerprint } from '../fingerprint.ts';
+import type { SharedResources, TriggerInput } from './scaler.ts';
 
 export type AuthMode = 'apiKey' | 'basic' | 'bearer' | 'custom' | 'tls';
 const AUTH_MODES: readonly AuthMode[] = ['apiKey', 'basic', 'bearer', 'custom', 'tls'];
@@ -302,22 +304,57 @@ export interface HttpReply {
 }
 
 export interface HttpClient {
-  /** One GET. Throws ScalerError on any failure: unreachable, timeout, redirect, non-2xx, oversized body. */
+  /**
+   * One GET. Throws BackendError when the server cannot be reached, times out, answers 5xx or 429, or refuses the
+   * credentials (401/403); ScalerError for other answers outside 2xx, redirects and oversized bodies.
+   */
   get(url: URL, signal: AbortSignal, options: GetOptions): Promise<HttpReply>;
-  /** Closes the connection pool. Idempotent. */
+  /** Releases the connection pool (the shared agent's lease). Idempotent. */
   close(): Promise<void>;
 }
 
-/** A client with its own connection pool and TLS settings. Does not connect until the first request. */
-export function createHttpClient(options: HttpClientOptions): HttpClient {
+/**
+ * The shared-resource key of the connection pool for `scope` (an origin, or a name for clients that reach many
+ * origins) and TLS settings: one undici Agent per origin and TLS material. Never contains the material itself.
+ */
+export function agentKey(scope: string, unsafeSsl: boolean, tls: TlsMaterial): string {
+  return `agent|${scope}|${fingerprint(unsafeSsl, tls.ca ?? '', tls.cert ?? '', tls.key ?? '')}`;
+}
+
+function createAgent(unsafeSsl: boolean, tls: TlsMaterial): Agent {
   const connect: { rejectUnauthorized: boolean; ca?: string[]; cert?: string; key?: string } = {
-    rejectUnauthorized: !options.unsafeSsl,
+    rejectUnauthorized: !unsafeSsl,
   };
   // Node's `ca` replaces the trust store: keep the defaults and add the given CA, as Go's AppendCertsFromPEM does.
-  if (options.tls.ca !== undefined) connect.ca = [...getCACertificates('default'), options.tls.ca];
-  if (options.tls.cert !== undefined) connect.cert = options.tls.cert;
-  if (options.tls.key !== undefined) connect.key = options.tls.key;
-  const agent = new Agent({ connect });
+  if (tls.ca !== undefined) connect.ca = [...getCACertificates('default'), tls.ca];
+  if (tls.cert !== undefined) connect.cert = tls.cert;
+  if (tls.key !== undefined) connect.key = tls.key;
+  return new Agent({ connect });
+}
+
+/**
+ * A client whose connection pool is leased from `shared` under `agentKey(scope, …)`, so every reader of one origin
+ * with the same TLS settings shares one pool. Does not connect until the first request.
+ */
+export function openHttpClient(shared: SharedResources, scope: string, options: HttpClientOptions): HttpClient {
+  const lease = shared.lease(
+    agentKey(scope, options.unsafeSsl, options.tls),
+    () => createAgent(options.unsafeSsl, options.tls),
+    (agent) => agent.close(),
+  );
+  return clientOver(lease.value, options, () => {
+    lease.release();
+    return Promise.resolve();
+  });
+}
+
+/** A client with a connection pool of its own (tests, one-off reads). */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const agent = createAgent(options.unsafeSsl, options.tls);
+  return clientOver(agent, options, () => agent.close());
+}
+
+function clientOver(agent: Dispatcher, options: HttpClientOptions, release: () => Promise<void>): HttpClient {
   const maxBody = options.maxBodyBytes ?? MAX_BODY_BYTES;
   let closed: Promise<void> | undefined;
 
@@ -326,6 +363,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const where = safeUrl(url);
       const target = new URL(url.href);
       for (const [name, value] of Object.entries(options.query ?? {})) target.searchParams.set(name, value);
+      const started = performance.now();
       const timeout = AbortSignal.timeout(options.timeoutMs);
       const combined = AbortSignal.any([signal, timeout]);
       let response: Response;
@@ -337,7 +375,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           dispatcher: agent,
         });
       } catch (cause) {
-        throw requestError(where, cause, timeout, signal, options.timeoutMs);
+        throw requestError(where, cause, timeout, signal, options.timeoutMs, started);
       }
       const status = response.status;
       if (status < 200 || status > 299) {
@@ -348,7 +386,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           // The status is the error; an unreadable error body adds nothing.
         }
         if (status === 401 || status === 403) {
-          throw new ScalerError(`authentication failed: ${where} answered HTTP ${status}`);
+          throw new BackendError(`authentication failed: ${where} answered HTTP ${status}`);
         }
         if (status >= 300 && status < 400) {
           const location = response.headers.get('location');
@@ -365,19 +403,20 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           );
         }
         const detail = body === '' ? undefined : errorDetail?.(body);
-        throw new ScalerError(`${where} answered HTTP ${status}${detail === undefined ? '' : `: ${detail}`}`);
+        const message = `${where} answered HTTP ${status}${detail === undefined ? '' : `: ${detail}`}`;
+        throw status >= 500 || status === 429 ? new BackendError(message) : new ScalerError(message);
       }
       let body: string;
       try {
         body = await readBody(response, maxBody, where, false);
       } catch (cause) {
         if (cause instanceof ScalerError) throw cause;
-        throw requestError(where, cause, timeout, signal, options.timeoutMs);
+        throw requestError(where, cause, timeout, signal, options.timeoutMs, started);
       }
       return { status, contentType: response.headers.get('content-type') ?? '', body };
     },
     close() {
-      closed ??= agent.close().catch(() => undefined);
+      closed ??= release().catch(() => undefined);
       return closed;
     },
   };
@@ -389,12 +428,20 @@ function requestError(
   timeout: AbortSignal,
   outer: AbortSignal,
   timeoutMs: number,
-): ScalerError {
+  started: number,
+): BackendError {
   if (timeout.aborted && !outer.aborted) {
-    return new ScalerError(`${where} did not answer within ${timeoutMs} ms (timeout)`, { cause });
+    return new BackendError(`${where} did not answer within ${timeoutMs} ms (timeout)`, { cause });
   }
-  if (outer.aborted) return new ScalerError(`the request to ${where} was aborted`, { cause: outer.reason });
-  return new ScalerError(`cannot reach ${where}`, { cause });
+  // The caller's signal is usually the read's own time limit (the hub's, a standalone reader's), as long as ours and
+  // started a moment earlier, so it runs out first: that is this request's timeout too, not a cancellation.
+  if (outer.aborted && (outer.reason as { name?: unknown } | undefined)?.name === 'TimeoutError') {
+    const waited = performance.now() - started;
+    const ms = waited >= 0.9 * timeoutMs ? timeoutMs : Math.round(waited);
+    return new BackendError(`${where} did not answer within ${ms} ms (timeout)`, { cause });
+  }
+  if (outer.aborted) return new BackendError(`the request to ${where} was aborted`, { cause: outer.reason });
+  return new BackendError(`cannot reach ${where}`, { cause });
 }
 
 /** Reads the body as UTF-8 text, at most `max` bytes (more is an error unless `truncate`). */

@@ -50,6 +50,9 @@ export interface EnumParam<V extends string = string> extends Common {
  * A duration, parsed to milliseconds (KEDA's rule): a plain integer is milliseconds (`"1500"`), anything else is a Go
  * duration (`"300ms"`, `"1.5s"`, `"1m30s"`; units ns, us/µs, ms, s, m, h). Negative durations are rejected.
  */
+/** The longest `timeout` a scaler accepts: one read must not hold a reader (and its backend's turn) for longer. */
+export const MAX_TIMEOUT_MS = 60_000;
+
 export interface DurationParam extends Common {
   readonly type: 'duration';
   /** In milliseconds. */
@@ -223,7 +226,8 @@ function parseOne(name: string, param: Param, raw: string | undefined, path: str
       if (param.max !== undefined && ms > param.max) {
         throw new ValidationError(field, `must be at most ${formatDurationMs(param.max)}, got ${raw}`);
       }
-      return ms;
+      // Timers take whole milliseconds (a fractional one makes Node throw at every read): round up.
+      return Math.ceil(ms);
     }
     case 'map':
       return parseMap(raw, field);

@@ -31,9 +31,10 @@
 import { ScalerError, ValidationError } from '../errors.ts';
 import { parseQuantity } from '../quantity.ts';
 import { ExpositionError, parseExposition, parseSelector, selectSamples, type Selector } from './exposition.ts';
-import { createHttpClient, parseHttpAuth, parseHttpUrl, safeUrl, type HttpAuth } from './http.ts';
-import { parseParams, triggerSources, type ParamSpec } from './metadata.ts';
-import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
+import { fingerprint } from '../fingerprint.ts';
+import { openHttpClient, parseHttpAuth, parseHttpUrl, safeUrl, type HttpAuth } from './http.ts';
+import { MAX_TIMEOUT_MS, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
+import { defineScaler, metricNameFor, type ScalerFactory, type Source, type TriggerInput } from './scaler.ts';
 
 const params = {
   url: { type: 'string' },
@@ -42,7 +43,7 @@ const params = {
   targetValue: { type: 'number', min: 0, exclusiveMin: true },
   activationTargetValue: { type: 'number', default: 0 },
   unsafeSsl: { type: 'boolean', default: false },
-  timeout: { type: 'duration', default: 3000, min: 1 },
+  timeout: { type: 'duration', default: 3000, min: 1, max: MAX_TIMEOUT_MS },
   aggregateFromKubeServiceEndpoints: { type: 'boolean', default: false },
   aggregationType: { type: 'enum', values: ['average', 'sum', 'max', 'min'], default: 'average' },
 } as const satisfies ParamSpec;
@@ -237,36 +238,52 @@ export function valueFromExposition(text: string, selector: Selector, where: str
 
 export const createMetricsApiScaler: ScalerFactory = (trigger) => {
   const config = parseMetricsApiConfig(trigger);
-  const client = createHttpClient({
-    timeoutMs: config.timeoutMs,
-    unsafeSsl: config.unsafeSsl,
-    tls: config.auth.tls,
-    headers: config.auth.headers,
-    query: config.auth.query,
-  });
   const where = safeUrl(config.url);
-  const accept = config.location.format === 'json' ? 'application/json' : 'text/plain;version=0.0.4;q=0.9,*/*;q=0.1';
-  return {
+  const origin = `${config.url.protocol}//${config.url.host}`;
+  const format = config.location.format;
+  const accept = format === 'json' ? 'application/json' : 'text/plain;version=0.0.4;q=0.9,*/*;q=0.1';
+  const auth = fingerprint(config.auth.headers, config.auth.query, config.auth.tls, config.unsafeSsl);
+  const backend = `metrics-api|${origin}|${auth}`;
+  // Triggers reading the same URL (with the same credentials) share one read, whatever their valueLocation.
+  const source: Source<string> = {
+    key: `${backend}|${config.url.pathname}${config.url.search}|${format}|${config.timeoutMs}`,
+    backend,
+    describe: origin,
+    timeoutMs: config.timeoutMs,
+    open(shared) {
+      const client = openHttpClient(shared, origin, {
+        timeoutMs: config.timeoutMs,
+        unsafeSsl: config.unsafeSsl,
+        tls: config.auth.tls,
+        headers: config.auth.headers,
+        query: config.auth.query,
+      });
+      return {
+        read: async (signal) => (await client.get(config.url, signal, { accept })).body,
+        close: () => client.close(),
+      };
+    },
+  };
+  return defineScaler({
     metricName: metricNameFor(trigger.index, `metric-api-${config.valueLocation}`),
     target: config.targetValue,
     metricType: trigger.metricType,
-    async sample(signal: AbortSignal): Promise<Sample> {
-      const reply = await client.get(config.url, signal, { accept });
+    source,
+    evaluate(body) {
       let value: number;
       if (config.location.format === 'json') {
         let document: unknown;
         try {
-          document = JSON.parse(reply.body);
+          document = JSON.parse(body);
         } catch {
           throw new ScalerError(`${where}: the answer is not JSON`);
         }
         value = valueAtJsonPath(document, config.location.path, where);
       } else {
-        value = valueFromExposition(reply.body, config.location.selector, where);
+        value = valueFromExposition(body, config.location.selector, where);
       }
       if (!Number.isFinite(value)) throw new ScalerError(`${where}: the value is not a finite number`);
       return { value, active: value > config.activationTargetValue };
     },
-    close: () => client.close(),
-  } satisfies Scaler;
+  });
 };

@@ -24,9 +24,10 @@
  */
 import { ScalerError, ValidationError } from '../errors.ts';
 import { parseSampleValue } from './exposition.ts';
-import { createHttpClient, mergeHeaders, parseHttpAuth, parseHttpUrl, checkHeaders, type HttpAuth } from './http.ts';
-import { parseParams, triggerSources, type ParamSpec } from './metadata.ts';
-import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
+import { fingerprint } from '../fingerprint.ts';
+import { openHttpClient, mergeHeaders, parseHttpAuth, parseHttpUrl, checkHeaders, type HttpAuth } from './http.ts';
+import { MAX_TIMEOUT_MS, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
+import { defineScaler, metricNameFor, type ScalerFactory, type Source, type TriggerInput } from './scaler.ts';
 
 const params = {
   serverAddress: { type: 'string' },
@@ -38,7 +39,7 @@ const params = {
   queryParameters: { type: 'map', optional: true },
   ignoreNullValues: { type: 'boolean', default: false },
   unsafeSsl: { type: 'boolean', default: false },
-  timeout: { type: 'duration', default: 3000, min: 1 },
+  timeout: { type: 'duration', default: 3000, min: 1, max: MAX_TIMEOUT_MS },
 } as const satisfies ParamSpec;
 
 const UNSUPPORTED: Readonly<Record<string, string>> = {
@@ -105,27 +106,55 @@ export function parsePrometheusConfig(trigger: TriggerInput): PrometheusConfig {
   };
 }
 
+/**
+ * What one read of a query gives: a sample's text (possibly NaN or ±Inf) or an empty result. Errors (malformed
+ * bodies, more than one series, Prometheus' own errors) are thrown by the reader.
+ */
+export type PrometheusReading = { readonly kind: 'sample'; readonly text: string } | { readonly kind: 'empty' };
+
 export const createPrometheusScaler: ScalerFactory = (trigger) => {
   const config = parsePrometheusConfig(trigger);
-  const client = createHttpClient({
+  const server = new URL(config.endpoint.href);
+  const prefix = server.pathname.replace(/\/api\/v1\/query$/, '');
+  const origin = `${server.protocol}//${server.host}`;
+  // One breaker per Prometheus (and credentials): every query of one server reads through it.
+  const backend = `prometheus|${origin}${prefix}|${fingerprint(config.headers, config.auth.tls, config.unsafeSsl)}`;
+  const source: Source<PrometheusReading> = {
+    key: `${backend}|${config.endpoint.search}|${config.timeoutMs}`,
+    backend,
+    describe: `Prometheus ${origin}${prefix}`,
     timeoutMs: config.timeoutMs,
-    unsafeSsl: config.unsafeSsl,
-    tls: config.auth.tls,
-    headers: config.headers,
-  });
-  return {
+    open(shared) {
+      const client = openHttpClient(shared, origin, {
+        timeoutMs: config.timeoutMs,
+        unsafeSsl: config.unsafeSsl,
+        tls: config.auth.tls,
+        headers: config.headers,
+      });
+      return {
+        async read(signal) {
+          const url = new URL(config.endpoint.href);
+          url.searchParams.set('time', new Date().toISOString());
+          const reply = await client.get(url, signal, {
+            accept: 'application/json',
+            errorDetail: prometheusErrorDetail,
+          });
+          return readPrometheusResult(reply.body, config.query);
+        },
+        close: () => client.close(),
+      };
+    },
+  };
+  return defineScaler({
     metricName: metricNameFor(trigger.index, 'prometheus'),
     target: config.threshold,
     metricType: trigger.metricType,
-    async sample(signal: AbortSignal): Promise<Sample> {
-      const url = new URL(config.endpoint.href);
-      url.searchParams.set('time', new Date().toISOString());
-      const reply = await client.get(url, signal, { accept: 'application/json', errorDetail: prometheusErrorDetail });
-      const value = parsePrometheusResponse(reply.body, config.ignoreNullValues, config.query);
+    source,
+    evaluate(reading) {
+      const value = prometheusValue(reading, config.ignoreNullValues, config.query);
       return { value, active: value > config.activationThreshold };
     },
-    close: () => client.close(),
-  } satisfies Scaler;
+  });
 };
 
 /** Prometheus' own explanation in an error answer (`{"status":"error","errorType":…,"error":…}`), shortened. */
@@ -160,6 +189,38 @@ function shorten(text: string, max = 200): string {
  * sample; with `ignoreNullValues` an empty result, an empty value and NaN/±Inf read as 0 (KEDA's behaviour).
  */
 export function parsePrometheusResponse(body: string, ignoreNullValues: boolean, query: string): number {
+  return prometheusValue(readPrometheusResult(body, query), ignoreNullValues, query);
+}
+
+/** A trigger's value from one reading: empty and NaN/±Inf are errors unless `ignoreNullValues` (then 0). */
+export function prometheusValue(reading: PrometheusReading, ignoreNullValues: boolean, query: string): number {
+  const what = `the query ${JSON.stringify(shorten(query, 120))}`;
+  if (reading.kind === 'empty') {
+    if (ignoreNullValues) return 0;
+    throw new ScalerError(
+      `Prometheus returned an empty result for ${what} (set ignoreNullValues: "true" to read an empty result as 0)`,
+    );
+  }
+  const value = parseSampleValue(reading.text);
+  if (value === undefined) {
+    throw new ScalerError(
+      `Prometheus answered ${what} with a malformed body: the value ${JSON.stringify(shorten(reading.text, 40))} is not a number`,
+    );
+  }
+  if (!Number.isFinite(value)) {
+    if (ignoreNullValues) return 0;
+    throw new ScalerError(
+      `Prometheus returned ${reading.text} for ${what} (set ignoreNullValues: "true" to read NaN and ±Inf as 0)`,
+    );
+  }
+  return value;
+}
+
+/**
+ * One instant-query response body as a reading: one sample (its text) or an empty result (no series, or an empty
+ * value). Throws ScalerError for a malformed body, Prometheus' own error, or more than one series.
+ */
+export function readPrometheusResult(body: string, query: string): PrometheusReading {
   const what = `the query ${JSON.stringify(shorten(query, 120))}`;
   const malformed = (why: string): never => {
     throw new ScalerError(`Prometheus answered ${what} with a malformed body: ${why}`);
@@ -186,12 +247,7 @@ export function parsePrometheusResponse(body: string, ignoreNullValues: boolean,
     pair = result;
   } else if (resultType === 'vector') {
     if (!Array.isArray(result)) return malformed('"data.result" is not an array');
-    if (result.length === 0) {
-      if (ignoreNullValues) return 0;
-      throw new ScalerError(
-        `Prometheus returned an empty result for ${what} (set ignoreNullValues: "true" to read an empty result as 0)`,
-      );
-    }
+    if (result.length === 0) return { kind: 'empty' };
     if (result.length > 1) {
       throw new ScalerError(
         `Prometheus returned ${result.length} series for ${what}; the query must return exactly one (aggregate it, e.g. with sum())`,
@@ -204,21 +260,10 @@ export function parsePrometheusResponse(body: string, ignoreNullValues: boolean,
     return malformed(`"resultType" is ${show(resultType)}; the query must give a vector or a scalar`);
   }
   if (!Array.isArray(pair)) return malformed('the value is not a [time, "value"] pair');
-  if (pair.length === 0) {
-    if (ignoreNullValues) return 0;
-    throw new ScalerError(`Prometheus returned an empty value for ${what}`);
-  }
+  if (pair.length === 0) return { kind: 'empty' };
   const [time, text] = pair as unknown[];
   if (pair.length !== 2 || typeof time !== 'number' || typeof text !== 'string') {
     return malformed('the value is not a [time, "value"] pair');
   }
-  const value = parseSampleValue(text);
-  if (value === undefined) return malformed(`the value ${JSON.stringify(shorten(text, 40))} is not a number`);
-  if (!Number.isFinite(value)) {
-    if (ignoreNullValues) return 0;
-    throw new ScalerError(
-      `Prometheus returned ${text} for ${what} (set ignoreNullValues: "true" to read NaN and ±Inf as 0)`,
-    );
-  }
-  return value;
+  return { kind: 'sample', text };
 }

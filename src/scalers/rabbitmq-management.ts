@@ -1,11 +1,17 @@
 /**
- * The rabbitmq scaler's reader for the RabbitMQ management HTTP API: one queue
- * (`GET <prefix>/api/queues/<vhost>/<queue>`) or every queue whose name matches a regular expression
- * (`GET <prefix>/api/queues/<vhost>?use_regex=true&name=<regex>&page=<n>&page_size=<size>`), reduced to one count
- * (`messages` or `messages_ready`) and, when the mode needs it, one rate (`message_stats.<publish|deliver_get>_details
- * .rate`). No I/O happens before `read()`.
+ * The rabbitmq scaler's client for the RabbitMQ management HTTP API, shared by every reader of one API (origin and
+ * path prefix, credentials, TLS): it reads queue statistics and leaves their meaning to the scaler (rabbitmq.ts).
  *
- * ## Missing numbers
+ * ## Batching
+ *
+ * The ReaderHub reads all sources of one backend in the same turn, so the client sees the queues it is asked for in
+ * one event-loop turn together. For each vhost with at least LIST_MIN of them it sends **one** request,
+ * `GET <prefix>/api/queues/<vhost>?columns=…`, and answers every asker from it (a queue missing from the list does
+ * not exist); with fewer it asks for each queue (`GET <prefix>/api/queues/<vhost>/<queue>?columns=…`). A vhost whose
+ * list turns out to hold more than SPARSE_RATIO times the queues asked for is read queue by queue for five minutes,
+ * so a few watched queues in a vhost of thousands never cost a list of thousands each second.
+ *
+ * ## Missing numbers (what the scaler does with them)
  *
  * - A queue without `messages` / `messages_ready`: the broker has no statistics for it (right after it was created,
  *   or statistics are disabled, kedacore/keda#7180): unknown, an error.
@@ -25,20 +31,24 @@
  * many items as `filtered_count`); when queues are created or deleted while paging, the whole read is repeated
  * once at once and then fails, so a reading is never a partial sum. No matching queue at all is an error, not 0 (KEDA: 0): it cannot be
  * told apart from a typo in the expression or the vhost. The broker checks the expression (it is PCRE, which
- * JavaScript cannot validate faithfully); its 400 answer becomes the error. `operation` avg is the exact mean (KEDA
- * divides the counts as integers).
+ * JavaScript cannot validate faithfully); its 400 answer becomes the error.
  */
-import { ScalerError } from '../errors.ts';
+import { BackendError, ScalerError } from '../errors.ts';
 
 export type CountField = 'messages' | 'messages_ready';
 export type RateField = 'publish' | 'deliver_get';
 export type Operation = 'sum' | 'avg' | 'max';
 
-/** What a mode needs from the API. */
-export interface Reading {
-  readonly count: number;
-  /** Messages per second; undefined when no rate was asked for. */
-  readonly rate: number | undefined;
+/** A rate as the broker reported it: a number, absent (no such counter), or malformed (a reason). */
+export type RateFact = { readonly rate: number } | { readonly absent: true } | { readonly malformed: string };
+
+/** One queue's statistics as read; a count is undefined while the broker has no statistics for the queue. */
+export interface QueueStats {
+  readonly name: string;
+  readonly messages: number | undefined;
+  readonly messagesReady: number | undefined;
+  readonly publish: RateFact;
+  readonly deliverGet: RateFact;
 }
 
 export interface HttpAnswer {
@@ -48,37 +58,30 @@ export interface HttpAnswer {
 /** One GET; throws (any error) when there is no HTTP answer at all: refused, reset, TLS failure, timeout, abort. */
 export type HttpGet = (url: URL, signal: AbortSignal) => Promise<HttpAnswer>;
 
-export interface ManagementReaderOptions {
+export interface ManagementClientOptions {
   /** The API's origin and path prefix (e.g. `https://b:15671/rabbit`), without credentials, query or vhost. */
   readonly base: URL;
-  readonly vhost: string;
-  readonly queueName: string;
-  readonly useRegex: boolean;
-  readonly operation: Operation;
-  readonly pageSize: number;
-  readonly count: CountField;
-  readonly rate: RateField | undefined;
   readonly get: HttpGet;
-}
-
-export interface ManagementReader {
-  read(signal: AbortSignal): Promise<Reading>;
+  /** Bounds one batched list request (each asker's own signal bounds its wait). */
+  readonly timeoutMs: number;
+  readonly now?: () => number;
 }
 
 /** How long a confirmed "the broker collects message rates" is trusted. */
 const RATES_MODE_TTL_MS = 5 * 60_000;
 const COLUMNS = 'name,messages,messages_ready,message_stats';
-
-/** One queue as read: `rate` is undefined when the broker reported no counter for it (see the file comment). */
-interface QueueFacts {
-  readonly name: string;
-  readonly count: number;
-  readonly rate: number | undefined;
-}
+/** A vhost with at least this many queues asked for in one turn is read with one list request. */
+export const LIST_MIN = 3;
+/** A list holding more than this many times the queues asked for marks the vhost as sparse. */
+const SPARSE_RATIO = 10;
+const SPARSE_FOR_MS = 5 * 60_000;
 
 class PagesDisagree extends Error {}
 
-/** A non-200 answer, with its status (the reader words most statuses itself). */
+/**
+ * A non-200 answer that is not the backend failing (404, 400, …), with its status (the client words most statuses
+ * itself). The backend's own failures (401/403, 429, 5xx) are BackendErrors, which its circuit breaker counts.
+ */
 class StatusError extends ScalerError {
   readonly status: number;
   constructor(status: number, message: string) {
@@ -87,71 +90,200 @@ class StatusError extends ScalerError {
   }
 }
 
-export function managementReader(options: ManagementReaderOptions): ManagementReader {
-  const { base, vhost, queueName } = options;
-  const prefix = base.pathname.replace(/\/+$/, '');
-  const origin = `${base.protocol}//${base.host}${prefix}`;
-  const api = (path: string, query: Record<string, string> = {}): URL => {
-    const url = new URL(`${prefix}/api/${path}`, base);
+interface Asker {
+  readonly name: string;
+  readonly resolve: (stats: QueueStats) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+export class ManagementClient {
+  readonly #base: URL;
+  readonly #get: HttpGet;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  readonly #origin: string;
+  readonly #prefix: string;
+  #pending = new Map<string, Asker[]>();
+  #flushScheduled = false;
+  readonly #sparseUntil = new Map<string, number>();
+  #ratesConfirmedUntil = 0;
+  /** Requests sent (tests, benchmarks). */
+  requests = 0;
+
+  constructor(options: ManagementClientOptions) {
+    this.#base = options.base;
+    this.#get = options.get;
+    this.#timeoutMs = options.timeoutMs;
+    this.#now = options.now ?? Date.now;
+    this.#prefix = options.base.pathname.replace(/\/+$/, '');
+    this.#origin = `${options.base.protocol}//${options.base.host}${this.#prefix}`;
+  }
+
+  /** The statistics of one queue; askers in the same event-loop turn are answered from one request per vhost. */
+  queue(vhost: string, name: string, signal: AbortSignal): Promise<QueueStats> {
+    return new Promise<QueueStats>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(abortError(signal, `the RabbitMQ management API at ${this.#origin}`));
+        return;
+      }
+      const onAbort = (): void => {
+        reject(abortError(signal, `the RabbitMQ management API at ${this.#origin}`));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const asker: Asker = {
+        name,
+        resolve: (stats) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(stats);
+        },
+        reject: (err) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      };
+      let askers = this.#pending.get(vhost);
+      if (!askers) {
+        askers = [];
+        this.#pending.set(vhost, askers);
+      }
+      askers.push(asker);
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flush();
+        });
+      }
+    });
+  }
+
+  /** Every queue whose name matches `regex` (the broker's PCRE), following every page. */
+  async matching(vhost: string, regex: string, pageSize: number, signal: AbortSignal): Promise<QueueStats[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#readAllPages(vhost, regex, pageSize, signal);
+      } catch (err) {
+        if (!(err instanceof PagesDisagree)) throw err;
+        if (attempt === 2) {
+          throw new ScalerError(`the queues matching "${regex}" changed while sluice was paging through them`);
+        }
+      }
+    }
+  }
+
+  /**
+   * Whether the broker collects message rates (`rates_mode` basic or detailed, statistics enabled), so that an absent
+   * counter means "never happened". A yes is cached for five minutes.
+   */
+  async ratesCollected(signal: AbortSignal): Promise<{ collected: boolean; why: string }> {
+    if (this.#now() < this.#ratesConfirmedUntil) return { collected: true, why: '' };
+    const body = await this.#getJson(
+      this.#api('overview', { columns: 'rates_mode,disable_stats' }),
+      signal,
+      `the RabbitMQ management API at ${this.#origin}`,
+      `the RabbitMQ management API at ${this.#origin} has no /api/overview (404)`,
+    );
+    const overview = isRecord(body) ? body : {};
+    const mode = overview['rates_mode'];
+    const disabled = overview['disable_stats'] === true;
+    if (disabled || (mode !== 'basic' && mode !== 'detailed')) {
+      return {
+        collected: false,
+        why: `rates_mode ${typeof mode === 'string' ? mode : 'unknown'}${disabled ? ', statistics disabled' : ''}`,
+      };
+    }
+    this.#ratesConfirmedUntil = this.#now() + RATES_MODE_TTL_MS;
+    return { collected: true, why: '' };
+  }
+
+  #api(path: string, query: Record<string, string> = {}): URL {
+    const url = new URL(`${this.#prefix}/api/${path}`, this.#base);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     return url;
-  };
-  const what = options.useRegex
-    ? `the queues matching "${queueName}" in vhost "${vhost}" at ${origin}`
-    : `queue "${queueName}" in vhost "${vhost}" at ${origin}`;
-  let ratesConfirmedUntil = 0;
+  }
 
-  /** GET and decode JSON; every answer but 200 is an error. `notFound` words a 404. */
-  async function getJson(url: URL, signal: AbortSignal, notFound: string): Promise<unknown> {
-    let answer: HttpAnswer;
+  #flush(): void {
+    this.#flushScheduled = false;
+    const pending = this.#pending;
+    this.#pending = new Map();
+    for (const [vhost, askers] of pending) {
+      const names = new Set(askers.map((a) => a.name));
+      const sparse = (this.#sparseUntil.get(vhost) ?? 0) > this.#now();
+      if (names.size >= LIST_MIN && !sparse) void this.#answerFromList(vhost, askers, names.size);
+      else for (const asker of askers) void this.#answerOne(vhost, asker);
+    }
+  }
+
+  async #answerOne(vhost: string, asker: Asker): Promise<void> {
+    const what = `queue "${asker.name}" in vhost "${vhost}" at ${this.#origin}`;
     try {
-      answer = await options.get(url, signal);
-    } catch (cause) {
-      throw new ScalerError(`cannot reach the RabbitMQ management API for ${what}`, { cause });
-    }
-    const { status } = answer;
-    if (status === 404) throw new StatusError(status, notFound);
-    if (status === 401 || status === 403) {
-      throw new StatusError(status, `the RabbitMQ management API refused the credentials for ${what} (${status})`);
-    }
-    if (status !== 200) {
-      const reason = brokerReason(answer.body);
-      throw new StatusError(
-        status,
-        `the RabbitMQ management API answered ${status} for ${what}${reason ? `: ${reason}` : ''}`,
+      const url = this.#api(`queues/${encodeURIComponent(vhost)}/${encodeURIComponent(asker.name)}`, {
+        columns: COLUMNS,
+      });
+      const body = await this.#getJson(
+        url,
+        AbortSignal.timeout(this.#timeoutMs),
+        what,
+        `${what} does not exist (management API answered 404)`,
       );
+      asker.resolve(queueStats(body, what));
+    } catch (err) {
+      asker.reject(err);
     }
+  }
+
+  async #answerFromList(vhost: string, askers: readonly Asker[], wanted: number): Promise<void> {
+    const where = `vhost "${vhost}" at ${this.#origin}`;
+    let byName: Map<string, unknown>;
     try {
-      return JSON.parse(answer.body) as unknown;
-    } catch (cause) {
-      throw new ScalerError(`the RabbitMQ management API sent a body that is not JSON for ${what}`, { cause });
+      const body = await this.#getJson(
+        this.#api(`queues/${encodeURIComponent(vhost)}`, { columns: COLUMNS }),
+        AbortSignal.timeout(this.#timeoutMs),
+        `the queues of ${where}`,
+        `${where} does not exist (management API answered 404)`,
+      );
+      if (!Array.isArray(body)) {
+        throw new ScalerError(`the RabbitMQ management API sent a queue list that is not an array for ${where}`);
+      }
+      byName = new Map();
+      for (const item of body) {
+        if (isRecord(item) && typeof item['name'] === 'string') byName.set(item['name'], item);
+      }
+      if (byName.size > SPARSE_RATIO * wanted) this.#sparseUntil.set(vhost, this.#now() + SPARSE_FOR_MS);
+    } catch (err) {
+      for (const asker of askers) asker.reject(err);
+      return;
+    }
+    for (const asker of askers) {
+      const what = `queue "${asker.name}" in vhost "${vhost}" at ${this.#origin}`;
+      const item = byName.get(asker.name);
+      try {
+        if (item === undefined) throw new ScalerError(`${what} does not exist (not in the vhost's queue list)`);
+        asker.resolve(queueStats(item, what));
+      } catch (err) {
+        asker.reject(err);
+      }
     }
   }
 
-  async function readOne(signal: AbortSignal): Promise<QueueFacts[]> {
-    const url = api(`queues/${encodeURIComponent(vhost)}/${encodeURIComponent(queueName)}`, { columns: COLUMNS });
-    const body = await getJson(url, signal, `${what} does not exist (management API answered 404)`);
-    return [queueFacts(body)];
-  }
-
-  async function readAllPages(signal: AbortSignal): Promise<QueueFacts[]> {
+  async #readAllPages(vhost: string, regex: string, pageSize: number, signal: AbortSignal): Promise<QueueStats[]> {
+    const what = `the queues matching "${regex}" in vhost "${vhost}" at ${this.#origin}`;
     const page = async (n: number) => {
-      const url = api(`queues/${encodeURIComponent(vhost)}`, {
+      const url = this.#api(`queues/${encodeURIComponent(vhost)}`, {
         use_regex: 'true',
-        name: queueName,
+        name: regex,
         page: String(n),
-        page_size: String(options.pageSize),
+        page_size: String(pageSize),
         sort: 'name',
         columns: COLUMNS,
       });
       const notFound =
         n === 1
-          ? `vhost "${vhost}" does not exist at ${origin} (management API answered 404)`
+          ? `vhost "${vhost}" does not exist at ${this.#origin} (management API answered 404)`
           : `the management API lost vhost "${vhost}" while paging`;
-      return listPage(await getJson(url, signal, notFound));
+      return listPage(await this.#getJson(url, signal, what, notFound), what);
     };
     const first = await page(1);
-    if (first.filteredCount === 0) throw new ScalerError(`no queue matches "${queueName}" in vhost "${vhost}"`);
+    if (first.filteredCount === 0) throw new ScalerError(`no queue matches "${regex}" in vhost "${vhost}"`);
     const items = [...first.items];
     for (let n = 2; n <= first.pageCount; n++) {
       let next: Page;
@@ -171,100 +303,87 @@ export function managementReader(options: ManagementReaderOptions): ManagementRe
     return items;
   }
 
-  async function readRegex(signal: AbortSignal): Promise<QueueFacts[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await readAllPages(signal);
-      } catch (err) {
-        if (!(err instanceof PagesDisagree)) throw err;
-        if (attempt === 2) {
-          throw new ScalerError(`the queues matching "${queueName}" changed while sluice was paging through them`);
-        }
+  /**
+   * GET and decode JSON; every answer but 200 is an error. `notFound` words a 404. A failure of the API itself
+   * (unreachable, credentials refused, 5xx) is a BackendError naming only the API, so every reader of it reports the
+   * same message; an answer about one queue or vhost names it.
+   */
+  async #getJson(url: URL, signal: AbortSignal, what: string, notFound: string): Promise<unknown> {
+    let answer: HttpAnswer;
+    this.requests++;
+    const api = `the RabbitMQ management API at ${this.#origin}`;
+    try {
+      answer = await this.#get(url, signal);
+    } catch (cause) {
+      // The API answered without a usable value (a redirect, an oversized body): not the API failing.
+      if (cause instanceof ScalerError && !(cause instanceof BackendError)) {
+        throw new ScalerError(`${api} gave no usable answer for ${what}`, { cause });
       }
+      throw new BackendError(`cannot reach ${api}`, { cause });
     }
-  }
-
-  /** Whether an absent counter may be read as 0: the broker must be collecting message rates. */
-  async function confirmRatesCollected(signal: AbortSignal): Promise<void> {
-    if (Date.now() < ratesConfirmedUntil) return;
-    const body = await getJson(
-      api('overview', { columns: 'rates_mode,disable_stats' }),
-      signal,
-      `the RabbitMQ management API at ${origin} has no /api/overview (404)`,
-    );
-    const overview = isRecord(body) ? body : {};
-    const mode = overview['rates_mode'];
-    if (overview['disable_stats'] === true || (mode !== 'basic' && mode !== 'detailed')) {
-      throw new ScalerError(
-        `${what} reports no ${options.rate ?? ''} rate, and the broker does not collect message rates ` +
-          `(rates_mode ${typeof mode === 'string' ? mode : 'unknown'}${overview['disable_stats'] === true ? ', statistics disabled' : ''}): the rate is unknown`,
+    const { status } = answer;
+    if (status === 404) throw new StatusError(status, notFound);
+    if (status === 401 || status === 403) {
+      throw new BackendError(`${api} refused the credentials (${status})`);
+    }
+    if (status >= 500 || status === 429) throw new BackendError(`${api} answered ${status}`);
+    if (status !== 200) {
+      const reason = brokerReason(answer.body);
+      throw new StatusError(
+        status,
+        `the RabbitMQ management API answered ${status} for ${what}${reason ? `: ${reason}` : ''}`,
       );
     }
-    ratesConfirmedUntil = Date.now() + RATES_MODE_TTL_MS;
-  }
-
-  function queueFacts(item: unknown): QueueFacts {
-    if (!isRecord(item))
-      throw new ScalerError(`the RabbitMQ management API sent something that is not a queue for ${what}`);
-    const name = typeof item['name'] === 'string' ? item['name'] : '';
-    const where = options.useRegex ? `queue "${name}" (matching "${queueName}")` : `queue "${queueName}"`;
-    const count = item[options.count];
-    if (!isCount(count)) {
-      // Right after a queue is created the API has no statistics yet; or the broker does not collect them.
-      throw new ScalerError(`the RabbitMQ management API has no ${options.count} count for ${where} yet`);
+    try {
+      return JSON.parse(answer.body) as unknown;
+    } catch (cause) {
+      throw new ScalerError(`the RabbitMQ management API sent a body that is not JSON for ${what}`, { cause });
     }
-    if (options.rate === undefined) return { name, count, rate: undefined };
-    const stats = item['message_stats'];
-    if (stats === undefined) return { name, count, rate: undefined };
-    if (!isRecord(stats))
-      throw new ScalerError(`the RabbitMQ management API sent malformed message_stats for ${where}`);
-    const details = stats[`${options.rate}_details`];
-    if (stats[options.rate] === undefined && details === undefined) return { name, count, rate: undefined };
-    const rate = isRecord(details) ? details['rate'] : undefined;
-    if (!isCount(rate)) {
-      throw new ScalerError(`the RabbitMQ management API reports no ${options.rate} rate for ${where}`);
-    }
-    return { name, count, rate };
   }
-
-  function listPage(body: unknown): Page {
-    const page = isRecord(body) ? body : undefined;
-    const items = page?.['items'];
-    const filteredCount = page?.['filtered_count'];
-    const pageCount = page?.['page_count'];
-    if (!Array.isArray(items) || !isCount(filteredCount) || !isCount(pageCount)) {
-      throw new ScalerError(`the RabbitMQ management API sent a queue list without pagination fields for ${what}`);
-    }
-    return { items: items.map(queueFacts), filteredCount, pageCount };
-  }
-
-  return {
-    async read(signal) {
-      const queues = options.useRegex ? await readRegex(signal) : await readOne(signal);
-      if (options.rate !== undefined && queues.some((q) => q.rate === undefined)) await confirmRatesCollected(signal);
-      const count = aggregate(
-        options.operation,
-        queues.map((q) => q.count),
-      );
-      const rate =
-        options.rate === undefined
-          ? undefined
-          : aggregate(
-              options.operation,
-              queues.map((q) => q.rate ?? 0),
-            );
-      return { count, rate };
-    },
-  };
 }
 
 interface Page {
-  readonly items: QueueFacts[];
+  readonly items: QueueStats[];
   readonly filteredCount: number;
   readonly pageCount: number;
 }
 
-function aggregate(operation: Operation, values: readonly number[]): number {
+function listPage(body: unknown, what: string): Page {
+  const page = isRecord(body) ? body : undefined;
+  const items = page?.['items'];
+  const filteredCount = page?.['filtered_count'];
+  const pageCount = page?.['page_count'];
+  if (!Array.isArray(items) || !isCount(filteredCount) || !isCount(pageCount)) {
+    throw new ScalerError(`the RabbitMQ management API sent a queue list without pagination fields for ${what}`);
+  }
+  return { items: items.map((item) => queueStats(item, what)), filteredCount, pageCount };
+}
+
+/** One queue object of the management API as QueueStats; throws only for something that is not a queue at all. */
+export function queueStats(item: unknown, what: string): QueueStats {
+  if (!isRecord(item)) {
+    throw new ScalerError(`the RabbitMQ management API sent something that is not a queue for ${what}`);
+  }
+  const count = (value: unknown): number | undefined => (isCount(value) ? value : undefined);
+  const stats = item['message_stats'];
+  const rate = (field: RateField): RateFact => {
+    if (stats === undefined) return { absent: true };
+    if (!isRecord(stats)) return { malformed: 'malformed message_stats' };
+    const details = stats[`${field}_details`];
+    if (stats[field] === undefined && details === undefined) return { absent: true };
+    const value = isRecord(details) ? details['rate'] : undefined;
+    return isCount(value) ? { rate: value } : { malformed: `no ${field} rate` };
+  };
+  return {
+    name: typeof item['name'] === 'string' ? item['name'] : '',
+    messages: count(item['messages']),
+    messagesReady: count(item['messages_ready']),
+    publish: rate('publish'),
+    deliverGet: rate('deliver_get'),
+  };
+}
+
+export function aggregate(operation: Operation, values: readonly number[]): number {
   switch (operation) {
     case 'sum':
       return values.reduce((a, b) => a + b, 0);
@@ -273,6 +392,12 @@ function aggregate(operation: Operation, values: readonly number[]): number {
     case 'max':
       return values.reduce((a, b) => Math.max(a, b), 0);
   }
+}
+
+function abortError(signal: AbortSignal, what: string): BackendError {
+  const reason: unknown = signal.reason;
+  const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+  return new BackendError(`reading ${what} ${timedOut ? 'timed out' : 'was cancelled'}`, { cause: reason });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

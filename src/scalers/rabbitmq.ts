@@ -38,11 +38,28 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { getCACertificates, type ConnectionOptions } from 'node:tls';
 import { ScalerError, ValidationError } from '../errors.ts';
-import { createHttpClient, type TlsMaterial } from './http.ts';
-import { parseParams, triggerSources, type ParamSpec, type Parsed } from './metadata.ts';
-import { amqpReader } from './rabbitmq-amqp.ts';
-import { managementReader, type HttpGet, type Operation, type RateField } from './rabbitmq-management.ts';
-import { metricNameFor, type Sample, type Scaler, type ScalerFactory, type TriggerInput } from './scaler.ts';
+import { fingerprint } from '../fingerprint.ts';
+import { openHttpClient, type TlsMaterial } from './http.ts';
+import { MAX_TIMEOUT_MS, parseParams, triggerSources, type ParamSpec, type Parsed } from './metadata.ts';
+import { AmqpBroker } from './rabbitmq-amqp.ts';
+import {
+  ManagementClient,
+  aggregate,
+  type CountField,
+  type HttpGet,
+  type Operation,
+  type QueueStats,
+  type RateField,
+} from './rabbitmq-management.ts';
+import {
+  defineScaler,
+  metricNameFor,
+  type Sample,
+  type ScalerFactory,
+  type SharedResources,
+  type Source,
+  type TriggerInput,
+} from './scaler.ts';
 
 const MODES = ['QueueLength', 'MessageRate', 'DeliverGetRate'] as const;
 export type RabbitMqMode = (typeof MODES)[number];
@@ -64,7 +81,7 @@ const params = {
   operation: { type: 'enum', values: ['sum', 'avg', 'max'], default: 'sum' },
   pageSize: { type: 'number', default: 100, min: 1, integer: true },
   excludeUnacknowledged: { type: 'boolean', default: false },
-  timeout: { type: 'duration', optional: true, min: 1 },
+  timeout: { type: 'duration', optional: true, min: 1, max: MAX_TIMEOUT_MS },
   unsafeSsl: { type: 'boolean', default: false },
   username: { ...secret, fromEnv: true },
   password: { ...secret, fromEnv: true },
@@ -353,6 +370,58 @@ export function goQueryEscape(text: string): string {
     .replace(/%20/g, '+');
 }
 
+/** What one read gives: one queue's statistics, the matching queues', or (AMQP) a ready count. */
+export type RabbitMqReading =
+  | { readonly kind: 'queues'; readonly queues: readonly QueueStats[]; readonly rates: RatesVerdict | undefined }
+  | { readonly kind: 'ready'; readonly count: number };
+
+/** Whether the broker collects message rates; asked only when a rate was absent and a mode needs it. */
+export interface RatesVerdict {
+  readonly collected: boolean;
+  readonly why: string;
+}
+
+/** The count and the rate one trigger reads from a reading (KEDA's fields; absent rates per the management client). */
+export function readingFor(
+  config: Pick<RabbitMqConfig, 'mode' | 'excludeUnacknowledged' | 'operation' | 'useRegex' | 'queueName'>,
+  reading: RabbitMqReading,
+): { count: number; rate: number | undefined } {
+  if (reading.kind === 'ready') return { count: reading.count, rate: undefined };
+  const field: CountField = config.excludeUnacknowledged ? 'messages_ready' : 'messages';
+  const rateField = RATE_OF[config.mode];
+  const counts: number[] = [];
+  const rates: number[] = [];
+  for (const queue of reading.queues) {
+    const where = config.useRegex ? `queue "${queue.name}" (matching "${config.queueName}")` : `queue "${queue.name}"`;
+    const count = field === 'messages' ? queue.messages : queue.messagesReady;
+    if (count === undefined) {
+      // Right after a queue is created the API has no statistics yet; or the broker does not collect them.
+      throw new ScalerError(`the RabbitMQ management API has no ${field} count for ${where} yet`);
+    }
+    counts.push(count);
+    if (rateField === undefined) continue;
+    const fact = rateField === 'publish' ? queue.publish : queue.deliverGet;
+    if ('malformed' in fact) {
+      throw new ScalerError(`the RabbitMQ management API reports ${fact.malformed} for ${where}`);
+    }
+    if ('rate' in fact) {
+      rates.push(fact.rate);
+      continue;
+    }
+    if (reading.rates?.collected !== true) {
+      throw new ScalerError(
+        `${where} reports no ${rateField} rate, and the broker does not collect message rates ` +
+          `(${reading.rates?.why ?? 'unknown'}): the rate is unknown`,
+      );
+    }
+    rates.push(0);
+  }
+  return {
+    count: aggregate(config.operation, counts),
+    rate: rateField === undefined ? undefined : aggregate(config.operation, rates),
+  };
+}
+
 /** Value and activity for a mode (KEDA's table, at the top of this file). */
 export function evaluate(
   mode: RabbitMqMode,
@@ -372,42 +441,79 @@ export function evaluate(
 
 export const createRabbitMqScaler: ScalerFactory = (trigger) => {
   const config = parseRabbitMqConfig(trigger);
-  const metricName = metricNameFor(trigger.index, `rabbitmq-${goQueryEscape(config.queueName)}`);
-  const read = config.protocol === 'http' ? httpRead(config) : amqpRead(config, trigger.owner);
-  return {
-    metricName,
+  return defineScaler({
+    metricName: metricNameFor(trigger.index, `rabbitmq-${goQueryEscape(config.queueName)}`),
     target: config.target,
     metricType: trigger.metricType,
-    async sample(signal: AbortSignal): Promise<Sample> {
-      return evaluate(config.mode, await read.read(signal), config.activationValue);
-    },
-    close: () => read.close(),
-  } satisfies Scaler;
+    source: config.protocol === 'http' ? managementSource(config) : amqpSource(config),
+    evaluate: (reading) => evaluate(config.mode, readingFor(config, reading), config.activationValue),
+  });
 };
 
-interface Read {
-  read(signal: AbortSignal): Promise<{ count: number; rate: number | undefined }>;
-  close(): Promise<void>;
+/**
+ * Over the management API: one shared client per API, credentials, TLS and timeout (it batches the queues asked for
+ * in one turn into one list request per vhost). A reader asks for the broker's rates mode only when its mode needs a
+ * rate that a queue does not report.
+ */
+function managementSource(config: RabbitMqConfig): Source<RabbitMqReading> {
+  const origin = `${config.url.protocol}//${config.url.host}`;
+  const api = `${origin}${config.url.pathname.replace(/\/+$/, '')}`;
+  const backend = `rabbitmq-http|${api}|${fingerprint(config.credentials ?? null, config.tls ?? null, config.unsafeSsl)}`;
+  const needsRates = RATE_OF[config.mode] !== undefined;
+  const what = config.useRegex
+    ? `re|${config.vhost}|${config.queueName}|${config.pageSize}`
+    : `q|${config.vhost}|${config.queueName}`;
+  return {
+    key: `${backend}|${config.timeoutMs}|${what}|${needsRates ? 'rates' : 'counts'}`,
+    backend,
+    describe: `RabbitMQ management API ${api}`,
+    timeoutMs: config.timeoutMs,
+    open(shared) {
+      const lease = shared.lease(
+        `rabbitmq-management|${backend}|${config.timeoutMs}`,
+        () => managementClient(shared, config, origin),
+        (client) => client.close(),
+      );
+      const { client } = lease.value;
+      return {
+        async read(signal) {
+          const queues = config.useRegex
+            ? await client.matching(config.vhost, config.queueName, config.pageSize, signal)
+            : [await client.queue(config.vhost, config.queueName, signal)];
+          const absent = needsRates && queues.some((q) => 'absent' in q.publish || 'absent' in q.deliverGet);
+          return { kind: 'queues', queues, rates: absent ? await client.ratesCollected(signal) : undefined };
+        },
+        close() {
+          lease.release();
+          return Promise.resolve();
+        },
+      };
+    },
+  };
 }
 
-function httpRead(config: RabbitMqConfig): Read {
+function managementClient(
+  shared: SharedResources,
+  config: RabbitMqConfig,
+  origin: string,
+): { client: ManagementClient; close: () => Promise<void> } {
   const headers: Record<string, string> = {};
   if (config.credentials) {
     const { username, password } = config.credentials;
     headers['authorization'] = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   }
-  const client = createHttpClient({
+  const http = openHttpClient(shared, origin, {
     timeoutMs: config.timeoutMs,
     unsafeSsl: config.unsafeSsl,
     tls: config.tls ?? {},
     headers,
   });
-  // The reader words each status itself (a 404 means "no such queue", a 400 on a later page "the queues changed"),
+  // The client words each status itself (a 404 means "no such queue", a 400 on a later page "the queues changed"),
   // so the shared client's "answered HTTP <status>" errors become answers again; everything else stays an error.
   const get: HttpGet = async (url, signal) => {
     let errorBody = '';
     try {
-      const reply = await client.get(url, signal, {
+      const reply = await http.get(url, signal, {
         accept: 'application/json',
         errorDetail: (body) => {
           errorBody = body;
@@ -421,21 +527,14 @@ function httpRead(config: RabbitMqConfig): Read {
       throw err;
     }
   };
-  const reader = managementReader({
-    base: config.url,
-    vhost: config.vhost,
-    queueName: config.queueName,
-    useRegex: config.useRegex,
-    operation: config.operation,
-    pageSize: config.pageSize,
-    count: config.excludeUnacknowledged ? 'messages_ready' : 'messages',
-    rate: RATE_OF[config.mode],
-    get,
-  });
-  return { read: (signal) => reader.read(signal), close: () => client.close() };
+  return {
+    client: new ManagementClient({ base: config.url, get, timeoutMs: config.timeoutMs }),
+    close: () => http.close(),
+  };
 }
 
-function amqpRead(config: RabbitMqConfig, owner: string): Read {
+/** Over AMQP: one shared connection per broker, vhost, credentials and TLS settings; a passive declare per read. */
+function amqpSource(config: RabbitMqConfig): Source<RabbitMqReading> {
   let tls: ConnectionOptions | undefined;
   if (config.tls) {
     tls = { rejectUnauthorized: !config.unsafeSsl };
@@ -444,20 +543,29 @@ function amqpRead(config: RabbitMqConfig, owner: string): Read {
     if (config.tls.cert !== undefined) tls.cert = config.tls.cert;
     if (config.tls.key !== undefined) tls.key = config.tls.key;
   }
-  const reader = amqpReader({
-    url: config.url,
-    queueName: config.queueName,
-    // No credentials: SASL EXTERNAL with a client certificate (as KEDA), else amqplib's default guest/guest.
-    auth:
-      config.credentials ?? (config.tls?.cert !== undefined ? 'external' : { username: 'guest', password: 'guest' }),
-    tls,
-    connectionName: `sluice-${owner.replace('/', '-')}`,
-    connectTimeoutMs: DEFAULT_TIMEOUT_MS,
-  });
+  // No credentials: SASL EXTERNAL with a client certificate (as KEDA), else amqplib's default guest/guest.
+  const auth =
+    config.credentials ?? (config.tls?.cert !== undefined ? 'external' : { username: 'guest', password: 'guest' });
+  const broker = `${config.url.protocol}//${config.url.host}${config.url.pathname}`;
+  const backend = `rabbitmq-amqp|${broker}|${fingerprint(auth, config.tls ?? null, config.unsafeSsl)}`;
   return {
-    async read(signal) {
-      return { count: await reader.read(signal), rate: undefined };
+    key: `${backend}|${config.queueName}`,
+    backend,
+    describe: `RabbitMQ ${broker}`,
+    timeoutMs: config.timeoutMs,
+    open(shared) {
+      const lease = shared.lease(
+        `amqp|${backend}`,
+        () => new AmqpBroker({ url: config.url, auth, tls, connectTimeoutMs: config.timeoutMs }),
+        (connection) => connection.close(),
+      );
+      return {
+        read: async (signal) => ({ kind: 'ready', count: await lease.value.checkQueue(config.queueName, signal) }),
+        close() {
+          lease.release();
+          return Promise.resolve();
+        },
+      };
     },
-    close: () => reader.close(),
   };
 }

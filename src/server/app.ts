@@ -14,7 +14,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 
-import type { MetricStore } from '../metric-store.ts';
+import { MAX_METRIC_NAME_LENGTH, type MetricStore } from '../metric-store.ts';
 import { externalMetricsRoutes } from './external-metrics.ts';
 import { healthRoutes } from './health.ts';
 import type { Authenticate, Authorize } from './identity.ts';
@@ -40,6 +40,8 @@ export interface BuildServerOptions {
   readonly logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
   /** Serve HTTPS with these options; plain HTTP without (tests). */
   readonly https?: ServerTlsOptions;
+  /** The longest metric name served (fastify's router refuses longer path segments; its default is 100). */
+  readonly maxMetricNameLength?: number;
 }
 
 function isLoggerInstance(logger: BuildServerOptions['logger']): logger is FastifyBaseLogger {
@@ -57,7 +59,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
     // Correlate log lines with kube-apiserver's audit log.
     requestIdHeader: 'audit-id',
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: options.maxMetricNameLength ?? MAX_METRIC_NAME_LENGTH },
     ...(https === undefined
       ? {}
       : {

@@ -17,11 +17,10 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError, describeError } from '../../src/errors.ts';
+import { BackendError, ScalerError, describeError } from '../../src/errors.ts';
 import { createAwsSqsQueueScaler } from '../../src/scalers/aws-sqs-queue.ts';
-import type { Scaler } from '../../src/scalers/scaler.ts';
 import { loadTestEnv, uniqueName, waitFor } from '../support/env.ts';
-import { triggerInput } from '../support/trigger.ts';
+import { standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
 
 const signal = () => AbortSignal.timeout(5000);
 
@@ -30,18 +29,20 @@ function motoAuth(): Record<string, string> {
   return { awsAccessKeyID: accessKeyId, awsSecretAccessKey: secretAccessKey };
 }
 
-function scaler(metadata: Record<string, string>, authParams: Record<string, string> = motoAuth()): Scaler {
+function scaler(metadata: Record<string, string>, authParams: Record<string, string> = motoAuth()): StandaloneScaler {
   const { endpoint, region } = loadTestEnv().sqs;
-  return createAwsSqsQueueScaler(
-    triggerInput({
-      type: 'aws-sqs-queue',
-      metadata: { awsEndpoint: endpoint, awsRegion: region, ...metadata },
-      authParams,
-    }),
+  return standalone(
+    createAwsSqsQueueScaler(
+      triggerInput({
+        type: 'aws-sqs-queue',
+        metadata: { awsEndpoint: endpoint, awsRegion: region, ...metadata },
+        authParams,
+      }),
+    ),
   );
 }
 
-async function sampleError(s: Scaler, sig: AbortSignal = signal()): Promise<ScalerError> {
+async function sampleError(s: StandaloneScaler, sig: AbortSignal = signal()): Promise<ScalerError> {
   try {
     const sample = await s.sample(sig);
     throw new Error(`expected an error, got the value ${sample.value}`);
@@ -55,8 +56,8 @@ describe('aws-sqs-queue scaler against moto', () => {
   let sqs: SQSClient;
   let queueUrl: string;
   let queue: string;
-  const scalers: Scaler[] = [];
-  const track = (s: Scaler) => (scalers.push(s), s);
+  const scalers: StandaloneScaler[] = [];
+  const track = (s: StandaloneScaler) => (scalers.push(s), s);
 
   beforeAll(async () => {
     const env = loadTestEnv().sqs;
@@ -147,6 +148,7 @@ describe('aws-sqs-queue scaler against moto', () => {
       // Nothing anywhere: an error, not 0.
       const none = await sampleError(track(scaler({ queueURL: queueUrl }, {})));
       expect(none.message).toMatch(/no AWS credentials/);
+      expect(none).toBeInstanceOf(BackendError);
       // From the process environment.
       process.env['AWS_ACCESS_KEY_ID'] = env.accessKeyId;
       process.env['AWS_SECRET_ACCESS_KEY'] = env.secretAccessKey;
@@ -162,11 +164,14 @@ describe('aws-sqs-queue scaler against moto', () => {
   it('a missing queue is an error', async () => {
     const err = await sampleError(track(scaler({ queueURL: 'does-not-exist' })));
     expect(err.message).toMatch(/queue "does-not-exist" at http:\/\/127\.0\.0\.1:\d+ does not exist/);
+    expect(err).not.toBeInstanceOf(BackendError); // SQS answered: its circuit breaker must not count this
   });
 
   it('connection refused is an error', async () => {
     const err = await sampleError(track(scaler({ queueURL: queue, awsEndpoint: 'http://127.0.0.1:1' })));
-    expect(err.message).toMatch(/cannot reach the SQS endpoint .*ECONNREFUSED/);
+    // A failure of the endpoint names the endpoint only (every reader of it reports the same).
+    expect(err.message).toBe('cannot reach SQS at http://127.0.0.1:1: ECONNREFUSED');
+    expect(err).toBeInstanceOf(BackendError);
   });
 
   describe('a TCP server that accepts and never answers', () => {
@@ -191,6 +196,7 @@ describe('aws-sqs-queue scaler against moto', () => {
       const elapsed = Date.now() - started;
       console.log(`[measure] sample against a silent endpoint gave up after ${elapsed} ms (signal: 500 ms)`);
       expect(err.message).toMatch(/timed out/);
+      expect(err).toBeInstanceOf(BackendError);
       expect(elapsed).toBeLessThan(2500);
       expect(sockets.length).toBeGreaterThan(0);
     });
@@ -220,14 +226,29 @@ describe('aws-sqs-queue scaler against moto', () => {
 
     const json = 'application/x-amz-json-1.0';
     const cases = [
-      { comment: 'a malformed body (200)', status: 200, type: 'text/html', body: '<html>hi', expected: /malformed/ },
-      { comment: 'an empty result (200, {})', status: 200, type: json, body: '{}', expected: /did not return/ },
+      {
+        comment: 'a malformed body (200)',
+        status: 200,
+        type: 'text/html',
+        body: '<html>hi',
+        expected: /malformed/,
+        backend: false,
+      },
+      {
+        comment: 'an empty result (200, {})',
+        status: 200,
+        type: json,
+        body: '{}',
+        expected: /did not return/,
+        backend: false,
+      },
       {
         comment: 'a non-integer count',
         status: 200,
         type: json,
         body: '{"Attributes":{"ApproximateNumberOfMessages":"many","ApproximateNumberOfMessagesNotVisible":"0"}}',
         expected: /non-integer ApproximateNumberOfMessages/,
+        backend: false,
       },
       {
         comment: 'HTTP 500 with a body that is not JSON',
@@ -235,6 +256,7 @@ describe('aws-sqs-queue scaler against moto', () => {
         type: 'text/plain',
         body: 'oops',
         expected: /HTTP 500/,
+        backend: true,
       },
       {
         comment: 'HTTP 503 ServiceUnavailable',
@@ -242,14 +264,24 @@ describe('aws-sqs-queue scaler against moto', () => {
         type: json,
         body: '{"__type":"ServiceUnavailable","message":"down"}',
         expected: /answered HTTP 503 \(ServiceUnavailable\)/,
+        backend: true,
       },
-      { comment: 'HTTP 404', status: 404, type: 'text/html', body: '<h1>Not Found</h1>', expected: /HTTP 404/ },
+      {
+        comment: 'HTTP 404',
+        status: 404,
+        type: 'text/html',
+        body: '<h1>Not Found</h1>',
+        expected: /HTTP 404/,
+        backend: false,
+      },
     ];
-    it.each(cases)('$comment is an error, not 0', async ({ status, type, body, expected }) => {
+    it.each(cases)('$comment is an error, not 0', async ({ status, type, body, expected, backend }) => {
       reply = (res) => res.writeHead(status, { 'content-type': type }).end(body);
       requests = 0;
       const err = await sampleError(track(scaler({ queueURL: queue, awsEndpoint: endpoint })));
       expect(err.message).toMatch(expected);
+      // Only the endpoint failing counts against its circuit breaker; an answer without a count does not.
+      expect(err instanceof BackendError).toBe(backend);
       expect(requests).toBeGreaterThan(0); // the error came from this server
     });
   });
@@ -299,16 +331,18 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
   let accessKeyId: string;
   let secretAccessKey: string;
   const queue = uniqueName('authq');
-  const scalers: Scaler[] = [];
-  const track = (s: Scaler) => (scalers.push(s), s);
+  const scalers: StandaloneScaler[] = [];
+  const track = (s: StandaloneScaler) => (scalers.push(s), s);
   const authScaler = (authParams: Record<string, string>) =>
     track(
-      createAwsSqsQueueScaler(
-        triggerInput({
-          type: 'aws-sqs-queue',
-          metadata: { queueURL: queue, awsRegion: 'us-east-1', awsEndpoint: endpoint },
-          authParams,
-        }),
+      standalone(
+        createAwsSqsQueueScaler(
+          triggerInput({
+            type: 'aws-sqs-queue',
+            metadata: { queueURL: queue, awsRegion: 'us-east-1', awsEndpoint: endpoint },
+            authParams,
+          }),
+        ),
       ),
     );
 
@@ -377,7 +411,8 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
   it('a wrong secret is a ScalerError that names the failure and never the secret', async () => {
     const wrong = 'wrong-Secret-0123456789abcdefghijklmnopqrs';
     const err = await sampleError(authScaler({ awsAccessKeyID: accessKeyId, awsSecretAccessKey: wrong }));
-    expect(err.message).toMatch(/SQS refused the credentials for queue ".*" at http:\/\/127\.0\.0\.1:\d+ \(HTTP 403\)/);
+    expect(err.message).toMatch(/^SQS at http:\/\/127\.0\.0\.1:\d+ refused the credentials \(HTTP 403\)$/);
+    expect(err).toBeInstanceOf(BackendError);
     const everything = `${describeError(err)} ${String(err.stack)}`;
     expect(everything).not.toContain(wrong);
     expect(everything).not.toContain(secretAccessKey);
@@ -387,7 +422,8 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
     const err = await sampleError(
       authScaler({ awsAccessKeyID: 'AKIAUNKNOWNKEY000000', awsSecretAccessKey: 'unknown-secret-value-1234' }),
     );
-    expect(err.message).toMatch(/SQS refused the credentials .*\(HTTP 403\)/);
+    expect(err.message).toMatch(/SQS at .* refused the credentials \(HTTP 403\)/);
+    expect(err).toBeInstanceOf(BackendError);
     expect(describeError(err)).not.toContain('unknown-secret-value-1234');
   });
 });

@@ -1,15 +1,18 @@
 // The http-rate scaler against real HTTP exporters this test starts (test/support/counter-server.ts), and its Service
 // form against the real kube-apiserver: discovery through real EndpointSlices, and scraping real exporters that run
-// in a network namespace this test creates (EndpointSlices may not hold loopback addresses).
+// in a network namespace this test creates (EndpointSlices may not hold loopback addresses). Each sample() of a
+// standalone scaler is one read (one scrape of every endpoint); what reads on its own, about once a second, is the
+// ReaderHub, which the tests about reading between polls, closing and the circuit breaker use.
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, DiscoveryV1Api, type V1EndpointSlice } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError, describeError } from '../../src/errors.ts';
+import { BackendError, ScalerError, describeError } from '../../src/errors.ts';
 import { createClusterPort } from '../../src/operator/kube.ts';
-import { GuardedScaler, breakerOptionsFor } from '../../src/scalers/breaker.ts';
 import { createHttpRateScaler } from '../../src/scalers/http-rate.ts';
-import type { ClusterPort, Sample, Scaler } from '../../src/scalers/scaler.ts';
+import { ReaderHub } from '../../src/scalers/readers.ts';
+import type { ClusterPort, Sample, Scaler, TriggerResult } from '../../src/scalers/scaler.ts';
+import { SharedPool } from '../../src/scalers/shared.ts';
 import {
   startCounterServer,
   remoteCounterControl,
@@ -19,29 +22,32 @@ import {
 } from '../support/counter-server.ts';
 import { REPO_ROOT, createNamespace, deleteNamespace, kubeConfig, waitFor } from '../support/env.ts';
 import { createTestHost, type TestHost } from '../support/netns.ts';
-import { triggerInput } from '../support/trigger.ts';
+import { standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
 
 const COUNTER = 'http_requests_total{code="2xx"}';
 
-/** Scalers read in the background from their first sample on: every test's scalers are closed after it. */
-const open: Scaler[] = [];
+/** Readers keep their window (and a lease of a connection pool) between samples: every test's are closed after it. */
+const open: StandaloneScaler[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
-const track = (scaler: Scaler): Scaler => (open.push(scaler), scaler);
+const track = (scaler: StandaloneScaler): StandaloneScaler => (open.push(scaler), scaler);
 
-function urlScaler(url: string, extra: Record<string, string> = {}): Scaler {
-  return track(
-    createHttpRateScaler(
-      triggerInput({ type: 'http-rate', metadata: { url, counter: COUNTER, targetRate: '10', ...extra } }),
-    ),
+function urlTrigger(url: string, extra: Record<string, string> = {}): Scaler {
+  return createHttpRateScaler(
+    triggerInput({ type: 'http-rate', metadata: { url, counter: COUNTER, targetRate: '10', ...extra } }),
   );
 }
 
-const sample = (scaler: Scaler, timeoutMs = 10_000): Promise<Sample> => scaler.sample(AbortSignal.timeout(timeoutMs));
+function urlScaler(url: string, extra: Record<string, string> = {}): StandaloneScaler {
+  return track(standalone(urlTrigger(url, extra)));
+}
+
+const sample = (scaler: StandaloneScaler, timeoutMs = 10_000): Promise<Sample> =>
+  scaler.sample(AbortSignal.timeout(timeoutMs));
 
 /** Samples every `everyMs` for `forMs` (errors allowed only before the first value), returning the last sample. */
-async function sampleFor(scaler: Scaler, forMs: number, everyMs = 250): Promise<Sample> {
+async function sampleFor(scaler: StandaloneScaler, forMs: number, everyMs = 250): Promise<Sample> {
   const until = performance.now() + forMs;
   let last: Sample | undefined;
   while (performance.now() < until || last === undefined) {
@@ -116,31 +122,51 @@ describe('http-rate: url form against a real exporter', () => {
     }
   });
 
-  const failures: { comment: string; mode: CounterMode; message: RegExp; extra?: Record<string, string> }[] = [
-    { comment: 'HTTP 500', mode: 500, message: /answered HTTP 500/ },
-    { comment: 'HTTP 503', mode: 503, message: /answered HTTP 503/ },
+  // `backend`: a failure of the exporter itself (counted by its circuit breaker), or an answer without a rate.
+  const failures: {
+    comment: string;
+    mode: CounterMode;
+    message: RegExp;
+    backend: boolean;
+    extra?: Record<string, string>;
+  }[] = [
+    { comment: 'HTTP 500', mode: 500, message: /answered HTTP 500/, backend: true },
+    { comment: 'HTTP 503', mode: 503, message: /answered HTTP 503/, backend: true },
     {
       comment: 'a redirect (not followed)',
       mode: 302,
       message: /answered HTTP 302 \(a redirect\); redirects are not followed/,
+      backend: false,
     },
-    { comment: 'HTTP 404', mode: 404, message: /answered HTTP 404/ },
+    { comment: 'HTTP 404', mode: 404, message: /answered HTTP 404/, backend: false },
     {
       comment: 'authentication failure (401)',
       mode: 401,
       message: /authentication failed: http:\/\/127\.0\.0\.1:\d+\/metrics answered HTTP 401/,
+      backend: true,
     },
     {
       comment: 'timeout',
       mode: 'hang',
       message: /did not answer within 300 ms \(timeout\)/,
+      backend: true,
       extra: { timeout: '300ms' },
     },
-    { comment: 'malformed body', mode: 'malformed', message: /not Prometheus text exposition: line 1/ },
-    { comment: 'empty body', mode: 'empty', message: /sent an empty body/ },
-    { comment: 'series missing', mode: 'missing', message: /no series matches http_requests_total\{code="2xx"\}/ },
-    { comment: 'NaN counter', mode: 'nan', message: /is NaN; a counter is a finite, non-negative number/ },
-    { comment: 'protobuf instead of text', mode: 'protobuf', message: /sent protobuf/ },
+    { comment: 'malformed body', mode: 'malformed', message: /not Prometheus text exposition: line 1/, backend: false },
+    { comment: 'empty body', mode: 'empty', message: /sent an empty body/, backend: false },
+    {
+      comment: 'series missing',
+      mode: 'missing',
+      message: /no series matches http_requests_total\{code="2xx"\}/,
+      backend: false,
+    },
+    {
+      comment: 'NaN counter',
+      mode: 'nan',
+      message: /is NaN; a counter is a finite, non-negative number/,
+      backend: false,
+    },
+    { comment: 'protobuf instead of text', mode: 'protobuf', message: /sent protobuf/, backend: false },
   ];
   it.each(failures)('$comment: an error, never a zero; the window recovers after it', async (row) => {
     await server.control({ rate: 20, mode: 'ok' });
@@ -150,6 +176,7 @@ describe('http-rate: url form against a real exporter', () => {
     await server.control({ mode: row.mode });
     const error = await expectError(sample(scaler), row.message);
     expect(error.message).toContain(`http://127.0.0.1:${server.port}/metrics`);
+    expect(error instanceof BackendError).toBe(row.backend);
     await expectError(sample(scaler), row.message);
     await server.control({ mode: 'ok' });
     const after = await sample(scaler);
@@ -164,72 +191,110 @@ describe('http-rate: url form against a real exporter', () => {
     expect((await sampleFor(scaler, 600)).value).toBeGreaterThan(0);
     await gone.close();
     const error = await expectError(sample(scaler), /cannot reach http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    expect(error).toBeInstanceOf(BackendError);
     expect(String((error.cause as Error).cause)).toMatch(/ECONNREFUSED/);
   });
 
-  it('gives up when the poller’s time limit runs out before its own timeout', async () => {
+  it('gives up when the caller’s time limit runs out before its own timeout, naming the time it waited', async () => {
     await server.control({ mode: 'hang' });
     const scaler = urlScaler(server.url, { timeout: '10s' });
-    await expectError(sample(scaler, 300), /the request to http:\/\/127\.0\.0\.1:\d+\/metrics was aborted/);
+    const started = performance.now();
+    await expectError(
+      sample(scaler, 300),
+      /http:\/\/127\.0\.0\.1:\d+\/metrics did not answer within 3\d\d ms \(timeout\)/,
+    );
+    expect(performance.now() - started).toBeLessThan(2000);
     await server.control({ mode: 'ok' });
   });
 
-  it('reads between polls: a pollingInterval longer than the window still gives its rate', async () => {
+  /** `trigger` watched through `hub` (as the operator's pollers do); `latest()` is its result of the latest read. */
+  function watch(hub: ReaderHub, trigger: Scaler) {
+    let latest: TriggerResult | undefined;
+    const subscription = trigger.watch(hub, (result) => {
+      latest = result;
+    });
+    return { latest: () => latest, subscription };
+  }
+  const valueOf = (result: TriggerResult | undefined): number | undefined =>
+    result?.ok ? result.sample.value : undefined;
+
+  it('reads between polls: the hub fills the window whatever the pollingInterval, so one late poll has the rate', async () => {
     await server.control({ rate: 20, mode: 'ok' });
-    const scaler = urlScaler(server.url, { window: '2s' });
+    const hub = new ReaderHub();
+    const trigger = urlTrigger(server.url, { window: '2s' });
+    const watched = watch(hub, trigger);
     try {
-      await expectError(sample(scaler), /not enough samples yet/);
-      // One poll 3 s later: the window holds the scaler's own reads (every 250 ms), not just this one.
-      await sleep(3000);
-      const { value } = await sample(scaler);
+      // Nobody samples: the hub reads the source about once a second on its own, and the window spans 2 s once it
+      // holds three reads.
+      await waitFor(() => hub.readsOf(trigger.sourceKey) >= 4 && watched.latest()?.ok, {
+        timeoutMs: 10_000,
+        message: 'the hub to have read the exporter four times',
+      });
+      const value = valueOf(watched.latest());
       expect(value).toBeGreaterThan(18);
       expect(value).toBeLessThan(22);
     } finally {
-      await scaler.close();
+      await hub.close();
     }
   });
 
-  it('stops reading at close()', async () => {
-    const scaler = urlScaler(server.url, { window: '2s' });
-    await sample(scaler).catch(() => undefined);
-    await sleep(600);
-    await scaler.close();
-    const after = server.scrapes();
-    await sleep(1000);
-    expect(server.scrapes()).toBe(after);
-    await expectError(sample(scaler), /closed/);
+  it('stops reading when the last trigger watching the source closes', async () => {
+    await server.control({ rate: 20, mode: 'ok' });
+    const pool = new SharedPool();
+    const hub = new ReaderHub({ shared: pool });
+    const trigger = urlTrigger(server.url, { window: '2s' });
+    // Two triggers on one source share one reader: closing one keeps it reading.
+    const first = watch(hub, trigger);
+    const second = watch(hub, urlTrigger(server.url, { window: '2s', targetRate: '99' }));
+    try {
+      const before = server.scrapes();
+      await waitFor(() => server.scrapes() >= before + 2, { timeoutMs: 5000, message: 'two reads by the hub' });
+      first.subscription.close();
+      const still = server.scrapes();
+      await waitFor(() => server.scrapes() > still, { timeoutMs: 5000, message: 'a read after one of two closed' });
+      expect(hub.stats().sources).toBe(1);
+      second.subscription.close();
+      // The reader closes and releases its connection pool...
+      await waitFor(() => hub.stats().sources === 0 && pool.held().size === 0, {
+        timeoutMs: 5000,
+        message: 'the reader and its pool to be released',
+      });
+      // ...and nothing reads the exporter any more (an absence: it takes a wait longer than the interval to show).
+      const after = server.scrapes();
+      await sleep(2500);
+      expect(server.scrapes()).toBe(after);
+    } finally {
+      await hub.close();
+    }
   });
 
-  it('recovers behind the circuit breaker once the exporter is back (window shorter than the reset timeout)', async () => {
+  it('recovers behind the circuit breaker once the exporter is back, after an outage longer than the window', async () => {
     await server.control({ rate: 20, mode: 'ok' });
-    // As the scaling loop runs it: pollingInterval 1 s, so the breaker waits 5 s before a trial call; window 3 s.
-    const guarded = new GuardedScaler(urlScaler(server.url, { window: '3s' }), breakerOptionsFor(1));
-    const poll = () =>
-      guarded.sample().then(
-        (s) => s.value,
-        (err: unknown) => err as Error,
-      );
+    const hub = new ReaderHub();
+    const trigger = urlTrigger(server.url, { window: '3s' });
+    const watched = watch(hub, trigger);
+    const breaker = () => hub.stats().breakers[`http://127.0.0.1:${server.port}/metrics`];
     try {
-      for (let i = 0; i < 3; i++) {
-        await poll();
-        await sleep(1000);
-      }
+      await waitFor(() => watched.latest()?.ok, { timeoutMs: 10_000, message: 'a first rate' });
       await server.control({ mode: 500 });
-      await waitFor(async () => (await poll(), guarded.state === 'open'), { timeoutMs: 15_000, intervalMs: 1000 });
-      await sleep(6000);
+      await waitFor(() => breaker() === 'open' || breaker() === 'halfOpen', {
+        timeoutMs: 15_000,
+        message: 'the circuit to open',
+      });
+      expect(watched.latest()?.ok).toBe(false);
+      // Longer than the window: when the exporter is back, nothing of before the outage is left in it.
+      const outage = server.scrapes();
+      await waitFor(() => server.scrapes() >= outage + 4, { timeoutMs: 15_000, message: 'probes during the outage' });
       await server.control({ mode: 'ok' });
-      const recovered = await waitFor(
-        async () => {
-          const value = await poll();
-          return typeof value === 'number' ? value : undefined;
-        },
-        { timeoutMs: 15_000, intervalMs: 1000, message: 'a value after the exporter recovered' },
-      );
+      const recovered = await waitFor(() => valueOf(watched.latest()), {
+        timeoutMs: 15_000,
+        message: 'a rate after the exporter recovered',
+      });
       expect(recovered).toBeGreaterThan(15);
       expect(recovered).toBeLessThan(25);
-      expect(guarded.state).toBe('closed');
+      expect(breaker()).toBe('closed');
     } finally {
-      await guarded.close();
+      await hub.close();
     }
   });
 
@@ -267,15 +332,17 @@ describe('http-rate: Service form on the real kube-apiserver', () => {
     })),
   });
 
-  const serviceScaler = (service: string, extra: Record<string, string> = {}): Scaler =>
+  const serviceScaler = (service: string, extra: Record<string, string> = {}): StandaloneScaler =>
     track(
-      createHttpRateScaler(
-        triggerInput({
-          type: 'http-rate',
-          namespace,
-          cluster,
-          metadata: { service, port: 'metrics', counter: COUNTER, targetRate: '10', window: '3s', ...extra },
-        }),
+      standalone(
+        createHttpRateScaler(
+          triggerInput({
+            type: 'http-rate',
+            namespace,
+            cluster,
+            metadata: { service, port: 'metrics', counter: COUNTER, targetRate: '10', window: '3s', ...extra },
+          }),
+        ),
       ),
     );
 

@@ -4,7 +4,6 @@
 // error, never 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetricsApiScaler } from '../../src/scalers/metrics-api.ts';
-import type { Scaler } from '../../src/scalers/scaler.ts';
 import {
   EXPOSITION_TYPE,
   closedPort,
@@ -13,19 +12,19 @@ import {
   type MetricServer,
 } from '../support/metric-server.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
-import { expectSampleError, triggerInput } from '../support/trigger.ts';
+import { expectSampleError, standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
 
 const SECRET = 'key-8d2e51b0-secret';
 const signal = () => AbortSignal.timeout(5000);
 
-const scalers: Scaler[] = [];
-function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): Scaler {
-  const s = createMetricsApiScaler(triggerInput({ type: 'metrics-api', metadata, authParams }));
+const scalers: StandaloneScaler[] = [];
+function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): StandaloneScaler {
+  const s = standalone(createMetricsApiScaler(triggerInput({ type: 'metrics-api', metadata, authParams })));
   scalers.push(s);
   return s;
 }
 
-const sampleError = (s: Scaler): Promise<string> => expectSampleError(s, [SECRET]);
+const sampleError = (s: StandaloneScaler): Promise<string> => expectSampleError(s, [SECRET]);
 
 let server: MetricServer;
 beforeAll(async () => {

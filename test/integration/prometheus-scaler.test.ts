@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeError } from '../../src/errors.ts';
 import { createPrometheusScaler } from '../../src/scalers/prometheus.ts';
-import type { Scaler } from '../../src/scalers/scaler.ts';
 import { addScrapeTarget, loadTestEnv, queryPrometheus, uniqueName, waitFor } from '../support/env.ts';
 import {
   EXPOSITION_TYPE,
@@ -15,19 +14,19 @@ import {
   type MetricServer,
 } from '../support/metric-server.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
-import { expectSampleError, triggerInput } from '../support/trigger.ts';
+import { expectSampleError, standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
 
 const SECRET = 'tok-3f9a7c1e-secret';
 const signal = () => AbortSignal.timeout(5000);
 
-const scalers: Scaler[] = [];
-function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): Scaler {
-  const s = createPrometheusScaler(triggerInput({ type: 'prometheus', metadata, authParams }));
+const scalers: StandaloneScaler[] = [];
+function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): StandaloneScaler {
+  const s = standalone(createPrometheusScaler(triggerInput({ type: 'prometheus', metadata, authParams })));
   scalers.push(s);
   return s;
 }
 
-const sampleError = (s: Scaler): Promise<string> => expectSampleError(s, [SECRET]);
+const sampleError = (s: StandaloneScaler): Promise<string> => expectSampleError(s, [SECRET]);
 
 afterAll(async () => {
   await Promise.all(scalers.map((s) => s.close()));

@@ -9,23 +9,45 @@ import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError, describeError } from '../../src/errors.ts';
+import { BackendError, ScalerError, describeError } from '../../src/errors.ts';
+import { AmqpBroker, CONNECTION_NAME, MAX_CHANNELS } from '../../src/scalers/rabbitmq-amqp.ts';
 import { createRabbitMqScaler } from '../../src/scalers/rabbitmq.ts';
-import type { Sample, Scaler } from '../../src/scalers/scaler.ts';
+import type { Sample, SharedResources } from '../../src/scalers/scaler.ts';
+import { SharedPool } from '../../src/scalers/shared.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
-import { triggerInput } from '../support/trigger.ts';
+import { standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
 import { loadTestEnv, rabbitmqApi, uniqueName, waitFor } from '../support/env.ts';
 
 const signal = () => AbortSignal.timeout(5000);
 
-const scalers: Scaler[] = [];
-function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): Scaler {
-  const s = createRabbitMqScaler(triggerInput({ type: 'rabbitmq', metadata, authParams, owner: 'test/rabbitmq' }));
+const scalers: StandaloneScaler[] = [];
+/** A trigger with a private reader: of its own SharedPool, or of `shared` (triggers sharing connections). */
+function scaler(
+  metadata: Record<string, string>,
+  authParams: Record<string, string> = {},
+  shared?: SharedResources,
+): StandaloneScaler {
+  const s = standalone(createRabbitMqScaler(triggerInput({ type: 'rabbitmq', metadata, authParams })), shared);
   scalers.push(s);
   return s;
 }
 
-async function sampleError(s: Scaler): Promise<ScalerError> {
+/** The AmqpBroker (the shared connection) `pool` holds, for its connection-attempt count. */
+function leasedBroker(pool: SharedPool): AmqpBroker {
+  const keys = [...pool.held().keys()].filter((k) => k.startsWith('amqp|'));
+  expect(keys).toHaveLength(1);
+  const lease = pool.lease<AmqpBroker>(
+    keys[0] ?? '',
+    () => {
+      throw new Error('the pool holds no AMQP connection');
+    },
+    () => undefined,
+  );
+  lease.release();
+  return lease.value;
+}
+
+async function sampleError(s: StandaloneScaler): Promise<ScalerError> {
   try {
     const sample = await s.sample(signal());
     throw new Error(`expected an error, got the value ${sample.value}`);
@@ -36,7 +58,7 @@ async function sampleError(s: Scaler): Promise<ScalerError> {
 }
 
 /** Polls until the scaler answers (the management API has no statistics for a new queue for about a second). */
-function sampleWhen(s: Scaler, ok: (sample: Sample) => boolean, message: string, timeoutMs = 20_000) {
+function sampleWhen(s: StandaloneScaler, ok: (sample: Sample) => boolean, message: string, timeoutMs = 20_000) {
   return waitFor(
     async () => {
       const got = await s.sample(signal());
@@ -117,21 +139,25 @@ describe('rabbitmq scaler against a real broker', () => {
   });
 
   it('reads the queue length over AMQP (passive declare), and reuses its connection', async () => {
-    const s = scaler({ host: loadTestEnv().rabbitmq.amqpUrl, queueName: queue });
+    const pool = new SharedPool();
+    const s = scaler({ host: loadTestEnv().rabbitmq.amqpUrl, queueName: queue }, {}, pool);
     expect(await s.sample(signal())).toEqual({ value: 7, active: true });
     channel.sendToQueue(queue, Buffer.from('one more'));
     await waitFor(async () => (await s.sample(signal())).value === 8, { message: 'AMQP count 8' });
-    const names = await waitFor(
+    // Every read went over the one connection made by the first (the reader keeps its lease between reads).
+    expect(leasedBroker(pool).connects).toBe(1);
+    // The broker shows it by name. (Other sluice processes may be connected to vhost "/" too: that there is exactly
+    // one per broker is proven in a vhost of its own, below.)
+    await waitFor(
       async () => {
-        const list = (await (await rabbitmqApi('/api/connections?columns=client_properties')).json()) as {
+        const list = (await (await rabbitmqApi('/api/connections?columns=vhost,client_properties')).json()) as {
+          vhost?: string;
           client_properties?: { connection_name?: string };
         }[];
-        const ours = list.filter((c) => c.client_properties?.connection_name === 'sluice-test-rabbitmq');
-        return ours.length > 0 ? ours : undefined;
+        return list.some((c) => c.vhost === '/' && c.client_properties?.connection_name === CONNECTION_NAME);
       },
       { timeoutMs: 15_000, message: 'the named AMQP connection' },
     );
-    expect(names).toHaveLength(1);
     await channel.get(queue, { noAck: true });
     await settled(queue, 7);
   });
@@ -252,6 +278,7 @@ describe('rabbitmq scaler against a real broker', () => {
       expect((await scaler({ host: h, queueName: queue }, { username, password }).sample(signal())).value).toBe(7);
       const wrong = await sampleError(scaler({ host: h, queueName: queue }, { username, password: 'wrong-pass-123' }));
       expect(wrong.message).toMatch(/refused the credentials/);
+      expect(wrong).toBeInstanceOf(BackendError); // counted by the broker's circuit breaker
       expect(describeError(wrong)).not.toContain('wrong-pass-123');
       expect(JSON.stringify(wrong)).not.toContain('wrong-pass-123');
     }
@@ -262,7 +289,9 @@ describe('rabbitmq scaler against a real broker', () => {
   it('treats a missing queue as an error, over both protocols (and keeps working afterwards)', async () => {
     const env = loadTestEnv();
     const http = scaler({ host: env.rabbitmq.managementUrl, queueName: 'does-not-exist' });
-    expect((await sampleError(http)).message).toMatch(/does not exist/);
+    const missing = await sampleError(http);
+    expect(missing.message).toMatch(/does not exist/);
+    expect(missing).not.toBeInstanceOf(BackendError); // the broker answered
     const rate = scaler({
       host: env.rabbitmq.managementUrl,
       queueName: 'does-not-exist',
@@ -271,7 +300,9 @@ describe('rabbitmq scaler against a real broker', () => {
     });
     expect((await sampleError(rate)).message).toMatch(/does not exist/);
     const overAmqp = scaler({ host: env.rabbitmq.amqpUrl, queueName: 'does-not-exist' });
-    expect((await sampleError(overAmqp)).message).toMatch(/does not exist/);
+    const missingOverAmqp = await sampleError(overAmqp);
+    expect(missingOverAmqp.message).toMatch(/does not exist/);
+    expect(missingOverAmqp).not.toBeInstanceOf(BackendError);
     const good = scaler({ host: env.rabbitmq.amqpUrl, queueName: queue });
     expect((await good.sample(signal())).value).toBeGreaterThan(0);
   });
@@ -292,7 +323,139 @@ describe('rabbitmq scaler against a real broker', () => {
     const e1 = await sampleError(scaler({ host: 'http://guest:guest@127.0.0.1:1/', queueName: queue }));
     expect(e1.message).toMatch(/cannot reach/);
     const e2 = await sampleError(scaler({ host: 'amqp://guest:guest@127.0.0.1:1/', queueName: queue }));
-    expect(e2.message).toMatch(/cannot read/);
+    expect(e2.message).toMatch(/cannot connect to amqp:\/\/127\.0\.0\.1:1\/%2F over AMQP/);
+    for (const e of [e1, e2]) expect(e).toBeInstanceOf(BackendError);
+  });
+});
+
+describe('AMQP: one connection per broker, shared by every trigger through one SharedPool', () => {
+  // A vhost of its own, so that what the broker shows for it is this test's alone (other sluice processes may be
+  // connected to "/").
+  const vhost = uniqueName('sluice-share');
+  const queueNames = Array.from({ length: 20 }, (_, i) => `share-${i}`);
+  let admin: amqp.ChannelModel;
+  let host: string;
+
+  interface ConnectionView {
+    name: string;
+    vhost?: string;
+    client_properties?: { connection_name?: string };
+  }
+  interface ChannelView {
+    connection_details?: { name?: string };
+  }
+  const json = async <T>(apiPath: string): Promise<T> => (await (await rabbitmqApi(apiPath)).json()) as T;
+
+  /** The broker's view of sluice in this vhost: its connections, and the channels on them. */
+  async function brokerView(): Promise<{ connections: number; channels: number }> {
+    const connections = (await json<ConnectionView[]>('/api/connections?columns=name,vhost,client_properties')).filter(
+      (c) => c.vhost === vhost && c.client_properties?.connection_name === CONNECTION_NAME,
+    );
+    const names = new Set(connections.map((c) => c.name));
+    const channels = (
+      await json<ChannelView[]>(`/api/vhosts/${encodeURIComponent(vhost)}/channels?columns=connection_details`)
+    ).filter((c) => names.has(c.connection_details?.name ?? ''));
+    return { connections: connections.length, channels: channels.length };
+  }
+
+  /** The broker's view once it has caught up: the same twice in a row (its statistics lag by a moment). */
+  async function settledView(expected: (view: { connections: number; channels: number }) => boolean, what: string) {
+    let previous = '';
+    return waitFor(
+      async () => {
+        const view = await brokerView();
+        const key = JSON.stringify(view);
+        const stable = key === previous;
+        previous = key;
+        return stable && expected(view) ? view : undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 500, message: what },
+    );
+  }
+
+  beforeAll(async () => {
+    const { amqpUrl, managementUrl } = loadTestEnv().rabbitmq;
+    const user = decodeURIComponent(new URL(managementUrl).username);
+    const put = async (apiPath: string, body: unknown) => {
+      const response = await rabbitmqApi(apiPath, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(response.ok, `PUT ${apiPath}: ${response.status}`).toBe(true);
+    };
+    await put(`/api/vhosts/${encodeURIComponent(vhost)}`, {});
+    await put(`/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(user)}`, {
+      configure: '.*',
+      write: '.*',
+      read: '.*',
+    });
+    host = `${amqpUrl.replace(/\/$/, '')}/${encodeURIComponent(vhost)}`;
+    admin = await amqp.connect(host);
+    const publisher = await admin.createConfirmChannel();
+    // Queue share-<i> holds i messages, so every trigger's count is its own.
+    for (const [i, name] of queueNames.entries()) {
+      await publisher.assertQueue(name, { durable: false });
+      for (let m = 0; m < i; m++) publisher.sendToQueue(name, Buffer.from(`m${m}`));
+    }
+    await publisher.waitForConfirms();
+    await publisher.close();
+  });
+
+  afterAll(async () => {
+    await admin.close().catch(() => undefined);
+    // Deleting the vhost deletes its queues (and would close any connection left to it).
+    await rabbitmqApi(`/api/vhosts/${encodeURIComponent(vhost)}`, { method: 'DELETE' });
+  });
+
+  /** Closes every reader (each releases its lease) and waits until the broker shows no sluice connection here. */
+  async function closeAll(triggers: readonly StandaloneScaler[], pool: SharedPool): Promise<void> {
+    await Promise.all(triggers.map((t) => t.close()));
+    expect(pool.held().size).toBe(0);
+    await waitFor(async () => (await brokerView()).connections === 0, {
+      timeoutMs: 10_000,
+      message: 'the shared AMQP connection to be closed once its last reader closed',
+    });
+  }
+
+  it(`20 triggers on 20 queues: ONE connection, at most ${MAX_CHANNELS} channels, each trigger its own count`, async () => {
+    const pool = new SharedPool();
+    const triggers = queueNames.map((queueName) => scaler({ host, queueName }, {}, pool));
+    const counts = queueNames.map((_, i) => ({ value: i, active: i > 0 }));
+    // All read in the same turn (as the hub reads the sources of one backend), twice: the second round reuses it all.
+    for (let round = 0; round < 2; round++) {
+      expect(await Promise.all(triggers.map((t) => t.sample(signal())))).toEqual(counts);
+    }
+    expect(leasedBroker(pool).connects).toBe(1);
+    expect([...pool.held().values()]).toEqual([20]); // one lease per reader, of one shared connection
+    const view = await settledView((v) => v.connections > 0, 'the broker to show the connection and its channels');
+    expect(view.connections).toBe(1);
+    expect(view.channels).toBeGreaterThan(0);
+    expect(view.channels).toBeLessThanOrEqual(MAX_CHANNELS);
+
+    await closeAll(triggers, pool);
+  });
+
+  it('a missing queue among them fails only itself: the checks queued behind it on its channel still count', async () => {
+    const pool = new SharedPool();
+    // The missing queue is checked first: with 21 checks on at most 4 channels, others wait behind it on its channel
+    // when the broker closes that channel (404), and must be retried on another one, not failed.
+    const missing = scaler({ host, queueName: 'share-missing' }, {}, pool);
+    const triggers = queueNames.map((queueName) => scaler({ host, queueName }, {}, pool));
+    const [gone, ...results] = await Promise.allSettled([missing, ...triggers].map((t) => t.sample(signal())));
+    expect(results).toEqual(queueNames.map((_, i) => ({ status: 'fulfilled', value: { value: i, active: i > 0 } })));
+    expect(gone?.status).toBe('rejected');
+    const err: unknown = gone?.status === 'rejected' ? gone.reason : undefined;
+    expect(err).toBeInstanceOf(ScalerError);
+    expect(err).not.toBeInstanceOf(BackendError); // the broker answered: not a failure of the broker
+    expect(describeError(err)).toMatch(/queue "share-missing" at amqp:\/\/127\.0\.0\.1:\d+\/.* does not exist/);
+    // A missing queue costs a channel, never the connection.
+    expect(leasedBroker(pool).connects).toBe(1);
+    const view = await settledView((v) => v.connections > 0, 'the broker to show the connection');
+    expect(view.connections).toBe(1);
+    expect(view.channels).toBeLessThanOrEqual(MAX_CHANNELS);
+
+    await closeAll([missing, ...triggers], pool);
   });
 });
 
@@ -319,7 +482,7 @@ describe('a management API that misbehaves', () => {
   );
 
   const cases = [
-    { comment: '500', status: 500, body: '{}', expected: /answered 500/ },
+    { comment: '500', status: 500, body: '{}', expected: /answered 500/, backend: true },
     { comment: '404', status: 404, body: '{}', expected: /does not exist/ },
     {
       comment: 'no statistics yet (messages missing, as right after a queue is created)',
@@ -338,17 +501,22 @@ describe('a management API that misbehaves', () => {
       mode: 'MessageRate',
     },
   ];
-  it.each(cases)('$comment is an error, not 0', async ({ status, body, expected, mode }) => {
+  it.each(cases)('$comment is an error, not 0', async ({ status, body, expected, mode, backend = false }) => {
     reply = (res) => res.writeHead(status, { 'content-type': 'application/json' }).end(body);
     const metadata = { host: base, queueName: 'q', ...(mode ? { mode, value: '1' } : {}) };
-    expect((await sampleError(scaler(metadata))).message).toMatch(expected);
+    const err = await sampleError(scaler(metadata));
+    expect(err.message).toMatch(expected);
+    // Only a failure of the API itself counts against its circuit breaker; an unusable answer does not.
+    expect(err instanceof BackendError).toBe(backend);
   });
 
   it('a timeout is an error', async () => {
     reply = () => undefined; // never answers
     const s = scaler({ host: base, queueName: 'q', timeout: '300' });
     const started = Date.now();
-    expect(describeError(await sampleError(s))).toMatch(/timeout/);
+    const err = await sampleError(s);
+    expect(describeError(err)).toMatch(/timeout/);
+    expect(err).toBeInstanceOf(BackendError);
     expect(Date.now() - started).toBeLessThan(3000);
   });
 });

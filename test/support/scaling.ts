@@ -2,7 +2,16 @@
 // replica counts, and the external metric as the HPA controller reads it (through kube-apiserver's aggregator).
 import { request, type RequestOptions } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, AutoscalingV2Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  AutoscalingV2Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Event,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import { expect } from 'vitest';
 import { waitFor } from './env.ts';
 
@@ -25,6 +34,7 @@ export interface ScaledObjectView {
     lastActiveTime?: string;
     originalReplicaCount?: number;
     triggersActivity?: Record<string, { isActive: boolean }>;
+    health?: Record<string, { numberOfFailures?: number; status?: string }>;
   };
 }
 
@@ -42,6 +52,7 @@ export class ScalingTestKit {
   readonly apps: AppsV1Api;
   readonly autoscaling: AutoscalingV2Api;
   readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
 
   constructor(kc: KubeConfig, namespace: string) {
     this.kc = kc;
@@ -49,6 +60,32 @@ export class ScalingTestKit {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.autoscaling = kc.makeApiClient(AutoscalingV2Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  /** Merge-patches a ScaledObject's spec or metadata. */
+  async patchScaledObject(name: string, patch: Record<string, unknown>): Promise<void> {
+    await this.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: this.namespace, plural: 'scaledobjects', name, body: patch },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  /** The Events about a ScaledObject (what `kubectl describe so <name>` lists), oldest first. */
+  async events(scaledObject: string): Promise<CoreV1Event[]> {
+    const list = await this.core.listNamespacedEvent({
+      namespace: this.namespace,
+      fieldSelector: `involvedObject.name=${scaledObject},involvedObject.kind=ScaledObject`,
+    });
+    return list.items.sort((a, b) => String(a.eventTime ?? '').localeCompare(String(b.eventTime ?? '')));
+  }
+
+  /** Waits until an Event with `reason` exists about the ScaledObject, and returns it. */
+  async waitForEvent(scaledObject: string, reason: string, timeoutMs = 20_000): Promise<CoreV1Event> {
+    return waitFor(async () => (await this.events(scaledObject)).find((e) => e.reason === reason), {
+      timeoutMs,
+      message: `an Event ${reason} about ScaledObject ${scaledObject}`,
+    });
   }
 
   /** A Deployment whose pods stay Pending (no kubelet): enough for External AverageValue targets. */

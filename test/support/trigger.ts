@@ -1,7 +1,8 @@
 // A TriggerInput for scaler tests: defaults for everything a test does not care about.
 import { expect } from 'vitest';
 import { ScalerError, ValidationError, describeError } from '../../src/errors.ts';
-import type { ClusterPort, Sample, Scaler, TriggerInput } from '../../src/scalers/scaler.ts';
+import type { ClusterPort, Sample, Scaler, SharedResources, TriggerInput } from '../../src/scalers/scaler.ts';
+import { SharedPool } from '../../src/scalers/shared.ts';
 
 /** For scalers that must not touch the cluster: any call fails the test. */
 export const noCluster: ClusterPort = {
@@ -17,8 +18,29 @@ export function triggerInput(overrides: Partial<TriggerInput> & Pick<TriggerInpu
     authParams: {},
     resolvedEnv: {},
     cluster: noCluster,
-    owner: 'test/scaledobject',
     ...overrides,
+  };
+}
+
+/** A scaler with a private reader of its own, read by calling sample() (what the hub does about once a second). */
+export interface StandaloneScaler extends Scaler {
+  sample(signal: AbortSignal): Promise<Sample>;
+  close(): Promise<void>;
+}
+
+/** `scaler` with a private reader, opened lazily on the first sample() (building a scaler never connects). */
+export function standalone(scaler: Scaler, shared: SharedResources = new SharedPool()): StandaloneScaler {
+  let reader: ReturnType<Scaler['open']> | undefined;
+  return {
+    ...scaler,
+    sample(signal) {
+      reader ??= scaler.open(shared);
+      return reader.sample(signal);
+    },
+    async close() {
+      await reader?.close();
+      reader = undefined;
+    },
   };
 }
 
@@ -26,7 +48,7 @@ export function triggerInput(overrides: Partial<TriggerInput> & Pick<TriggerInpu
  * Samples `scaler` once and expects a ScalerError (a value would be the "error read as zero" bug). Returns the full
  * message with its causes, after checking that none of `secrets` appears in it.
  */
-export async function expectSampleError(scaler: Scaler, secrets: readonly string[] = []): Promise<string> {
+export async function expectSampleError(scaler: StandaloneScaler, secrets: readonly string[] = []): Promise<string> {
   let sample: Sample;
   try {
     sample = await scaler.sample(AbortSignal.timeout(5000));

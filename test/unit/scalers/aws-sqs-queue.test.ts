@@ -5,7 +5,7 @@ import {
   type SQSClientConfig,
 } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
+import { BackendError, ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
 import {
   awsSqsQueueScalerFactory,
   createAwsSqsQueueScaler,
@@ -14,7 +14,7 @@ import {
 } from '../../../src/scalers/aws-sqs-queue.ts';
 import { createScaler } from '../../../src/scalers/registry.ts';
 import type { TriggerInput } from '../../../src/scalers/scaler.ts';
-import { triggerInput } from '../../support/trigger.ts';
+import { standalone, triggerInput, type StandaloneScaler } from '../../support/trigger.ts';
 
 const properUrl = 'https://sqs.eu-west-1.amazonaws.com/account_id/DeleteArtifactQ';
 const SECRET = 'S3CRET-value-never-shown';
@@ -414,7 +414,7 @@ describe('aws-sqs-queue metadata', () => {
     );
   });
 
-  it('names the metric as KEDA does: s<index>-aws-sqs-<queue name>, normalized', async () => {
+  it('names the metric as KEDA does: s<index>-aws-sqs-<queue name>, normalized', () => {
     const cases = [
       { index: 0, queueURL: properUrl, expected: 's0-aws-sqs-DeleteArtifactQ' },
       { index: 1, queueURL: properUrl, expected: 's1-aws-sqs-DeleteArtifactQ' },
@@ -426,15 +426,13 @@ describe('aws-sqs-queue metadata', () => {
         trigger({ ...base, queueURL: c.queueURL }, staticAuth, { index: c.index }),
       );
       expect(scaler.metricName).toBe(c.expected);
-      await scaler.close();
     }
   });
 
-  it('is registered as aws-sqs-queue', async () => {
+  it('is registered as aws-sqs-queue', () => {
     const scaler = createScaler(trigger(base));
     expect(scaler.metricName).toBe('s0-aws-sqs-DeleteArtifactQ');
     expect(scaler.target).toBe(5);
-    await scaler.close();
   });
 });
 
@@ -445,7 +443,7 @@ function stubClient(reply: (input: GetQueueAttributesCommand['input'], signal: A
     inputs: [] as GetQueueAttributesCommand['input'][],
     destroyed: 0,
   };
-  const factory = awsSqsQueueScalerFactory((config) => {
+  const build = awsSqsQueueScalerFactory((config) => {
     state.configs.push(config);
     const port = {
       send: async (command: GetQueueAttributesCommand, options?: { abortSignal?: AbortSignal }) => {
@@ -461,6 +459,8 @@ function stubClient(reply: (input: GetQueueAttributesCommand['input'], signal: A
     };
     return port as unknown as SqsPort;
   });
+  /** A scaler with a private reader (and SharedPool) of its own. */
+  const factory = (input: TriggerInput): StandaloneScaler => standalone(build(input));
   return { factory, state };
 }
 
@@ -498,9 +498,15 @@ describe('aws-sqs-queue sample() against a stub client', () => {
         credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET, sessionToken: TOKEN },
       },
     ]);
+    // Every read asks for all three counts whatever the trigger's flags (so triggers on one queue share one read);
+    // the trigger sums the ones it counts.
     expect(state.inputs[0]).toEqual({
       QueueUrl: properUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
     });
     await scaler.close();
     await scaler.close();
@@ -530,6 +536,15 @@ describe('aws-sqs-queue sample() against a stub client', () => {
     expect(await factory(trigger({ ...base, ...metadata })).sample(signal())).toEqual({ value, active: true });
   });
 
+  it('triggers on one queue with different flags read the same source (one read serves them all)', () => {
+    const { factory } = stubClient(() => ({ Attributes: attrs }));
+    const keys = sums.map(({ metadata }) => factory(trigger({ ...base, ...metadata })).sourceKey);
+    expect(new Set(keys).size).toBe(1);
+    // Another queue, or other credentials, is another source.
+    expect(factory(trigger({ ...base, queueURL: 'other-queue' })).sourceKey).not.toBe(keys[0]);
+    expect(factory(trigger(base, { ...staticAuth, awsSecretAccessKey: 'another' })).sourceKey).not.toBe(keys[0]);
+  });
+
   it('is active only above activationQueueLength (strict)', async () => {
     const { factory } = stubClient(() => ({ Attributes: attrs }));
     expect(await factory(trigger({ ...base, activationQueueLength: '300' })).sample(signal())).toEqual({
@@ -541,7 +556,11 @@ describe('aws-sqs-queue sample() against a stub client', () => {
       active: true,
     });
     const empty = stubClient(() => ({
-      Attributes: { ApproximateNumberOfMessages: '0', ApproximateNumberOfMessagesNotVisible: '0' },
+      Attributes: {
+        ApproximateNumberOfMessages: '0',
+        ApproximateNumberOfMessagesNotVisible: '0',
+        ApproximateNumberOfMessagesDelayed: '0',
+      },
     }));
     expect(await empty.factory(trigger(base)).sample(signal())).toEqual({ value: 0, active: false });
   });
@@ -576,7 +595,19 @@ describe('aws-sqs-queue sample() against a stub client', () => {
   ];
   it.each(bad)('$comment is an error, not 0', async ({ attributes, expected }) => {
     const { factory } = stubClient(() => ({ Attributes: attributes }));
-    expect((await sampleError(factory(trigger(base)).sample(signal()))).message).toMatch(expected);
+    const err = await sampleError(factory(trigger(base)).sample(signal()));
+    expect(err.message).toMatch(expected);
+    // SQS answered: not a backend failure (its circuit breaker must not count it).
+    expect(err).not.toBeInstanceOf(BackendError);
+  });
+
+  it('never quotes the value SQS sent into the message', async () => {
+    const { factory } = stubClient(() => ({
+      Attributes: { ...attrs, ApproximateNumberOfMessagesNotVisible: 'NotInt-<answer from the backend>' },
+    }));
+    const err = await sampleError(factory(trigger(base)).sample(signal()));
+    expect(err.message).toMatch(/non-integer ApproximateNumberOfMessagesNotVisible/);
+    expect(describeError(err)).not.toContain('NotInt');
   });
 
   const failures = [
@@ -584,6 +615,7 @@ describe('aws-sqs-queue sample() against a stub client', () => {
       comment: 'QueueDoesNotExist',
       error: () => new QueueDoesNotExist({ message: 'The specified queue does not exist.', $metadata: {} }),
       expected: /queue "DeleteArtifactQ" at region eu-west-1 does not exist/,
+      backend: false,
     },
     {
       comment: 'SignatureDoesNotMatch (a wrong secret)',
@@ -596,6 +628,7 @@ describe('aws-sqs-queue sample() against a stub client', () => {
           message: `signature mismatch for ${SECRET} / ${TOKEN}`,
         }),
       expected: /refused the credentials .*SignatureDoesNotMatch/,
+      backend: true,
     },
     {
       comment: 'an unknown error with HTTP 403',
@@ -607,12 +640,14 @@ describe('aws-sqs-queue sample() against a stub client', () => {
           message: '',
         }),
       expected: /refused the credentials/,
+      backend: true,
     },
     {
       comment: 'no credentials from the default chain',
       error: () =>
         Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }),
       expected: /no AWS credentials/,
+      backend: true,
     },
     {
       comment: 'HTTP 503',
@@ -623,7 +658,8 @@ describe('aws-sqs-queue sample() against a stub client', () => {
           $metadata: { httpStatusCode: 503 },
           message: 'down',
         }),
-      expected: /answered HTTP 503 \(ServiceUnavailable\)/,
+      expected: /^SQS at region eu-west-1 answered HTTP 503 \(ServiceUnavailable\)$/,
+      backend: true,
     },
     {
       comment: 'a malformed body',
@@ -632,6 +668,7 @@ describe('aws-sqs-queue sample() against a stub client', () => {
           $metadata: { httpStatusCode: 200 },
         }),
       expected: /malformed answer \(HTTP 200\)/,
+      backend: false,
     },
     {
       comment: 'HTTP 403 with an answer the SDK cannot parse (moto answers auth failures in XML)',
@@ -639,7 +676,8 @@ describe('aws-sqs-queue sample() against a stub client', () => {
         Object.assign(new SyntaxError("Unexpected token '<'\n  Deserialization error: …"), {
           $metadata: { httpStatusCode: 403 },
         }),
-      expected: /refused the credentials for queue "DeleteArtifactQ" at region eu-west-1 \(HTTP 403\)$/,
+      expected: /^SQS at region eu-west-1 refused the credentials \(HTTP 403\)$/,
+      backend: true,
     },
     {
       comment: 'HTTP 500 with an answer the SDK cannot parse',
@@ -647,16 +685,18 @@ describe('aws-sqs-queue sample() against a stub client', () => {
         Object.assign(new SyntaxError("Unexpected token 'o'\n  Deserialization error: …"), {
           $metadata: { httpStatusCode: 500 },
         }),
-      expected: /the SQS endpoint answered HTTP 500 for queue/,
+      expected: /^SQS at region eu-west-1 answered HTTP 500$/,
+      backend: true,
     },
     {
       comment: 'connection refused',
       error: () =>
         Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', $metadata: {} }),
-      expected: /cannot reach the SQS endpoint .*ECONNREFUSED/,
+      expected: /^cannot reach SQS at region eu-west-1: ECONNREFUSED$/,
+      backend: true,
     },
     {
-      comment: 'throttling, or any other SQS error',
+      comment: 'throttling (the endpoint shedding load, as an HTTP 429)',
       error: () =>
         new SQSServiceException({
           name: 'RequestThrottled',
@@ -664,10 +704,26 @@ describe('aws-sqs-queue sample() against a stub client', () => {
           $metadata: { httpStatusCode: 400 },
           message: 'slow down',
         }),
-      expected: /SQS answered RequestThrottled \(HTTP 400\).*slow down/,
+      expected: /^SQS at region eu-west-1 answered HTTP 400 \(RequestThrottled\)$/,
+      backend: true,
+    },
+    {
+      comment: 'any other SQS error',
+      error: () =>
+        new SQSServiceException({
+          name: 'InvalidAttributeName',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+          message: 'unknown attribute',
+        }),
+      expected: /SQS answered InvalidAttributeName \(HTTP 400\).*unknown attribute/,
+      backend: false,
     },
   ];
-  it.each(failures)('$comment is a ScalerError that names the queue and no credential', async ({ error, expected }) => {
+  // A BackendError (counted by the endpoint's circuit breaker) when the endpoint fails: it names the endpoint only, so
+  // every reader of that endpoint reports the same failure. A ScalerError for an answer about the queue, naming it.
+  it.each(failures)('$comment is a ScalerError that names the queue or endpoint, and no credential', async (c) => {
+    const { error, expected, backend } = c;
     const { factory } = stubClient(() => error());
     const err = await sampleError(factory(trigger(base, { ...staticAuth, awsSessionToken: TOKEN })).sample(signal()));
     expect(err.message).toMatch(expected);
@@ -675,6 +731,7 @@ describe('aws-sqs-queue sample() against a stub client', () => {
     expect(everything).not.toContain(SECRET);
     expect(everything).not.toContain(TOKEN);
     expect(err.cause).toBeDefined();
+    expect(err instanceof BackendError).toBe(backend);
   });
 
   it('an aborted signal is a timeout error', async () => {
@@ -685,10 +742,14 @@ describe('aws-sqs-queue sample() against a stub client', () => {
     const timedOut = AbortSignal.timeout(1);
     await new Promise((resolve) => setTimeout(resolve, 20));
     // The signal is already aborted: sample() refuses before sending, with a ScalerError too.
-    expect((await sampleError(factory(trigger(base)).sample(timedOut))).message).toMatch(/timed out/);
+    const refused = await sampleError(factory(trigger(base)).sample(timedOut));
+    expect(refused.message).toMatch(/timed out/);
+    expect(refused).toBeInstanceOf(BackendError);
     const live = new AbortController();
     const pending = factory(trigger(base)).sample(live.signal);
     live.abort(new DOMException('the poll timed out', 'TimeoutError'));
-    expect((await sampleError(pending)).message).toMatch(/reading queue "DeleteArtifactQ" .* timed out/);
+    const aborted = await sampleError(pending);
+    expect(aborted.message).toBe('a read from SQS at region eu-west-1 timed out');
+    expect(aborted).toBeInstanceOf(BackendError);
   });
 });

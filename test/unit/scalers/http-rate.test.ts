@@ -53,6 +53,12 @@ describe('http-rate metadata', () => {
       source: {},
     },
     {
+      comment: 'the largest window and timeout, 1h and 60s',
+      metadata: { ...viaUrl, window: '1h', timeout: '60s' },
+      expect: { windowMs: 3_600_000, timeoutMs: 60_000 },
+      source: {},
+    },
+    {
       comment: 'the smallest window, 1s',
       metadata: { ...viaUrl, window: '1s' },
       expect: { windowMs: 1000 },
@@ -275,7 +281,14 @@ describe('http-rate metadata', () => {
       field: 'window',
       message: 'must not be negative',
     },
+    { comment: 'window above 1h', metadata: { ...viaUrl, window: '61m' }, field: 'window', message: 'at most 1h0m0s' },
     { comment: 'timeout 0', metadata: { ...viaUrl, timeout: '0s' }, field: 'timeout', message: 'at least 1ms' },
+    {
+      comment: 'timeout above 60s',
+      metadata: { ...viaUrl, timeout: '61s' },
+      field: 'timeout',
+      message: 'at most 1m0s',
+    },
     {
       comment: 'timeout not a duration',
       metadata: { ...viaUrl, timeout: 'soon' },

@@ -3,17 +3,20 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
+import { BackendError, ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
 import {
+  agentKey,
   checkHeaders,
   createHttpClient,
   mergeHeaders,
+  openHttpClient,
   parseHttpAuth,
   parseHttpUrl,
   safeUrl,
   type AuthOptions,
   type HttpClientOptions,
 } from '../../../src/scalers/http.ts';
+import { SharedPool } from '../../../src/scalers/shared.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
 import { triggerInput, expectValidationError } from '../../support/trigger.ts';
 
@@ -395,11 +398,16 @@ describe('createHttpClient', () => {
       await client.close();
     }
   };
-  const failure = async (promise: Promise<unknown>): Promise<string> => {
+  /**
+   * The request's error message. `backend` says whether it must be a BackendError (the server failed: counted by its
+   * circuit breaker) or must not be one (the server answered without a usable value).
+   */
+  const failure = async (promise: Promise<unknown>, backend?: boolean): Promise<string> => {
     try {
       await promise;
     } catch (err) {
       expect(err).toBeInstanceOf(ScalerError);
+      if (backend !== undefined) expect(err instanceof BackendError).toBe(backend);
       const message = describeError(err);
       expect(message).not.toContain(SECRET);
       return message;
@@ -420,12 +428,18 @@ describe('createHttpClient', () => {
     expect(req?.url).toBe(`/m?x=1&api_key=${SECRET}`);
   });
 
-  it.each([500, 503, 404, 400])('HTTP %i is an error naming the status', async (status) => {
+  it.each([
+    { status: 500, backend: true },
+    { status: 503, backend: true },
+    { status: 429, backend: true },
+    { status: 404, backend: false },
+    { status: 400, backend: false },
+  ])('HTTP $status is an error naming the status (a backend failure: $backend)', async ({ status, backend }) => {
     handler = (_req, res) => {
       res.statusCode = status;
       res.end('oops');
     };
-    const message = await failure(get(`${base}/m?api_key=${SECRET}`));
+    const message = await failure(get(`${base}/m?api_key=${SECRET}`), backend);
     expect(message).toBe(`${base}/m answered HTTP ${status}`);
   });
 
@@ -434,7 +448,7 @@ describe('createHttpClient', () => {
       res.statusCode = status;
       res.end(`bad token ${SECRET}`);
     };
-    const message = await failure(get(`${base}/m`, { headers: { authorization: `Bearer ${SECRET}` } }));
+    const message = await failure(get(`${base}/m`, { headers: { authorization: `Bearer ${SECRET}` } }), true);
     expect(message).toBe(`authentication failed: ${base}/m answered HTTP ${status}`);
   });
 
@@ -461,7 +475,7 @@ describe('createHttpClient', () => {
       res.end();
     };
     const before = seen.length;
-    const message = await failure(get(`${base}/r`, { headers: { authorization: `Bearer ${SECRET}` } }));
+    const message = await failure(get(`${base}/r`, { headers: { authorization: `Bearer ${SECRET}` } }), false);
     expect(message).toContain('HTTP 302 (a redirect to http://elsewhere.example/x)');
     expect(seen.length).toBe(before + 1);
   });
@@ -469,9 +483,20 @@ describe('createHttpClient', () => {
   it('a server that does not answer in time is a timeout error', async () => {
     handler = () => undefined; // never answers
     const started = performance.now();
-    const message = await failure(get(`${base}/slow`, { timeoutMs: 300 }));
+    const message = await failure(get(`${base}/slow`, { timeoutMs: 300 }), true);
     expect(message).toContain('did not answer within 300 ms (timeout)');
     expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it("the read's own time limit running out first (as long as ours, started a moment earlier) is a timeout", async () => {
+    // What the hub and a standalone reader do: the read is bounded by the source's timeout, the client's equal one
+    // starts a moment later. That is a timeout of the request, not a cancellation.
+    handler = () => undefined; // never answers
+    const same = await failure(get(`${base}/slow`, { timeoutMs: 300 }, AbortSignal.timeout(300)), true);
+    expect(same).toMatch(/did not answer within 300 ms \(timeout\)/);
+    // A shorter limit of the caller's is named with the time actually waited.
+    const shorter = await failure(get(`${base}/slow`, { timeoutMs: 5000 }, AbortSignal.timeout(100)), true);
+    expect(shorter).toMatch(/did not answer within 1\d\d ms \(timeout\)/);
   });
 
   it('a body that stops mid-way past the timeout is a timeout error', async () => {
@@ -479,7 +504,7 @@ describe('createHttpClient', () => {
       res.setHeader('content-length', '100');
       res.write('{"value":');
     };
-    expect(await failure(get(`${base}/stall`, { timeoutMs: 300 }))).toContain('timeout');
+    expect(await failure(get(`${base}/stall`, { timeoutMs: 300 }), true)).toContain('timeout');
   });
 
   it('the caller aborting is an error', async () => {
@@ -496,27 +521,29 @@ describe('createHttpClient', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     await new Promise((resolve) => server.close(resolve));
-    const message = await failure(get(`http://127.0.0.1:${port}/m`));
+    const message = await failure(get(`http://127.0.0.1:${port}/m`), true);
     expect(message).toContain(`cannot reach http://127.0.0.1:${port}/m`);
     expect(message).toContain('ECONNREFUSED');
   });
 
   it('a body over the limit is an error', async () => {
     handler = (_req, res) => res.end('x'.repeat(2048));
-    expect(await failure(get(`${base}/big`, { maxBodyBytes: 1024 }))).toContain(
+    expect(await failure(get(`${base}/big`, { maxBodyBytes: 1024 }), false)).toContain(
       'body of 2048 bytes (the limit is 1024)',
     );
     handler = (_req, res) => {
       res.write('x'.repeat(800));
       res.end('x'.repeat(800)); // chunked: no content-length
     };
-    expect(await failure(get(`${base}/big`, { maxBodyBytes: 1024 }))).toContain('over 1024 bytes');
+    expect(await failure(get(`${base}/big`, { maxBodyBytes: 1024 }), false)).toContain('over 1024 bytes');
   });
 
   describe('TLS', () => {
     it('a self-signed server is refused without its CA', async () => {
       handler = (_req, res) => res.end('ok');
-      expect(await failure(get(`${tlsBase}/m`))).toMatch(/cannot reach .*: fetch failed: .*(self.signed|certificate)/i);
+      expect(await failure(get(`${tlsBase}/m`), true)).toMatch(
+        /cannot reach .*: fetch failed: .*(self.signed|certificate)/i,
+      );
     });
     it('is trusted with ca', async () => {
       handler = (_req, res) => res.end('ok');
@@ -539,5 +566,51 @@ describe('createHttpClient', () => {
     it('…and refuses a client without one', async () => {
       expect(await failure(get(`${mtlsBase}/m`, { tls: { ca: pki.caCert } }))).toContain('cannot reach');
     });
+  });
+});
+
+describe('openHttpClient: one connection pool per origin and TLS settings, leased from the shared resources', () => {
+  const options = (over: Partial<HttpClientOptions> = {}): HttpClientOptions => ({
+    timeoutMs: 1000,
+    unsafeSsl: false,
+    tls: {},
+    headers: {},
+    ...over,
+  });
+
+  it('clients of one scope and TLS settings share one lease, released when the last one closes (idempotently)', async () => {
+    const pool = new SharedPool();
+    const a = openHttpClient(pool, 'http://a:1', options({ headers: { authorization: 'Bearer one' } }));
+    const b = openHttpClient(pool, 'http://a:1', options({ headers: { authorization: 'Bearer two' } }));
+    const key = agentKey('http://a:1', false, {});
+    expect(pool.held()).toEqual(new Map([[key, 2]]));
+    await a.close();
+    await a.close(); // a second close releases nothing more
+    expect(pool.held()).toEqual(new Map([[key, 1]]));
+    await b.close();
+    expect(pool.held().size).toBe(0);
+  });
+
+  it('another origin, other TLS material or unsafeSsl is another pool; keys never contain the material', async () => {
+    const pool = new SharedPool();
+    const clients = [
+      openHttpClient(pool, 'http://a:1', options()),
+      openHttpClient(pool, 'http://b:1', options()),
+      openHttpClient(pool, 'http://a:1', options({ unsafeSsl: true })),
+      openHttpClient(pool, 'http://a:1', options({ tls: { ca: pki.caCert } })),
+      openHttpClient(
+        pool,
+        'http://a:1',
+        options({ tls: { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey } }),
+      ),
+    ];
+    const keys = [...pool.held().keys()];
+    expect(keys).toHaveLength(5);
+    for (const key of keys) {
+      expect(key).toMatch(/^agent\|/);
+      expect(key).not.toContain('BEGIN');
+    }
+    await Promise.all(clients.map((c) => c.close()));
+    expect(pool.held().size).toBe(0);
   });
 });

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../src/errors.ts';
-import { formatDurationMs, parseDurationMs, parseParams, type ParamSpec } from '../../../src/scalers/metadata.ts';
+import {
+  MAX_TIMEOUT_MS,
+  formatDurationMs,
+  parseDurationMs,
+  parseParams,
+  type ParamSpec,
+} from '../../../src/scalers/metadata.ts';
+import { createScaler } from '../../../src/scalers/registry.ts';
+import { expectValidationError, triggerInput } from '../../support/trigger.ts';
 
 describe('parseDurationMs: KEDA durations (whole milliseconds or Go durations)', () => {
   const rows: { comment: string; text: string; ms: number | undefined }[] = [
@@ -55,6 +63,12 @@ describe('duration parameters', () => {
   const parse = (metadata: Record<string, string>) =>
     parseParams(spec, { metadata, authParams: {}, path: 'spec.triggers[0].metadata' });
 
+  it('rounds up to whole milliseconds (timers take whole milliseconds)', () => {
+    expect(parse({ grace: '1.5ms' })).toEqual({ every: 30_000, grace: 2 });
+    expect(parse({ grace: '1ns' })).toEqual({ every: 30_000, grace: 1 });
+    expect(parse({ every: '1000.2ms', grace: '0' })).toEqual({ every: 1001, grace: 0 });
+  });
+
   it('parses, defaults and leaves optional ones undefined', () => {
     expect(parse({ every: '2m' })).toEqual({ every: 120_000, grace: undefined });
     expect(parse({})).toEqual({ every: 30_000, grace: undefined });
@@ -71,5 +85,20 @@ describe('duration parameters', () => {
     expect(() => parse(metadata)).toThrow(ValidationError);
     expect(() => parse(metadata)).toThrow(`spec.triggers[0].metadata.${field}: `);
     expect(() => parse(metadata)).toThrow(message);
+  });
+});
+
+describe('every scaler timeout is at most MAX_TIMEOUT_MS (60s)', () => {
+  const triggers: { type: string; metadata: Record<string, string> }[] = [
+    { type: 'prometheus', metadata: { serverAddress: 'http://p:9090', query: 'up', threshold: '1' } },
+    { type: 'metrics-api', metadata: { url: 'http://m/stats', valueLocation: 'v', targetValue: '1' } },
+    { type: 'rabbitmq', metadata: { host: 'http://u:p@r:15672/', queueName: 'q' } },
+    { type: 'http-rate', metadata: { url: 'http://x/metrics', counter: 'requests_total', targetRate: '1' } },
+  ];
+  it.each(triggers)('$type: 60s is accepted, 60.001s is not', ({ type, metadata }) => {
+    expect(MAX_TIMEOUT_MS).toBe(60_000);
+    const build = (timeout: string) => createScaler(triggerInput({ type, metadata: { ...metadata, timeout } }));
+    expect(() => build('60s')).not.toThrow();
+    expect(expectValidationError(() => build('60001'), 'spec.triggers[0].metadata.timeout')).toContain('at most 1m0s');
   });
 });

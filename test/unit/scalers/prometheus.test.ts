@@ -1,15 +1,17 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
+import { BackendError, ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
 import {
   createPrometheusScaler,
   parsePrometheusConfig,
   parsePrometheusResponse,
+  prometheusValue,
+  readPrometheusResult,
 } from '../../../src/scalers/prometheus.ts';
 import { createScaler } from '../../../src/scalers/registry.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
-import { triggerInput, expectValidationError } from '../../support/trigger.ts';
+import { expectSampleError, expectValidationError, standalone, triggerInput } from '../../support/trigger.ts';
 
 const META = 'spec.triggers[0].metadata';
 const AUTH_REF = 'spec.triggers[0].authenticationRef';
@@ -364,7 +366,8 @@ describe('parsePrometheusResponse (KEDA testPromQueryResult, strict)', () => {
       comment: "KEDA row: value is empty list but shouldn't ignore",
       body: vector([]),
       ignoreNullValues: false,
-      error: /empty value/,
+      // An empty value pair reads as an empty result, like no series at all (same message).
+      error: /empty result .*ignoreNullValues/,
     },
     { comment: 'KEDA row: value is empty list, ignored → 0', body: vector([]), ignoreNullValues: true, value: 0 },
     { comment: 'KEDA row: not enough values', body: vector([1]), ignoreNullValues: true, error: /malformed/ },
@@ -449,11 +452,25 @@ describe('parsePrometheusResponse (KEDA testPromQueryResult, strict)', () => {
       error: /pair/,
     },
   ];
+  // What the scaler does: the reader reads the body (readPrometheusResult), each trigger evaluates the reading
+  // (prometheusValue); parsePrometheusResponse is the two in one.
+  const parse = (body: string, ignoreNullValues: boolean): number =>
+    prometheusValue(readPrometheusResult(body, 'q'), ignoreNullValues, 'q');
   it.each(rows)('$comment', ({ body, ignoreNullValues, value, error }) => {
     if (error === undefined) {
+      expect(parse(body, ignoreNullValues)).toBe(value);
       expect(parsePrometheusResponse(body, ignoreNullValues, 'q')).toBe(value);
     } else {
-      expect(() => parsePrometheusResponse(body, ignoreNullValues, 'q')).toThrow(ScalerError);
+      let caught: unknown;
+      try {
+        parse(body, ignoreNullValues);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(ScalerError);
+      // Prometheus answered: never a backend failure (its circuit breaker must not count it).
+      expect(caught).not.toBeInstanceOf(BackendError);
+      expect(describeError(caught)).toMatch(error);
       expect(() => parsePrometheusResponse(body, ignoreNullValues, 'q')).toThrow(error);
     }
   });
@@ -482,19 +499,21 @@ describe('prometheus sample against an in-process server', () => {
           data: { resultType: 'vector', result: [{ metric: {}, value: [1, '42'] }] },
         }),
       );
-    const scaler = createPrometheusScaler(
-      trigger(
-        {
-          serverAddress: `${address}/prefix`,
-          query: 'sum(up)',
-          threshold: '10',
-          activationThreshold: '41',
-          namespace: 'team-a',
-          queryParameters: 'dedup=true',
-          customHeaders: 'X-Scope-OrgID=tenant-1',
-          authModes: 'bearer',
-        },
-        { bearerToken: SECRET },
+    const scaler = standalone(
+      createPrometheusScaler(
+        trigger(
+          {
+            serverAddress: `${address}/prefix`,
+            query: 'sum(up)',
+            threshold: '10',
+            activationThreshold: '41',
+            namespace: 'team-a',
+            queryParameters: 'dedup=true',
+            customHeaders: 'X-Scope-OrgID=tenant-1',
+            authModes: 'bearer',
+          },
+          { bearerToken: SECRET },
+        ),
       ),
     );
     const before = Date.now();
@@ -521,8 +540,10 @@ describe('prometheus sample against an in-process server', () => {
           data: { resultType: 'vector', result: [{ metric: {}, value: [1, '5'] }] },
         }),
       );
-    const scaler = createPrometheusScaler(
-      trigger({ serverAddress: address, query: 'x', threshold: '10', activationThreshold: '5' }),
+    const scaler = standalone(
+      createPrometheusScaler(
+        trigger({ serverAddress: address, query: 'x', threshold: '10', activationThreshold: '5' }),
+      ),
     );
     expect(await scaler.sample(new AbortController().signal)).toEqual({ value: 5, active: false });
     await scaler.close();
@@ -533,10 +554,9 @@ describe('prometheus sample against an in-process server', () => {
       res.statusCode = 400;
       res.end(JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'invalid parameter "query"' }));
     };
-    const scaler = createPrometheusScaler(trigger({ serverAddress: address, query: 'x(', threshold: '1' }));
-    await expect(scaler.sample(new AbortController().signal)).rejects.toThrow(
-      `${address}/api/v1/query answered HTTP 400: bad_data: invalid parameter "query"`,
-    );
+    const scaler = standalone(createPrometheusScaler(trigger({ serverAddress: address, query: 'x(', threshold: '1' })));
+    const err = await expectSampleError(scaler);
+    expect(err).toBe(`${address}/api/v1/query answered HTTP 400: bad_data: invalid parameter "query"`);
     await scaler.close();
   });
 });

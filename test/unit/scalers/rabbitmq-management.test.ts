@@ -1,14 +1,16 @@
 // The rabbitmq scaler over the management API, against an in-process HTTP server that answers like RabbitMQ 3.10
 // (the shapes were taken from the real broker; test/integration/rabbitmq-scaler.test.ts runs the same paths against
 // it): decoding and activity per mode (KEDA's testQueueInfoTestData), when an absent rate is a fact and when it is
-// unknown, regex aggregation and pagination, and every way of not knowing the value being an error.
+// unknown, regex aggregation and pagination, batching of the queues read in one turn into one list request, and every
+// way of not knowing the value being an error.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ScalerError, describeError } from '../../../src/errors.ts';
+import { BackendError, ScalerError, describeError } from '../../../src/errors.ts';
 import { createRabbitMqScaler } from '../../../src/scalers/rabbitmq.ts';
-import type { Sample, Scaler } from '../../../src/scalers/scaler.ts';
-import { triggerInput } from '../../support/trigger.ts';
+import type { Sample, SharedResources } from '../../../src/scalers/scaler.ts';
+import { SharedPool } from '../../../src/scalers/shared.ts';
+import { standalone, triggerInput, type StandaloneScaler } from '../../support/trigger.ts';
 
 type Queue = Record<string, unknown> & { name: string };
 type Handler = (req: IncomingMessage, url: URL, res: ServerResponse) => boolean;
@@ -44,6 +46,11 @@ function route(req: IncomingMessage, res: ServerResponse): void {
     if (queue) json(res, 200, queue);
     else json(res, 404, { error: 'Object Not Found', reason: 'Not Found' });
   } else if (parts[0] === 'api' && parts[1] === 'queues' && parts[2] === '/' && parts.length === 3) {
+    // Without pagination parameters the broker lists every queue of the vhost as a plain array.
+    if (!url.searchParams.has('page')) {
+      json(res, 200, fake.queues);
+      return;
+    }
     const matching = fake.queues
       .filter((q) => new RegExp(url.searchParams.get('name') ?? '').test(q.name))
       .sort((a, b) => a.name.localeCompare(b.name));
@@ -86,23 +93,31 @@ beforeEach(() => {
   fake.requests = [];
 });
 
-const scalers: Scaler[] = [];
+const scalers: StandaloneScaler[] = [];
 afterAll(async () => {
   await Promise.all(scalers.map((s) => s.close()));
 });
-function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): Scaler {
-  const s = createRabbitMqScaler(
-    triggerInput({
-      type: 'rabbitmq',
-      metadata: { host: `http://guest:guest@127.0.0.1:${port}/`, queueName: 'q', ...metadata },
-      authParams,
-    }),
+/** A trigger on the fake broker with a private reader (its own SharedPool unless `shared` is given). */
+function scaler(
+  metadata: Record<string, string>,
+  authParams: Record<string, string> = {},
+  shared?: SharedResources,
+): StandaloneScaler {
+  const s = standalone(
+    createRabbitMqScaler(
+      triggerInput({
+        type: 'rabbitmq',
+        metadata: { host: `http://guest:guest@127.0.0.1:${port}/`, queueName: 'q', ...metadata },
+        authParams,
+      }),
+    ),
+    shared,
   );
   scalers.push(s);
   return s;
 }
-const sample = (s: Scaler): Promise<Sample> => s.sample(AbortSignal.timeout(5000));
-async function sampleError(s: Scaler): Promise<ScalerError> {
+const sample = (s: StandaloneScaler): Promise<Sample> => s.sample(AbortSignal.timeout(5000));
+async function sampleError(s: StandaloneScaler): Promise<ScalerError> {
   try {
     const got = await sample(s);
     throw new Error(`expected an error, got the value ${got.value}`);
@@ -150,11 +165,13 @@ describe('decoding and activity per mode (KEDA testQueueInfoTestData rows)', () 
   it('asks for one queue with the columns it needs, in the vhost and path prefix of the host URL', async () => {
     fake.override = (_req, url, res) =>
       url.pathname === '/rabbit/api/queues/my%2Fvhost/a%20q%2F1' && json(res, 200, { name: 'a q/1', messages: 1 });
-    const s = createRabbitMqScaler(
-      triggerInput({
-        type: 'rabbitmq',
-        metadata: { host: `http://127.0.0.1:${port}/rabbit/my%2Fvhost`, queueName: 'a q/1' },
-      }),
+    const s = standalone(
+      createRabbitMqScaler(
+        triggerInput({
+          type: 'rabbitmq',
+          metadata: { host: `http://127.0.0.1:${port}/rabbit/my%2Fvhost`, queueName: 'a q/1' },
+        }),
+      ),
     );
     scalers.push(s);
     expect((await sample(s)).value).toBe(1);
@@ -391,33 +408,53 @@ describe('HTTP failures are errors, never 0', () => {
       status: 404,
       body: '{"error":"Object Not Found"}',
       expected: /queue "q" in vhost "\/" at http:\/\/127\.0\.0\.1:\d+ does not exist/,
+      backend: false,
     },
     {
       comment: '401: credentials refused',
       status: 401,
       body: '{"error":"not_authorized"}',
       expected: /refused the credentials .*\(401\)/,
+      backend: true,
     },
-    { comment: '403: credentials refused', status: 403, body: '', expected: /refused the credentials .*\(403\)/ },
-    { comment: '500', status: 500, body: '{}', expected: /answered 500/ },
     {
+      comment: '403: credentials refused',
+      status: 403,
+      body: '',
+      expected: /refused the credentials .*\(403\)/,
+      backend: true,
+    },
+    { comment: '500', status: 500, body: '{}', expected: /answered 500/, backend: true },
+    { comment: '429', status: 429, body: '{}', expected: /answered 429/, backend: true },
+    {
+      // A failure of the API names the API only (every reader of it reports the same), and quotes nothing it sent.
       comment: '503 with a reason',
       status: 503,
       body: '{"reason":"node down"}',
-      expected: /answered 503 .*: node down/,
+      expected: /^the RabbitMQ management API at http:\/\/127\.0\.0\.1:\d+ answered 503$/,
+      backend: true,
     },
-    { comment: 'a body that is not JSON', status: 200, body: '<html>', expected: /not JSON/ },
-    { comment: 'an empty body', status: 200, body: '', expected: /not JSON/ },
-    { comment: 'JSON that is not a queue', status: 200, body: '[1,2]', expected: /not a queue/ },
-    { comment: 'a negative count', status: 200, body: '{"name":"q","messages":-1}', expected: /no messages count/ },
+    { comment: 'a 400', status: 400, body: '{"reason":"bad"}', expected: /answered 400 .*: bad/, backend: false },
+    { comment: 'a body that is not JSON', status: 200, body: '<html>', expected: /not JSON/, backend: false },
+    { comment: 'an empty body', status: 200, body: '', expected: /not JSON/, backend: false },
+    { comment: 'JSON that is not a queue', status: 200, body: '[1,2]', expected: /not a queue/, backend: false },
+    {
+      comment: 'a negative count',
+      status: 200,
+      body: '{"name":"q","messages":-1}',
+      expected: /no messages count/,
+      backend: false,
+    },
     {
       comment: 'a count that is a string',
       status: 200,
       body: '{"name":"q","messages":"7"}',
       expected: /no messages count/,
+      backend: false,
     },
   ];
-  it.each(cases)('$comment', async ({ status, body, expected }) => {
+  // A BackendError counts against the backend's circuit breaker; an answer without a usable value must not.
+  it.each(cases)('$comment (a backend failure: $backend)', async ({ status, body, expected, backend }) => {
     fake.override = (_req, _url, res) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(body);
       return true;
@@ -425,6 +462,7 @@ describe('HTTP failures are errors, never 0', () => {
     const err = await sampleError(scaler({}));
     expect(err.message).toMatch(expected);
     expect(err.message).not.toContain('guest:guest');
+    expect(err instanceof BackendError).toBe(backend);
   });
 
   it('a redirect is an error naming its target (credentials never follow it)', async () => {
@@ -432,7 +470,10 @@ describe('HTTP failures are errors, never 0', () => {
       res.writeHead(302, { location: 'http://elsewhere.example/api' }).end();
       return true;
     };
-    expect(describeError(await sampleError(scaler({})))).toMatch(/cannot reach .*redirect.*elsewhere\.example/);
+    const err = await sampleError(scaler({}));
+    expect(describeError(err)).toMatch(/redirect.*elsewhere\.example/);
+    // The API answered (somewhere else): the backend did not fail.
+    expect(err).not.toBeInstanceOf(BackendError);
   });
 
   it('a timeout is an error, within the timeout', async () => {
@@ -440,6 +481,105 @@ describe('HTTP failures are errors, never 0', () => {
     const started = Date.now();
     const err = await sampleError(scaler({ timeout: '300ms' }));
     expect(Date.now() - started).toBeLessThan(2500);
-    expect(describeError(err)).toMatch(/cannot reach .*timeout/);
+    // The trigger's timeout bounds the read: the asker gives up at 300 ms, whoever is still waiting for the answer.
+    expect(describeError(err)).toMatch(/^reading the RabbitMQ management API at http:\/\/127\.0\.0\.1:\d+ timed out/);
+    expect(err).toBeInstanceOf(BackendError);
+  });
+});
+
+describe('batching: the queues of one vhost read in one turn through one shared client', () => {
+  const COLUMNS = 'name,messages,messages_ready,message_stats';
+  /** One trigger per queue, all through one SharedPool (so one shared ManagementClient). */
+  function triggers(names: readonly string[], pool = new SharedPool()) {
+    return names.map((queueName) => scaler({ queueName }, {}, pool));
+  }
+  /** Samples every trigger in the same event-loop turn (what the hub does for the readers of one backend). */
+  const together = (ss: readonly StandaloneScaler[]) => Promise.allSettled(ss.map((s) => sample(s)));
+  const values = (results: PromiseSettledResult<Sample>[]) =>
+    results.map((r) => (r.status === 'fulfilled' ? r.value.value : describeError(r.reason)));
+  const paths = () => fake.requests.map((r) => `${r.path}?${r.query.toString()}`);
+
+  it('three queues asked in one turn: exactly one list request, and each trigger gets its own count', async () => {
+    fake.queues = [
+      { name: 'b-1', messages: 1 },
+      { name: 'b-2', messages: 2 },
+      { name: 'b-3', messages: 3 },
+      { name: 'other', messages: 100 },
+    ];
+    const results = await together(triggers(['b-1', 'b-2', 'b-3']));
+    expect(values(results)).toEqual([1, 2, 3]);
+    expect(paths()).toEqual([`/api/queues/%2F?columns=${encodeURIComponent(COLUMNS)}`]);
+  });
+
+  it('two queues: one GET per queue (a list would cost more than it saves)', async () => {
+    fake.queues = [
+      { name: 'b-1', messages: 1 },
+      { name: 'b-2', messages: 2 },
+    ];
+    expect(values(await together(triggers(['b-1', 'b-2'])))).toEqual([1, 2]);
+    expect(fake.requests.map((r) => r.path).sort()).toEqual(['/api/queues/%2F/b-1', '/api/queues/%2F/b-2']);
+  });
+
+  it('a queue absent from the list "does not exist" for its own trigger only', async () => {
+    fake.queues = [
+      { name: 'b-1', messages: 1 },
+      { name: 'b-3', messages: 3 },
+    ];
+    const results = await together(triggers(['b-1', 'b-2', 'b-3']));
+    expect(results[0]).toEqual({ status: 'fulfilled', value: { value: 1, active: true } });
+    expect(results[2]).toEqual({ status: 'fulfilled', value: { value: 3, active: true } });
+    const missing = results[1];
+    expect(missing?.status).toBe('rejected');
+    const reason: unknown = missing?.status === 'rejected' ? missing.reason : undefined;
+    expect(reason).toBeInstanceOf(ScalerError);
+    expect(reason).not.toBeInstanceOf(BackendError); // the broker answered: its breaker must not count this
+    expect(describeError(reason)).toMatch(/queue "b-2" in vhost "\/" at .* does not exist/);
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('a vhost listing more than 10× the queues asked for is read queue by queue from the next turn on', async () => {
+    const filler = (n: number): Queue[] => Array.from({ length: n }, (_, i) => ({ name: `z-${i}`, messages: 0 }));
+    const asked = [
+      { name: 'b-1', messages: 1 },
+      { name: 'b-2', messages: 2 },
+      { name: 'b-3', messages: 3 },
+    ];
+    // 30 queues for 3 asked is exactly 10×: still worth a list, turn after turn.
+    fake.queues = [...asked, ...filler(27)];
+    const dense = triggers(['b-1', 'b-2', 'b-3']);
+    for (let turn = 0; turn < 2; turn++) expect(values(await together(dense))).toEqual([1, 2, 3]);
+    expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F', '/api/queues/%2F']);
+
+    // 31 queues for 3 asked: the first turn's list is answered from, and marks the vhost as sparse…
+    fake.requests = [];
+    fake.queues = [...asked, ...filler(28)];
+    const sparse = triggers(['b-1', 'b-2', 'b-3']);
+    expect(values(await together(sparse))).toEqual([1, 2, 3]);
+    expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F']);
+    // …so the next turn asks for each queue instead.
+    fake.requests = [];
+    expect(values(await together(sparse))).toEqual([1, 2, 3]);
+    expect(fake.requests.map((r) => r.path).sort()).toEqual([
+      '/api/queues/%2F/b-1',
+      '/api/queues/%2F/b-2',
+      '/api/queues/%2F/b-3',
+    ]);
+  });
+
+  it('a list request that fails (500) fails every asker with a BackendError, and none reads 0', async () => {
+    fake.queues = [
+      { name: 'b-1', messages: 1 },
+      { name: 'b-2', messages: 2 },
+      { name: 'b-3', messages: 3 },
+    ];
+    fake.override = (_req, url, res) => url.pathname === '/api/queues/%2F' && json(res, 500, { reason: 'boom' });
+    const results = await together(triggers(['b-1', 'b-2', 'b-3']));
+    expect(fake.requests).toHaveLength(1);
+    for (const result of results) {
+      expect(result.status).toBe('rejected');
+      const reason: unknown = result.status === 'rejected' ? result.reason : undefined;
+      expect(reason).toBeInstanceOf(BackendError);
+      expect(describeError(reason)).toMatch(/^the RabbitMQ management API at http:\/\/127\.0\.0\.1:\d+ answered 500$/);
+    }
   });
 });

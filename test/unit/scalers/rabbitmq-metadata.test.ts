@@ -11,6 +11,7 @@ import {
   type RabbitMqConfig,
 } from '../../../src/scalers/rabbitmq.ts';
 import type { TriggerInput } from '../../../src/scalers/scaler.ts';
+import { SharedPool } from '../../../src/scalers/shared.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
 import { triggerInput } from '../../support/trigger.ts';
 
@@ -692,7 +693,7 @@ describe('rabbitmq metadata', () => {
     });
   });
 
-  it('names the metric as KEDA does: s<index>-rabbitmq-<QueryEscape(queue)>, normalized', async () => {
+  it('names the metric as KEDA does: s<index>-rabbitmq-<QueryEscape(queue)>, normalized', () => {
     const cases = [
       { index: 0, queueName: 'sample', expected: 's0-rabbitmq-sample' },
       { index: 1, queueName: 'namespace/name', expected: 's1-rabbitmq-namespace-2Fname' },
@@ -706,14 +707,18 @@ describe('rabbitmq metadata', () => {
       const scaler = createRabbitMqScaler(trigger({ host: httpHost, queueName: c.queueName }, {}, c.index));
       expect(scaler.metricName).toBe(c.expected);
       expect(scaler.target).toBe(20);
-      await scaler.close();
     }
     expect(goQueryEscape('a/b c')).toBe('a%2Fb+c');
   });
 
-  it('builds without touching the network (a host nothing listens on)', async () => {
+  it('builds, and opens a reader, without touching the network (a host nothing listens on)', async () => {
+    const pool = new SharedPool();
     const scaler = createRabbitMqScaler(trigger({ host: 'amqp://u:p@127.0.0.1:1/', queueName: 'q' }));
-    await scaler.close();
+    // Opening leases the shared connection object but does not connect: closing it releases the lease.
+    const reader = scaler.open(pool);
+    expect([...pool.held().keys()]).toEqual([expect.stringMatching(/^amqp\|/)]);
+    await reader.close();
+    expect(pool.held().size).toBe(0);
   });
 });
 

@@ -1,0 +1,378 @@
+/**
+ * The poller of one ScaledObject: it subscribes each trigger to its shared reader (readers.ts), turns every reading
+ * into the trigger's metric series in the MetricStore (what the external-metrics API serves), and counts each
+ * trigger's consecutive failures for the fallback (fallback.ts). It runs on every replica of sluice and never writes to
+ * the cluster; the executor (executor.ts) acts on what it summarises.
+ *
+ * A failing trigger's series holds no value (the HPA gets an error and holds), unless its fallback has engaged: then the
+ * series holds the fallback value, which lands the HPA on the fallback replica count. The first good read ends the
+ * fallback.
+ *
+ * `onChange` is called when something the executor or the status depends on changed (activity, errors, fallback),
+ * never for a reading that only confirms the previous one.
+ */
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { MetricStore } from '../metric-store.ts';
+import type { Scaler, SourceHub, Subscription, TriggerResult } from '../scalers/scaler.ts';
+import type { EventRecorder, ObjectReference } from './events.ts';
+import { failureCount, fallbackEngagesAt, fallbackReplicas, fallbackValue } from './fallback.ts';
+import type { Fallback } from './scaled-object.ts';
+import { SCALED_OBJECT_LABEL } from './scaled-object.ts';
+import { setSafeTimeout, type SafeTimer } from './timers.ts';
+
+export interface PollerSettings {
+  readonly ref: ObjectReference;
+  readonly triggers: readonly Scaler[];
+  readonly pollingIntervalS: number;
+  readonly fallback: Fallback | undefined;
+}
+
+/** The target's replica counts, for fallback behaviors that depend on them. */
+export interface ReplicaCounts {
+  readonly replicas: number;
+  /** Ready pods (Value metrics' fallback); undefined when the target does not report them. */
+  readonly readyReplicas: number | undefined;
+}
+
+export interface PollerDeps {
+  readonly hub: SourceHub;
+  readonly store: MetricStore;
+  readonly events: EventRecorder;
+  readonly log: Logger;
+  /** Reads the target's replicas (fallback behaviors currentReplicas*, and Value metrics). */
+  readonly replicas: () => Promise<ReplicaCounts>;
+  readonly onChange: () => void;
+  readonly now?: () => number;
+}
+
+export interface TriggerState {
+  readonly metricName: string;
+  /** The last value read (undefined while failing or before the first read). */
+  readonly value: number | undefined;
+  readonly active: boolean;
+  readonly error: string | undefined;
+  /** When the last read finished (ms since the epoch). */
+  readonly readAt: number | undefined;
+  /** When the current run of failures began. */
+  readonly failingSince: number | undefined;
+  /** Consecutive failures (fallback.ts counts them by pollingInterval). */
+  readonly failures: number;
+  /** The fallback replica count this trigger serves, while its fallback is engaged. */
+  readonly fallbackReplicas: number | undefined;
+}
+
+/** What the executor and the status need of the poller. */
+export interface PollerSummary {
+  /** Every trigger has been read at least once (before that, nothing is decided). */
+  readonly ready: boolean;
+  /** Some trigger is active, or falling back to a count above 0 (KEDA: a fallback counts as active). */
+  readonly active: boolean;
+  /** Some trigger fails without a fallback serving for it. */
+  readonly anyError: boolean;
+  /** Every trigger fails without a fallback. */
+  readonly allError: boolean;
+  /** Some trigger serves its fallback. */
+  readonly fallbackActive: boolean;
+  /** The largest fallback replica count served (activation from zero goes straight to it). */
+  readonly fallbackReplicas: number | undefined;
+  /** The metric names of the active triggers (event messages, status.triggersActivity). */
+  readonly activeMetrics: readonly string[];
+  readonly triggers: readonly TriggerState[];
+}
+
+interface MutableTrigger {
+  readonly scaler: Scaler;
+  value: number | undefined;
+  active: boolean;
+  error: string | undefined;
+  readAt: number | undefined;
+  failingSince: number | undefined;
+  fallbackReplicas: number | undefined;
+  timer: SafeTimer | undefined;
+  subscription: Subscription | undefined;
+  loggedError: { error: string; at: number } | undefined;
+}
+
+export class Poller {
+  readonly settings: PollerSettings;
+  readonly #deps: PollerDeps;
+  readonly #now: () => number;
+  readonly #owner: string;
+  readonly #triggers: MutableTrigger[];
+  #refresh: SafeTimer | undefined;
+  #stopped = false;
+  #lastSignature = '';
+  /** Ready pods, as last read for a fallback (Value metrics). */
+  #readyReplicas: number | undefined;
+
+  constructor(settings: PollerSettings, deps: PollerDeps) {
+    this.settings = settings;
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#owner = `${settings.ref.namespace}/${settings.ref.name}`;
+    this.#triggers = settings.triggers.map((scaler) => ({
+      scaler,
+      value: undefined,
+      active: false,
+      error: undefined,
+      readAt: undefined,
+      failingSince: undefined,
+      fallbackReplicas: undefined,
+      timer: undefined,
+      subscription: undefined,
+      loggedError: undefined,
+    }));
+  }
+
+  get metricNames(): string[] {
+    return this.#triggers.map((t) => t.scaler.metricName);
+  }
+
+  start(): void {
+    for (const trigger of this.#triggers) {
+      trigger.subscription = trigger.scaler.watch(this.#deps.hub, (result, changed) => {
+        this.#onResult(trigger, result, changed);
+      });
+    }
+  }
+
+  /** Unsubscribes (the last subscriber of a source closes its reader). Leaves the store to the caller. */
+  stop(): void {
+    this.#stopped = true;
+    this.#refresh?.clear();
+    for (const trigger of this.#triggers) {
+      trigger.timer?.clear();
+      trigger.subscription?.close();
+    }
+  }
+
+  summary(): PollerSummary {
+    const triggers = this.#triggers.map((t) => this.#state(t));
+    const failing = triggers.filter((t) => t.error !== undefined && t.fallbackReplicas === undefined);
+    const falling = triggers.filter((t) => t.fallbackReplicas !== undefined);
+    // A fallback of 0 replicas is the user asking for "no work while the backend is down": not active.
+    const active = triggers.filter((t) => t.active || (t.fallbackReplicas ?? 0) > 0);
+    return {
+      ready: triggers.every((t) => t.readAt !== undefined),
+      active: active.length > 0,
+      anyError: failing.length > 0,
+      allError: triggers.length > 0 && failing.length === triggers.length,
+      fallbackActive: falling.length > 0,
+      fallbackReplicas: falling.length > 0 ? Math.max(...falling.map((t) => t.fallbackReplicas ?? 0)) : undefined,
+      activeMetrics: active.map((t) => t.metricName),
+      triggers,
+    };
+  }
+
+  #state(t: MutableTrigger): TriggerState {
+    const now = this.#now();
+    return {
+      metricName: t.scaler.metricName,
+      value: t.value,
+      active: t.active,
+      error: t.error,
+      readAt: t.readAt,
+      failingSince: t.failingSince,
+      failures:
+        t.failingSince === undefined ? 0 : failureCount(t.failingSince, now, this.settings.pollingIntervalS * 1000),
+      fallbackReplicas: t.fallbackReplicas,
+    };
+  }
+
+  #onResult(trigger: MutableTrigger, result: TriggerResult, changed: boolean): void {
+    if (this.#stopped) return;
+    trigger.readAt = result.at;
+    const metricName = trigger.scaler.metricName;
+    if (!changed && this.#synced(trigger, result)) {
+      this.#deps.store.touch(this.#owner, this.settings.ref.namespace, metricName, new Date(result.at));
+      return;
+    }
+    if (result.ok) {
+      const endedFallback = trigger.fallbackReplicas !== undefined;
+      trigger.value = result.sample.value;
+      trigger.active = result.sample.active;
+      trigger.error = undefined;
+      trigger.failingSince = undefined;
+      trigger.fallbackReplicas = undefined;
+      trigger.timer?.clear();
+      trigger.timer = undefined;
+      this.#logRecovery(trigger);
+      if (endedFallback) this.#fallbackEnded(trigger);
+    } else {
+      trigger.value = undefined;
+      trigger.active = false;
+      trigger.error = result.error;
+      if (trigger.failingSince === undefined) {
+        trigger.failingSince = result.at;
+        this.#scheduleFallback(trigger);
+        this.#deps.events.emit(this.settings.ref, 'Warning', 'KEDAScalerFailed', `${metricName}: ${result.error}`);
+      }
+      this.#logFailure(trigger, result.error, result.at);
+    }
+    this.#writeSeries(trigger, result.at);
+    this.#notifyIfChanged();
+  }
+
+  /** Whether the trigger's state already reflects `result` (an unchanged reading after a poller restart may not). */
+  #synced(trigger: MutableTrigger, result: TriggerResult): boolean {
+    return result.ok
+      ? trigger.error === undefined && trigger.value === result.sample.value
+      : trigger.error === result.error;
+  }
+
+  #writeSeries(trigger: MutableTrigger, at: number): void {
+    const { namespace, name } = this.settings.ref;
+    const synthetic =
+      trigger.fallbackReplicas === undefined
+        ? undefined
+        : this.#syntheticValue(trigger, trigger.fallbackReplicas, this.#readyReplicas);
+    this.#deps.store.set({
+      namespace,
+      metricName: trigger.scaler.metricName,
+      labels: { [SCALED_OBJECT_LABEL]: name },
+      value: trigger.error === undefined ? trigger.value : synthetic,
+      error: trigger.error === undefined || synthetic !== undefined ? undefined : trigger.error,
+      timestamp: new Date(at),
+      owner: this.#owner,
+    });
+  }
+
+  #syntheticValue(trigger: MutableTrigger, replicas: number, ready: number | undefined): number | undefined {
+    return fallbackValue(trigger.scaler.metricType, trigger.scaler.target, replicas, ready);
+  }
+
+  /** A precise timer for the moment this trigger's failures pass the threshold. */
+  #scheduleFallback(trigger: MutableTrigger): void {
+    const fallback = this.settings.fallback;
+    if (fallback === undefined || trigger.failingSince === undefined) return;
+    const at = fallbackEngagesAt(
+      trigger.failingSince,
+      fallback.failureThreshold,
+      this.settings.pollingIntervalS * 1000,
+    );
+    trigger.timer?.clear();
+    trigger.timer = setSafeTimeout(
+      () => {
+        trigger.timer = undefined;
+        void this.#engage(trigger);
+      },
+      Math.max(0, at - this.#now()),
+    );
+  }
+
+  async #engage(trigger: MutableTrigger): Promise<void> {
+    const fallback = this.settings.fallback;
+    if (this.#stopped || fallback === undefined || trigger.error === undefined) return;
+    let counts: ReplicaCounts | undefined;
+    const needsCounts = fallback.behavior !== 'static' || trigger.scaler.metricType === 'Value';
+    if (needsCounts) {
+      try {
+        counts = await this.#deps.replicas();
+      } catch (err) {
+        this.#deps.log('warn', `fallback for ${trigger.scaler.metricName} of ${this.#owner} needs the replica count`, {
+          error: describeError(err),
+        });
+      }
+    }
+    if (!this.#stillFailing(trigger)) return;
+    const replicas = fallbackReplicas(fallback, counts?.replicas);
+    this.#readyReplicas = counts?.readyReplicas;
+    const value = replicas === undefined ? undefined : this.#syntheticValue(trigger, replicas, counts?.readyReplicas);
+    if (replicas === undefined || value === undefined) {
+      // Try again a poll later (e.g. no ready pods yet for a Value metric, or the scale could not be read).
+      this.#deps.log('warn', `fallback for ${trigger.scaler.metricName} of ${this.#owner} cannot be served yet`, {
+        behavior: fallback.behavior,
+        metricType: trigger.scaler.metricType,
+        replicas: counts?.replicas,
+        readyReplicas: counts?.readyReplicas,
+      });
+      trigger.timer = setSafeTimeout(() => {
+        trigger.timer = undefined;
+        void this.#engage(trigger);
+      }, this.settings.pollingIntervalS * 1000);
+      return;
+    }
+    const wasFalling = this.#triggers.some((t) => t.fallbackReplicas !== undefined);
+    trigger.fallbackReplicas = replicas;
+    this.#writeSeries(trigger, this.#now());
+    this.#deps.log('warn', `fallback engaged for ${trigger.scaler.metricName} of ${this.#owner}`, {
+      replicas,
+      behavior: fallback.behavior,
+      error: trigger.error,
+    });
+    if (!wasFalling) {
+      this.#deps.events.emit(
+        this.settings.ref,
+        'Warning',
+        'ScaledObjectFallbackActivated',
+        `Fallback activated for ${trigger.scaler.metricName} after ${fallback.failureThreshold + 1} failed polls: serving ${replicas} replicas (${fallback.behavior}); last error: ${trigger.error}`,
+      );
+    }
+    // Behaviors that follow the current count, and Value metrics, are recomputed every poll while falling back.
+    if (needsCounts) this.#scheduleRefresh();
+    this.#notifyIfChanged();
+  }
+
+  /** Read through a method: the trigger may have recovered (or the poller stopped) while awaiting. */
+  #stillFailing(trigger: MutableTrigger): boolean {
+    return !this.#stopped && trigger.error !== undefined;
+  }
+
+  #scheduleRefresh(): void {
+    if (this.#refresh !== undefined) return;
+    this.#refresh = setSafeTimeout(() => {
+      this.#refresh = undefined;
+      for (const trigger of this.#triggers) if (trigger.fallbackReplicas !== undefined) void this.#engage(trigger);
+    }, this.settings.pollingIntervalS * 1000);
+  }
+
+  #fallbackEnded(trigger: MutableTrigger): void {
+    if (this.#triggers.some((t) => t.fallbackReplicas !== undefined)) return;
+    this.#refresh?.clear();
+    this.#refresh = undefined;
+    this.#deps.log('info', `fallback ended for ${this.#owner}: ${trigger.scaler.metricName} answers again`);
+    this.#deps.events.emit(
+      this.settings.ref,
+      'Normal',
+      'ScaledObjectFallbackDeactivated',
+      `Fallback deactivated: ${trigger.scaler.metricName} answers again`,
+    );
+  }
+
+  /** Calls onChange when the executor's inputs or the status-relevant state changed. */
+  #notifyIfChanged(): void {
+    const s = this.summary();
+    const signature = JSON.stringify([
+      s.ready,
+      s.active,
+      s.anyError,
+      s.fallbackReplicas,
+      s.triggers.map((t) => [t.active, t.error, t.fallbackReplicas]),
+    ]);
+    if (signature === this.#lastSignature) return;
+    this.#lastSignature = signature;
+    this.#deps.onChange();
+  }
+
+  /** One line when a trigger starts failing or its error changes, a reminder every 5 minutes, and its recovery. */
+  #logFailure(trigger: MutableTrigger, error: string, at: number): void {
+    const last = trigger.loggedError;
+    if (last?.error === error && at - last.at < 300_000) return;
+    trigger.loggedError = { error, at };
+    this.#deps.log(
+      'warn',
+      `trigger ${trigger.scaler.metricName} of ${this.#owner} failed; its value is unknown (not zero)`,
+      {
+        error,
+        failingSince: trigger.failingSince === undefined ? undefined : new Date(trigger.failingSince).toISOString(),
+      },
+    );
+  }
+
+  #logRecovery(trigger: MutableTrigger): void {
+    if (trigger.loggedError === undefined) return;
+    trigger.loggedError = undefined;
+    this.#deps.log('info', `trigger ${trigger.scaler.metricName} of ${this.#owner} recovered`);
+  }
+}

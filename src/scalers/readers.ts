@@ -1,0 +1,345 @@
+/**
+ * The ReaderHub: one reader per source (a queue, a query, a URL), shared by every trigger of every ScaledObject that
+ * reads it, and read about once per interval (default 1 s) whatever the number of triggers and HPA requests.
+ *
+ * - **Sharing.** Sources with the same key share one reader; the first subscriber opens it (and reads at once), the
+ *   last one closes it, releasing the connections it leased (shared.ts).
+ * - **Cadence.** The readers of one backend read together on one timer per backend, so a backend that can answer
+ *   many reads in one request (the RabbitMQ management API lists a vhost's queues) sees them arrive together. A reader
+ *   never has two reads in flight: a turn that finds its last read still running skips it.
+ * - **Breaker.** Every read goes through the backend's circuit breaker (breaker.ts). While it is open no reader of
+ *   that backend touches the network; each interval one of them probes, and when the probe succeeds the others read at
+ *   once instead of waiting for their next turn.
+ * - **Delivery.** Every completed read goes to the source's subscribers with `changed` telling whether it differs
+ *   from the previous one. A read that outlives its timeout by a second is reported as failed (the reader is stuck)
+ *   and the reader is left alone until it settles.
+ * - **Push.** A reader whose backend can say "work arrived" calls the `workArrived` it was opened with; the hub then
+ *   reads that source at once (at most every 100 ms).
+ */
+import { BackendError, describeError } from '../errors.ts';
+import { BackendBreaker, type BreakerState } from './breaker.ts';
+import {
+  asScalerError,
+  type Reader,
+  type Reading,
+  type SharedResources,
+  type Source,
+  type SourceHub,
+  type Subscription,
+} from './scaler.ts';
+import { SharedPool } from './shared.ts';
+
+export type HubLog = (level: 'debug' | 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
+
+export interface ReaderHubOptions {
+  /** How often each source is read, in ms (default 1000). */
+  readonly intervalMs?: number;
+  readonly shared?: SharedResources;
+  readonly log?: HubLog;
+  /** Clock (ms since the epoch) for reading times. */
+  readonly now?: () => number;
+}
+
+type Listener = (reading: Reading<unknown>, changed: boolean) => void;
+
+interface SourceEntry {
+  readonly source: Source<unknown>;
+  readonly reader: Reader<unknown>;
+  readonly backend: BackendEntry;
+  readonly listeners: Set<Listener>;
+  last: Reading<unknown> | undefined;
+  inFlight: boolean;
+  lastStartedAt: number;
+  wakeTimer: NodeJS.Timeout | undefined;
+  reads: number;
+  closed: boolean;
+}
+
+interface BackendEntry {
+  readonly key: string;
+  readonly describe: string;
+  readonly breaker: BackendBreaker;
+  readonly sources: Set<SourceEntry>;
+  timer: NodeJS.Timeout | undefined;
+  nextProbe: number;
+  /** The circuit opened and has not closed since (for logging transitions once). */
+  down: boolean;
+}
+
+/** What the hub holds now (tests, benchmarks, the CLI). */
+export interface HubStats {
+  readonly sources: number;
+  readonly backends: number;
+  /** Reads started since the hub was created. */
+  readonly reads: number;
+  readonly breakers: Readonly<Record<string, BreakerState>>;
+}
+
+/** The least time between two reads of one source that `workArrived` may ask for. */
+const WAKE_MIN_GAP_MS = 100;
+
+export class ReaderHub implements SourceHub {
+  readonly intervalMs: number;
+  readonly #shared: SharedResources;
+  readonly #log: HubLog;
+  readonly #now: () => number;
+  readonly #sources = new Map<string, SourceEntry>();
+  readonly #backends = new Map<string, BackendEntry>();
+  #reads = 0;
+  #closed = false;
+
+  constructor(options: ReaderHubOptions = {}) {
+    this.intervalMs = options.intervalMs ?? 1000;
+    this.#shared = options.shared ?? new SharedPool();
+    this.#log = options.log ?? (() => undefined);
+    this.#now = options.now ?? Date.now;
+  }
+
+  subscribe<R>(source: Source<R>, listener: (reading: Reading<R>, changed: boolean) => void): Subscription {
+    if (this.#closed) throw new Error('the reader hub is closed');
+    const entry = this.#sources.get(source.key) ?? this.#open(source);
+    const wrapped = listener as Listener;
+    entry.listeners.add(wrapped);
+    const last = entry.last;
+    if (last !== undefined) {
+      queueMicrotask(() => {
+        if (entry.listeners.has(wrapped)) this.#call(wrapped, last, true);
+      });
+    }
+    let closed = false;
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        entry.listeners.delete(wrapped);
+        if (entry.listeners.size === 0) void this.#closeSource(entry);
+      },
+    };
+  }
+
+  /** Reads a source now (the push path), unless a read of it is running or started less than 100 ms ago. */
+  wake(key: string): void {
+    const entry = this.#sources.get(key);
+    if (!entry || entry.inFlight || entry.wakeTimer !== undefined) return;
+    const wait = entry.lastStartedAt + WAKE_MIN_GAP_MS - performance.now();
+    if (wait <= 0) {
+      this.#readThroughBreaker(entry);
+      return;
+    }
+    entry.wakeTimer = setTimeout(() => {
+      entry.wakeTimer = undefined;
+      if (!entry.closed && !entry.inFlight) this.#readThroughBreaker(entry);
+    }, wait);
+  }
+
+  /** The latest reading of a source, if it is open and has been read. */
+  latest(key: string): Reading<unknown> | undefined {
+    return this.#sources.get(key)?.last;
+  }
+
+  stats(): HubStats {
+    return {
+      sources: this.#sources.size,
+      backends: this.#backends.size,
+      reads: this.#reads,
+      breakers: Object.fromEntries([...this.#backends.values()].map((b) => [b.describe, b.breaker.state])),
+    };
+  }
+
+  /** Reads started for one source so far (tests). */
+  readsOf(key: string): number {
+    return this.#sources.get(key)?.reads ?? 0;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const entries = [...this.#sources.values()];
+    for (const entry of entries) entry.listeners.clear();
+    await Promise.all(entries.map((entry) => this.#closeSource(entry)));
+  }
+
+  #open(source: Source<unknown>): SourceEntry {
+    let backend = this.#backends.get(source.backend);
+    if (!backend) {
+      const created: BackendEntry = {
+        key: source.backend,
+        describe: source.describe,
+        breaker: new BackendBreaker(
+          // Half an interval, not a whole one: the circuit must be halfOpen by the next turn after a failed probe (the
+          // reset timer starts when the probe fails, a little after its turn), or probes come every other interval.
+          { resetTimeoutMs: this.intervalMs / 2, windowMs: 10 * this.intervalMs },
+          (state, lastError) => {
+            // One line when the backend goes down and one when it is back, not one per failed probe.
+            if (state === 'open' && !created.down) {
+              created.down = true;
+              this.#log('warn', `backend ${created.describe} failed; reading it once per interval until it answers`, {
+                error: lastError,
+              });
+            } else if (state === 'closed' && created.down) {
+              created.down = false;
+              this.#log('info', `backend ${created.describe} answers again`);
+            }
+          },
+        ),
+        sources: new Set(),
+        timer: undefined,
+        nextProbe: 0,
+        down: false,
+      };
+      backend = created;
+      this.#backends.set(source.backend, backend);
+      this.#scheduleBackend(backend, Math.random() * this.intervalMs);
+    }
+    const entry: SourceEntry = {
+      source,
+      reader: source.open(this.#shared, () => {
+        this.wake(source.key);
+      }),
+      backend,
+      listeners: new Set(),
+      last: undefined,
+      inFlight: false,
+      lastStartedAt: -Infinity,
+      wakeTimer: undefined,
+      reads: 0,
+      closed: false,
+    };
+    backend.sources.add(entry);
+    this.#sources.set(source.key, entry);
+    // The first read does not wait for the backend's turn: a new trigger has a value within one read.
+    this.#readThroughBreaker(entry);
+    return entry;
+  }
+
+  async #closeSource(entry: SourceEntry): Promise<void> {
+    if (entry.closed) return;
+    entry.closed = true;
+    clearTimeout(entry.wakeTimer);
+    if (this.#sources.get(entry.source.key) === entry) this.#sources.delete(entry.source.key);
+    const backend = entry.backend;
+    backend.sources.delete(entry);
+    if (backend.sources.size === 0 && this.#backends.get(backend.key) === backend) {
+      clearTimeout(backend.timer);
+      backend.breaker.shutdown();
+      this.#backends.delete(backend.key);
+    }
+    try {
+      await entry.reader.close();
+    } catch (err) {
+      this.#log('warn', `closing the reader of ${entry.source.describe} failed`, { error: describeError(err) });
+    }
+  }
+
+  #scheduleBackend(backend: BackendEntry, delayMs: number): void {
+    backend.timer = setTimeout(() => {
+      if (!this.#backends.has(backend.key)) return;
+      this.#turn(backend);
+      this.#scheduleBackend(backend, this.intervalMs);
+    }, delayMs);
+    backend.timer.unref();
+  }
+
+  /** One turn of a backend: every idle reader reads, or, while the circuit is open, one probe. */
+  #turn(backend: BackendEntry): void {
+    const idle = [...backend.sources].filter((entry) => !entry.inFlight);
+    if (idle.length === 0) return;
+    switch (backend.breaker.state) {
+      case 'closed':
+        for (const entry of idle) this.#readThroughBreaker(entry);
+        return;
+      case 'open': {
+        const error = backend.breaker.openError();
+        for (const entry of idle) this.#deliver(entry, { ok: false, error, at: this.#now() });
+        return;
+      }
+      case 'halfOpen': {
+        const probe = idle[backend.nextProbe++ % idle.length];
+        if (probe === undefined) return;
+        void this.#read(probe).then(() => {
+          // The backend answers again: the others read now rather than at the next turn.
+          if (backend.breaker.state !== 'closed') return;
+          for (const entry of backend.sources) if (!entry.inFlight && entry !== probe) this.#readThroughBreaker(entry);
+        });
+      }
+    }
+  }
+
+  #readThroughBreaker(entry: SourceEntry): void {
+    void this.#read(entry);
+  }
+
+  /** One read of a source through its backend's breaker, delivered to its subscribers. Never rejects. */
+  async #read(entry: SourceEntry): Promise<void> {
+    if (entry.inFlight || entry.closed) return;
+    entry.inFlight = true;
+    entry.lastStartedAt = performance.now();
+    entry.reads++;
+    this.#reads++;
+    const { source, reader, backend } = entry;
+    const timeoutMs = source.timeoutMs;
+    const read = backend.breaker.run(() => reader.read(AbortSignal.timeout(timeoutMs)));
+    let guard: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      guard = setTimeout(() => {
+        reject(
+          new BackendError(
+            `reading ${source.describe} did not finish within ${timeoutMs + 1000} ms although its timeout is ${timeoutMs} ms; the reader is left alone until it returns`,
+          ),
+        );
+      }, timeoutMs + 1000);
+    });
+    try {
+      const value = await Promise.race([read, stuck]);
+      this.#deliver(entry, { ok: true, value, at: this.#now() });
+    } catch (err) {
+      const error = asScalerError(err);
+      // While the circuit is not closed, every reader of the backend reports the same error, probe or not.
+      const reported =
+        error instanceof BackendError && backend.breaker.state !== 'closed' ? backend.breaker.openError() : error;
+      this.#deliver(entry, { ok: false, error: reported, at: this.#now() });
+    } finally {
+      clearTimeout(guard);
+    }
+    // A read that outlived the guard still holds the reader until it settles.
+    await read.catch(() => undefined);
+    entry.inFlight = false;
+  }
+
+  #deliver(entry: SourceEntry, reading: Reading<unknown>): void {
+    if (entry.closed) return;
+    const changed = !sameReading(entry.last, reading);
+    entry.last = reading;
+    for (const listener of [...entry.listeners]) this.#call(listener, reading, changed);
+  }
+
+  #call(listener: Listener, reading: Reading<unknown>, changed: boolean): void {
+    try {
+      listener(reading, changed);
+    } catch (err) {
+      this.#log('warn', 'a reading listener threw', { error: describeError(err) });
+    }
+  }
+}
+
+function sameReading(a: Reading<unknown> | undefined, b: Reading<unknown>): boolean {
+  if (a === undefined) return false;
+  if (a.ok && b.ok) return deepEqual(a.value, b.value);
+  if (!a.ok && !b.ok) return a.error.message === b.error.message;
+  return false;
+}
+
+/** Structural equality of plain data (numbers, strings, booleans, null, arrays, plain objects). */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  }
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  return ka.every(
+    (k) => Object.hasOwn(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+  );
+}
