@@ -54,7 +54,7 @@ if [ ! -f "$MOTO_VENV/.installed" ]; then
   say "installed moto in $(($(now_ms) - t)) ms"
 fi
 
-# --- certificates (kubernetes-contracts.md §5.2), generated once ----------------------------------------------------
+# --- certificates (docs/kubernetes-contracts.md#certificates), generated once ----------------------------------------
 
 # new_ca NAME CN
 new_ca() {

@@ -1,5 +1,6 @@
 /**
- * Resolves what each trigger of a ScaledObject is handed besides its metadata (keda-compat.md §4, §4.1):
+ * Resolves what each trigger of a ScaledObject is handed besides its metadata
+ * (docs/keda-compatibility.md#triggerauthentication, docs/keda-compatibility.md#parameter-resolution):
  *   - `resolvedEnv`: the environment of the scale target's container (`scaleTargetRef.envSourceContainerName`, else
  *     the first), as the kubelet would build it: `envFrom` (ConfigMaps and Secrets, with `prefix`, in order), then
  *     `env` in order, later entries overriding earlier ones and envFrom; `value` with `$(VAR)` expansion

@@ -1,7 +1,7 @@
 /**
- * KEDA's ScaledObject conditions (keda-compat.md §2) with their exact type, reason and message strings, and the
- * helpers the reconciler uses to update `status.conditions` without churn: `setCondition` keeps lastTransitionTime
- * while the status stays the same, `equalConditions` tells whether anything changed at all.
+ * KEDA's ScaledObject conditions (docs/keda-compatibility.md#conditions-and-events) with their exact type, reason and
+ * message strings, and the helpers the reconciler uses to update `status.conditions` without churn: `setCondition`
+ * keeps lastTransitionTime while the status stays the same, `equalConditions` tells whether anything changed at all.
  */
 import { describeError } from '../errors.ts';
 import type { Condition, ConditionStatus } from './scaled-object.ts';

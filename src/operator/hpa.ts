@@ -1,7 +1,8 @@
 /**
- * The HorizontalPodAutoscaler a ScaledObject wants (KEDA's `controllers/keda/hpa.go`, keda-compat.md §5), as a pure
- * function of the ScaledObject and its scalers' metric specs. The result is a complete object for server-side apply
- * (field manager `sluice-operator`, force): deterministic name, labels, controller ownerReference.
+ * The HorizontalPodAutoscaler a ScaledObject wants (KEDA's `controllers/keda/hpa.go`,
+ * docs/keda-compatibility.md#generated-hpa), as a pure function of the ScaledObject and its scalers' metric specs.
+ * The result is a complete object for server-side apply (field manager `sluice-operator`, force): deterministic name,
+ * labels, controller ownerReference.
  */
 import type {
   V1ObjectMeta,

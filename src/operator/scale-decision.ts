@@ -1,12 +1,13 @@
 /**
- * The 0↔N decision of one scaling-loop tick: KEDA's executor table (keda-compat.md §6.3) as a pure function. The HPA
- * alone scales between 1 (or minReplicaCount) and maxReplicaCount; this decides activation from zero (or idle), the
- * return to zero (or idle) after the cooldown, and repairs below minReplicaCount.
+ * The 0↔N decision of one scaling-loop tick: KEDA's executor table (docs/keda-compatibility.md#executor-decision-table)
+ * as a pure function. The HPA alone scales between 1 (or minReplicaCount) and maxReplicaCount; this decides activation
+ * from zero (or idle), the return to zero (or idle) after the cooldown, and repairs below minReplicaCount.
  *
  * Differences from KEDA, on purpose:
  * - Errors never scale in: a tick where no trigger is active and some trigger failed holds the replicas, even with
  *   `fallback.replicas: 0` (KEDA then falls through to scale-in). Repairing below minReplicaCount still happens.
- * - lastActiveTime is refreshed while active even when another trigger errors (KEDA skips it, keda-compat §14).
+ * - lastActiveTime is refreshed while active even when another trigger errors (KEDA skips it;
+ *   docs/keda-compatibility.md#executor-decision-table).
  * - Ready is PartialTriggerError whenever a trigger errors while the object is active (KEDA skips it on the tick
  *   that scales from zero).
  *

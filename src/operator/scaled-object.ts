@@ -1,7 +1,7 @@
 /**
  * The ScaledObject resource: one TypeBox schema that gives the TypeScript types (Static), the runtime validator
  * (parseScaledObject) and the CRD's openAPIV3Schema (crd.ts converts it). Field for field KEDA's `keda.sh/v1alpha1`
- * ScaledObject (keda-compat.md §1), under `sluice.dev/v1alpha1`.
+ * ScaledObject (docs/keda-compatibility.md#scaledobject-spec), under `sluice.dev/v1alpha1`.
  *
  * Defaulted fields are required in the parsed type (parseScaledObject fills them, as the API server does from the
  * CRD defaults) and optional for the user: the CRD generator drops a property from `required` when it has a default.
@@ -344,7 +344,8 @@ export function hpaNameFor(so: Pick<ScaledObject, 'metadata' | 'spec'>): string 
 // parsing
 
 /**
- * Applies the defaults, validates against the schema, then checks the cross-field rules (KEDA keda-compat §1.2).
+ * Applies the defaults, validates against the schema, then checks the cross-field rules (KEDA's,
+ * docs/keda-compatibility.md#validation).
  * Throws ValidationError naming the first offending field (`spec.maxReplicaCount`, `spec.triggers[1].metadata`, …).
  * The input is not modified. `metadata.creationTimestamp` may be a Date (client-node's typed models) or a string.
  */

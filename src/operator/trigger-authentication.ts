@@ -1,8 +1,9 @@
 /**
  * The TriggerAuthentication (namespaced, `ta`/`triggerauth`) and ClusterTriggerAuthentication (cluster-scoped,
  * `cta`/`clustertriggerauth`) resources: one TypeBox schema for their common spec gives the TypeScript types, the
- * runtime validator (parseTriggerAuthentication) and both CRDs' openAPIV3Schema (keda-compat.md §4). Field for field
- * KEDA's `keda.sh/v1alpha1` TriggerAuthenticationSpec, under `sluice.dev/v1alpha1`.
+ * runtime validator (parseTriggerAuthentication) and both CRDs' openAPIV3Schema. Field for field KEDA's
+ * `keda.sh/v1alpha1` TriggerAuthenticationSpec, under `sluice.dev/v1alpha1`
+ * (docs/keda-compatibility.md#triggerauthentication).
  *
  * sluice resolves `secretTargetRef`, `configMapTargetRef` and `env` (auth-resolver.ts). KEDA's other sources
  * (`podIdentity` providers other than `none`, `filePath`, `hashiCorpVault`, `azureKeyVault`, `gcpSecretManager`,

@@ -1,7 +1,7 @@
 /**
  * The `http-rate` scaler (sluice's own; KEDA has no such scaler, the model is the HTTP add-on's request rate,
- * keda-compat §9.2): the per-second rate of a request counter read in Prometheus text exposition, over a sliding
- * window.
+ * docs/keda-compatibility.md#http-rate): the per-second rate of a request counter read in Prometheus text
+ * exposition, over a sliding window.
  *
  * Where the counter is read:
  * - `url`: one exporter, e.g. `http://ingress-nginx-metrics.ingress:10254/metrics`.

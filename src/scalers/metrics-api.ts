@@ -1,5 +1,6 @@
 /**
- * The `metrics-api` scaler (KEDA's parameters, keda-compat §8.4): `GET <url>` and read one number from the answer.
+ * The `metrics-api` scaler (KEDA's parameters, docs/keda-compatibility.md#metrics-api): `GET <url>` and read one
+ * number from the answer.
  * Metric name `s<index>-metric-api-<valueLocation>` (normalized as KEDA does: `/ . : % ( )` become `-`); target
  * `targetValue`; active when value > `activationTargetValue`.
  *

@@ -1,5 +1,5 @@
 /**
- * The `prometheus` scaler (KEDA's parameters, keda-compat §8.3): one instant PromQL query,
+ * The `prometheus` scaler (KEDA's parameters, docs/keda-compatibility.md#prometheus): one instant PromQL query,
  * `GET <serverAddress>/api/v1/query?query=…&time=<now>[&namespace=…][&<queryParameters>]`, whose single result is
  * the metric value. Metric name `s<index>-prometheus`; target `threshold`; active when value > `activationThreshold`.
  *

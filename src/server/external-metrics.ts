@@ -1,8 +1,8 @@
 /**
  * The external.metrics.k8s.io/v1beta1 API, served from the MetricStore only (no backend calls on the request path).
- * Wire formats: kubernetes-contracts.md §1.2–§1.6.
+ * Wire formats: docs/kubernetes-contracts.md#external-metrics-api.
  *
- * Access rules (§1.3, §2.6):
+ * Access rules (docs/kubernetes-contracts.md#authorization):
  * - every route here needs an authenticated user (the aggregator always comes with its front-proxy certificate), so
  *   metric names are never listed to anonymous clients; unauthenticated requests get 401 `Unauthorized`;
  * - discovery (`/apis`, `/apis/<group>`, `/apis/<group>/<version>`) and OpenAPI (`/openapi/v2`, `/openapi/v3`) need
@@ -88,7 +88,8 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
     });
   });
 
-  // No OpenAPI: the aggregator skips a 404 gracefully (v3 falls back to v2, v2 is skipped; §2.7).
+  // No OpenAPI: the aggregator skips a 404 gracefully (v3 falls back to v2, v2 is skipped;
+  // docs/kubernetes-contracts.md#openapi).
   for (const path of ['/openapi/v2', '/openapi/v3']) {
     app.get(path, async (_request, reply) => sendStatus(reply, NOT_FOUND));
   }

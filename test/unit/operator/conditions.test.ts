@@ -25,7 +25,7 @@ import type { Condition } from '../../../src/operator/scaled-object.ts';
 const T0 = new Date('2026-06-01T12:00:00.250Z');
 const T1 = new Date('2026-06-01T12:05:00Z');
 
-describe('condition builders (KEDA strings, keda-compat §2)', () => {
+describe('condition builders (KEDA strings, docs/keda-compatibility.md#conditions-and-events)', () => {
   const rows: { comment: string; built: ConditionFields; expected: ConditionFields }[] = [
     {
       comment: 'Ready True ScaledObjectReady',

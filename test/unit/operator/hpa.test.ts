@@ -9,7 +9,7 @@ import {
 } from '../../../src/operator/hpa.ts';
 import { parseScaledObject, type ScaledObject } from '../../../src/operator/scaled-object.ts';
 
-/** KEDA's worked example (keda-compat §10) with sluice's group, label and HPA prefix. */
+/** KEDA's worked example (docs/keda-compatibility.md#worked-example) with sluice's group, label and HPA prefix. */
 function ordersConsumer(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): ScaledObject {
   return parseScaledObject({
     apiVersion: 'sluice.dev/v1alpha1',

@@ -489,7 +489,7 @@ const rows: Row[] = [
   },
 ];
 
-describe('decideScale (KEDA executor table, keda-compat §6.3)', () => {
+describe('decideScale (KEDA executor table, docs/keda-compatibility.md#executor-decision-table)', () => {
   test.each(rows)('$comment', (row) => {
     const decision = decideScale({ ...base, ...row.input });
     expect(decision.rule).toBe(row.rule);

@@ -12,7 +12,7 @@ import {
   VERSION,
 } from '../../../src/operator/scaled-object.ts';
 
-/** KEDA's worked example (keda-compat §10), with the sluice apiVersion. */
+/** KEDA's worked example (docs/keda-compatibility.md#worked-example), with the sluice apiVersion. */
 function ordersConsumer(): Fixture {
   return {
     apiVersion: 'sluice.dev/v1alpha1',
@@ -72,7 +72,7 @@ describe('constants', () => {
   });
 });
 
-describe('parseScaledObject: defaults (keda-compat §1.1)', () => {
+describe('parseScaledObject: defaults (docs/keda-compatibility.md#scaledobject-spec)', () => {
   test('a minimal object gets every KEDA default', () => {
     const so = parseScaledObject({
       metadata: { name: 'a' },
