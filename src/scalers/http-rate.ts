@@ -46,6 +46,7 @@
  * cluster port lists the endpoints of every address family, so the pods of a dual-stack Service would be read twice.
  */
 import { BackendError, ScalerError, ValidationError, describeError } from '../errors.ts';
+import { abortable } from './abortable.ts';
 import { ExpositionError, parseExposition, parseSelector, selectSamples, type Selector } from './exposition.ts';
 import { openHttpClient, parseHttpUrl, safeUrl, type HttpClient } from './http.ts';
 import { MAX_TIMEOUT_MS, formatDurationMs, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
@@ -354,7 +355,11 @@ async function resolveTargets(
   const what = `Service ${namespace}/${source.service} port ${source.port}`;
   let endpoints: { address: string; port: number }[];
   try {
-    endpoints = await abortable(cluster.readyEndpoints(namespace, source.service, source.port), signal);
+    endpoints = await abortable(
+      cluster.readyEndpoints(namespace, source.service, source.port),
+      signal,
+      () => new ScalerError("the sample's time limit ran out", { cause: signal.reason }),
+    );
   } catch (cause) {
     if (cause instanceof ScalerError) throw cause;
     throw new ScalerError(`cannot find the endpoints of ${what}`, { cause });
@@ -369,28 +374,6 @@ async function resolveTargets(
     const host = address.includes(':') ? `[${address}]` : address;
     const url = new URL(`http://${host}:${port}${source.path}`);
     return { key: `${host}:${port}`, url, where: `endpoint ${host}:${port} of ${what}` };
-  });
-}
-
-/** `promise`, or a rejection as soon as `signal` aborts (the cluster port takes no signal). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  const cancelled = (): ScalerError => new ScalerError("the sample's time limit ran out", { cause: signal.reason });
-  if (signal.aborted) return Promise.reject(cancelled());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(cancelled());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
   });
 }
 

@@ -12,6 +12,7 @@
 import amqp from 'amqplib';
 import type { ConnectionOptions } from 'node:tls';
 import { BackendError, ScalerError } from '../errors.ts';
+import { abortable } from './abortable.ts';
 
 export interface AmqpBrokerOptions {
   /** `amqp[s]://host:port/<vhost>` without credentials (the vhost percent-encoded, as amqplib expects). */
@@ -66,7 +67,13 @@ export class AmqpBroker {
         }
       }
     };
-    return abortable(check(), signal, this.#where);
+    return abortable(check(), signal, () => {
+      const reason: unknown = signal.reason;
+      const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+      return new BackendError(`a read from ${this.#where} over AMQP ${timedOut ? 'timed out' : 'was cancelled'}`, {
+        cause: reason,
+      });
+    });
   }
 
   async close(): Promise<void> {
@@ -188,32 +195,4 @@ export class AmqpBroker {
       );
     }
   }
-}
-
-/** `promise`, or a BackendError as soon as `signal` aborts (amqplib takes no signal; the RPC finishes unobserved). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  const aborted = (): BackendError => {
-    const reason: unknown = signal.reason;
-    const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
-    return new BackendError(`a read from ${what} over AMQP ${timedOut ? 'timed out' : 'was cancelled'}`, {
-      cause: reason,
-    });
-  };
-  if (signal.aborted) return Promise.reject(aborted());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(aborted());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
 }
