@@ -17,6 +17,10 @@ step "type-check (tsc)"
 tsc -p tsconfig.json
 step "CRDs are up to date with the TypeBox schema"
 node scripts/gen-crds.ts --check
+step "Helm chart: CRDs identical to crds/ (npm run chart:crds), helm lint (helm built from its Go module, cached)"
+diff -r crds charts/sluice/crds
+helm=$(bash scripts/env/build-helm.sh)
+"$helm" lint --strict charts/sluice
 
 status=0
 step "unit tests"

@@ -3,9 +3,11 @@
  * own kubeconfig discovery: `KUBECONFIG`, ~/.kube/config, or the in-cluster service account).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.ts';
 import type { Level } from './log.ts';
+import { CidrSyntaxError, parseCidrList, type CidrRange } from './scalers/address-filter.ts';
 import { formatDurationMs, parseDurationMs } from './scalers/metadata.ts';
 
 export const USAGE = `sluice: an event-driven autoscaler for Kubernetes (KEDA-compatible ScaledObjects, scale to zero)
@@ -22,7 +24,7 @@ Options for "operator":
   --kubeconfig <path>         kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
   --port <n>                  HTTPS port of the metrics API (default 6443)
   --bind-address <ip>         address to listen on (default 0.0.0.0; 127.0.0.1 with --local)
-  --tls-cert-file <path>      serving certificate (PEM), required without --local
+  --tls-cert-file <path>      serving certificate (PEM), required without --local; reloaded when the file changes
   --tls-private-key-file <p>  its key (PEM)
   --concurrency <n>           ScaledObjects reconciled at once (default 4)
   --read-interval <duration>  how often every backend source (a queue, a query, a URL) is read, whatever the number
@@ -31,6 +33,26 @@ Options for "operator":
   --cluster-object-namespace <ns>
                               where ClusterTriggerAuthentications read Secrets and ConfigMaps
                               (default sluice-system)
+  --cluster-trigger-authentication-any-namespace
+                              a ClusterTriggerAuthentication without spec.allowedNamespaces or
+                              spec.allowedNamespaceSelector may be used from every namespace (KEDA's behaviour; by
+                              default from none)
+  --restrict-secret-access    read Secrets only for ClusterTriggerAuthentications, in the cluster-object namespace:
+                              no TriggerAuthentication secretTargetRef, no Secret in a scale target's environment
+                              (KEDA's KEDA_RESTRICT_SECRET_ACCESS)
+  --allow-operator-cloud-identity
+                              triggers with identityOwner: operator may use sluice's own cloud identity (for
+                              aws-sqs-queue the AWS SDK's default credential chain); by default none may
+  --deny-cidrs <list>         comma list of address ranges triggers may not make sluice connect to, on top of the
+                              link-local and cloud metadata addresses refused by default (e.g. 10.0.0.0/8,fd00::/8)
+  --allow-cidrs <list>        comma list of address ranges triggers may reach whatever else says, the defaults
+                              included (e.g. 169.254.20.10/32); see docs/security.md#read-back-and-reach
+  --resolve <host=ip[,…]>     resolve host to ip for trigger connections, like curl --resolve (a debugging aid;
+                              the address is still checked); repeatable
+  --leader-elect[=true|false] elect a leader on the Lease sluice-operator (default true): every replica polls and
+                              serves the metrics API, only the leader writes HPAs, status, Events and /scale
+  --leader-election-namespace <ns>
+                              the Lease's namespace (default sluice-system; --local creates it)
   --log-level <level>         debug, info, warn or error (default info)
 `;
 
@@ -40,11 +62,26 @@ export interface OperatorConfig {
   readonly kubeconfig: string | undefined;
   readonly port: number;
   readonly bindAddress: string;
-  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  /** The serving pair as read at start, and its files (watched for renewals: src/server/certificates.ts). */
+  readonly tls:
+    { readonly cert: string; readonly key: string; readonly certFile: string; readonly keyFile: string } | undefined;
   readonly concurrency: number;
   /** How often each shared reader reads its source, in ms. */
   readonly readIntervalMs: number;
   readonly clusterObjectNamespace: string;
+  /** docs/security.md#credentials: who may use which credentials. All false by default. */
+  readonly clusterTriggerAuthenticationAnyNamespace: boolean;
+  readonly restrictSecretAccess: boolean;
+  readonly allowOperatorCloudIdentity: boolean;
+  /** Where triggers may make sluice connect (address-filter.ts, docs/security.md#read-back-and-reach). */
+  readonly outbound: {
+    readonly deny: readonly CidrRange[];
+    readonly allow: readonly CidrRange[];
+    /** --resolve: lower-case host → addresses. */
+    readonly hosts: ReadonlyMap<string, readonly string[]>;
+  };
+  /** leader.ts: undefined with --leader-elect=false (this process always leads). */
+  readonly leaderElection: { readonly namespace: string } | undefined;
   readonly logLevel: Level;
 }
 
@@ -88,7 +125,8 @@ export function parseConfig(argv: readonly string[]): Config {
   let values;
   try {
     ({ values } = parseArgs({
-      args: [...rest],
+      // `--leader-elect` alone means true (client-go's flag is a Go bool: `--leader-elect=false` turns it off).
+      args: rest.map((arg) => (arg === '--leader-elect' ? '--leader-elect=true' : arg)),
       strict: true,
       allowPositionals: false,
       options: {
@@ -101,6 +139,14 @@ export function parseConfig(argv: readonly string[]): Config {
         concurrency: { type: 'string' },
         'read-interval': { type: 'string', default: '1s' },
         'cluster-object-namespace': { type: 'string', default: 'sluice-system' },
+        'cluster-trigger-authentication-any-namespace': { type: 'boolean', default: false },
+        'restrict-secret-access': { type: 'boolean', default: false },
+        'allow-operator-cloud-identity': { type: 'boolean', default: false },
+        'deny-cidrs': { type: 'string', multiple: true, default: [] },
+        'allow-cidrs': { type: 'string', multiple: true, default: [] },
+        resolve: { type: 'string', multiple: true, default: [] },
+        'leader-elect': { type: 'string', default: 'true' },
+        'leader-election-namespace': { type: 'string', default: 'sluice-system' },
         'log-level': { type: 'string', default: 'info' },
       },
     }));
@@ -110,6 +156,10 @@ export function parseConfig(argv: readonly string[]): Config {
   const logLevel = values['log-level'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
     throw new ConfigError(`--log-level must be debug, info, warn or error, got "${logLevel}"`);
+  }
+  const leaderElect = values['leader-elect'];
+  if (leaderElect !== 'true' && leaderElect !== 'false') {
+    throw new ConfigError(`--leader-elect must be true or false, got "${leaderElect}"`);
   }
   const certFile = values['tls-cert-file'];
   const keyFile = values['tls-private-key-file'];
@@ -129,11 +179,51 @@ export function parseConfig(argv: readonly string[]): Config {
     bindAddress: values['bind-address'] ?? (values.local ? '127.0.0.1' : '0.0.0.0'),
     tls:
       certFile !== undefined && keyFile !== undefined
-        ? { cert: readPem('tls-cert-file', certFile), key: readPem('tls-private-key-file', keyFile) }
+        ? {
+            cert: readPem('tls-cert-file', certFile),
+            key: readPem('tls-private-key-file', keyFile),
+            certFile,
+            keyFile,
+          }
         : undefined,
     concurrency: integer('concurrency', values.concurrency, 4, 1, 64),
     readIntervalMs: duration('read-interval', values['read-interval'], 250, 60_000),
     clusterObjectNamespace: values['cluster-object-namespace'],
+    clusterTriggerAuthenticationAnyNamespace: values['cluster-trigger-authentication-any-namespace'],
+    restrictSecretAccess: values['restrict-secret-access'],
+    allowOperatorCloudIdentity: values['allow-operator-cloud-identity'],
+    outbound: {
+      deny: cidrs('deny-cidrs', values['deny-cidrs']),
+      allow: cidrs('allow-cidrs', values['allow-cidrs']),
+      hosts: resolveEntries(values.resolve),
+    },
+    leaderElection: leaderElect === 'true' ? { namespace: values['leader-election-namespace'] } : undefined,
     logLevel: logLevel as Level,
   };
+}
+
+function cidrs(flag: string, raw: readonly string[]): CidrRange[] {
+  try {
+    return raw.flatMap((list) => parseCidrList(list));
+  } catch (cause) {
+    if (!(cause instanceof CidrSyntaxError)) throw cause;
+    throw new ConfigError(`--${flag}: ${cause.message}`, { cause });
+  }
+}
+
+/** `host=ip` entries (comma lists, repeatable): a host may get several addresses. */
+function resolveEntries(raw: readonly string[]): Map<string, string[]> {
+  const hosts = new Map<string, string[]>();
+  for (const entry of raw.flatMap((list) => list.split(',')).map((e) => e.trim())) {
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const host = entry.slice(0, Math.max(eq, 0)).replace(/\.$/, '').toLowerCase();
+    const address = entry.slice(eq + 1).replace(/^\[|\]$/g, '');
+    if (eq <= 0 || !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(host)) {
+      throw new ConfigError(`--resolve: "${entry}" is not host=ip (e.g. metadata.test=127.0.0.1)`);
+    }
+    if (isIP(address) === 0) throw new ConfigError(`--resolve: "${entry}": "${address}" is not an IP address`);
+    hosts.set(host, [...(hosts.get(host) ?? []), address]);
+  }
+  return hosts;
 }

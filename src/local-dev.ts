@@ -33,7 +33,12 @@ export interface ServingCert {
   readonly ca: string;
 }
 
-/** A throwaway CA and a serving certificate for `<service>.<namespace>.svc`, localhost and 127.0.0.1 (openssl). */
+/**
+ * A throwaway CA and a serving certificate for `<service>.<namespace>.svc`, localhost and 127.0.0.1 (openssl). The
+ * pair lives in memory only, so there is no file to watch. To replace it on the running server (a self-managed
+ * certificate with rotation), hand a new pair to `ServerTls.swapServingPair` (src/server/certificates.ts) and, if the
+ * CA changes, register the APIService again with the new CA (`registerApiService`) before the old one is dropped.
+ */
 export async function createServingCert(): Promise<ServingCert> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sluice-local-'));
   const file = (name: string) => path.join(dir, name);
@@ -135,19 +140,27 @@ export async function registerApiService(kc: KubeConfig, port: number, caPem: st
   } as KubernetesObject);
 }
 
+/** The namespace sluice keeps its own objects in (the leader-election Lease, the ExternalName Service). */
+export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
+  await apply(apiClient(kc, KubernetesObjectApi), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+}
+
 /**
  * Removes the APIService on shutdown: an APIService whose server is gone blocks namespace deletion in the whole
- * cluster (NamespaceDeletionDiscoveryFailure).
+ * cluster (NamespaceDeletionDiscoveryFailure). Only while it still points at this process's port: a second
+ * `--local` replica that registered itself since then keeps serving.
  */
-export async function unregisterApiService(kc: KubeConfig): Promise<void> {
+export async function unregisterApiService(kc: KubeConfig, port: number): Promise<void> {
   const api = apiClient(kc, KubernetesObjectApi);
+  const ref = { apiVersion: 'apiregistration.k8s.io/v1', kind: 'APIService', metadata: { name: APISERVICE_NAME } };
   try {
-    await api.delete({
-      apiVersion: 'apiregistration.k8s.io/v1',
-      kind: 'APIService',
-      metadata: { name: APISERVICE_NAME },
+    const current: KubernetesObject & { spec?: { service?: { port?: number } } } = await api.read(ref);
+    if (current.spec?.service?.port !== port) return;
+    const resourceVersion = current.metadata?.resourceVersion;
+    await api.delete(ref, undefined, undefined, undefined, undefined, undefined, {
+      ...(resourceVersion === undefined ? {} : { preconditions: { resourceVersion } }),
     });
   } catch {
-    // Already gone, or the API server is gone: nothing left to undo.
+    // Already gone, someone else's since, or the API server is gone: nothing left to undo.
   }
 }

@@ -9,23 +9,35 @@ import path from 'node:path';
 import { AuthorizationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { USAGE, parseConfig, type OperatorConfig } from './config.ts';
 import { ConfigError, describeError } from './errors.ts';
-import { createServingCert, installCrds, registerApiService, unregisterApiService } from './local-dev.ts';
+import {
+  createServingCert,
+  ensureNamespace,
+  installCrds,
+  registerApiService,
+  unregisterApiService,
+} from './local-dev.ts';
 import { createLogger } from './log.ts';
 import { MAX_METRIC_NAME_LENGTH, MetricStore } from './metric-store.ts';
 import { createController } from './operator/controller.ts';
 import { createAuthResolver, createKubeAuthPort } from './operator/auth-resolver.ts';
 import { createEventRecorder, createKubeEventsPort } from './operator/events.ts';
-import { createClusterPort, createKubePort } from './operator/kube.ts';
+import { createClusterPort, createKubePort, createLeasePort } from './operator/kube.ts';
+import { createLeaderElector, type LeaderElector } from './operator/leader.ts';
 import { createReconciler } from './operator/reconcile.ts';
 import { ScalingRegistry } from './operator/scaling-registry.ts';
+import { AddressPolicy, OutboundGuard, setOutboundGuard } from './scalers/address-filter.ts';
 import { ReaderHub } from './scalers/readers.ts';
 import { SharedPool } from './scalers/shared.ts';
-import { buildServer } from './server/app.ts';
+import { buildServer, tlsServerOf } from './server/app.ts';
 import { createSarAuthorizer } from './server/authorizer.ts';
+import { createServerTls, watchServingCertificate } from './server/certificates.ts';
 import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderConfig } from './server/front-proxy.ts';
+import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './server/requestheader-watch.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const CRD_DIR = path.resolve(import.meta.dirname, '../crds');
+/** The Lease the replicas elect a leader on (KEDA's is `operator.keda.sh`). */
+const LEASE_NAME = 'sluice-operator';
 
 async function runOperator(config: OperatorConfig): Promise<void> {
   const log = createLogger({ level: config.logLevel, component: 'operator' });
@@ -38,25 +50,53 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   });
 
   // Outside a cluster sluice makes its own serving certificate; with --tls-* files and --local the certificate
-  // itself must be what the APIService trusts (self-signed).
+  // file itself is what the APIService trusts (self-signed, or the leaf followed by its CA), as registered at start.
   const serving = config.tls ? { ...config.tls, ca: config.tls.cert } : await createServingCert();
   if (config.local) await installCrds(kc, CRD_DIR);
+
+  // Before any trigger connects: where triggers may make sluice connect (docs/security.md#read-back-and-reach).
+  setOutboundGuard(
+    new OutboundGuard({
+      policy: new AddressPolicy({ deny: config.outbound.deny, allow: config.outbound.allow }),
+      hosts: config.outbound.hosts,
+    }),
+  );
+  log('info', 'trigger connections: link-local and cloud metadata addresses are refused', {
+    denyCidrs: config.outbound.deny.map((r) => r.text),
+    allowCidrs: config.outbound.allow.map((r) => r.text),
+    resolve: Object.fromEntries(config.outbound.hosts),
+  });
 
   const requestHeader = await loadRequestHeaderConfig(apiClient(kc, CoreV1Api));
   const store = new MetricStore();
   // Created first, started last: the reconciler reads the informers' cache, which exists from here on.
   const controller = createController({ kc, log, concurrency: config.concurrency });
 
+  // The requestheader configuration in force: replaced when kube-apiserver publishes a new one (the watch below).
+  let requestHeaderInForce = requestHeader;
   const app = buildServer({
     store,
-    authenticate: createFrontProxyAuthenticator(requestHeader),
+    authenticate: createFrontProxyAuthenticator(() => requestHeaderInForce),
     authorize: createSarAuthorizer({ api: apiClient(kc, AuthorizationV1Api) }),
     ready: () => controller.synced(),
     logger: { level: config.logLevel },
     https: frontProxyTlsOptions(requestHeader, serving),
     maxMetricNameLength: MAX_METRIC_NAME_LENGTH,
   });
+  // Certificates reload without a restart (docs/security.md#certificates): the serving pair from its files, the
+  // client-certificate trust store and the authenticator from the ConfigMap.
+  const serverTls = createServerTls(tlsServerOf(app), { serving, clientCA: requestHeader.clientCA });
   await app.listen({ host: config.bindAddress, port: config.port });
+  const servingWatch = config.tls ? watchServingCertificate({ files: config.tls, tls: serverTls, log }) : undefined;
+  const requestHeaderWatch = watchRequestHeaderConfig({
+    source: createKubeAuthenticationSource(kc),
+    initial: requestHeader,
+    log,
+    onChange: (next) => {
+      serverTls.setClientCA(next.clientCA);
+      requestHeaderInForce = next;
+    },
+  });
 
   const shared = new SharedPool({
     onDisposeError: (key, err) => {
@@ -64,12 +104,18 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     },
   });
   const hub = new ReaderHub({ intervalMs: config.readIntervalMs, shared, log });
-  const events = createEventRecorder({
+  const recorder = createEventRecorder({
     port: createKubeEventsPort(kc),
     reportingController: 'sluice.dev/operator',
     reportingInstance: hostname().slice(0, 128),
     log,
   });
+  // Only the leader writes Events (a follower's pollers see the same errors: one Event, not one per replica).
+  const events = {
+    emit: (...args: Parameters<typeof recorder.emit>) => {
+      if (registry.leading) recorder.emit(...args);
+    },
+  };
   const kube = createKubePort(kc);
   const registry = new ScalingRegistry({
     hub,
@@ -80,20 +126,57 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     onChange: (key) => {
       controller.enqueue(key);
     },
+    // With leader election every replica starts as a follower: pollers and the metrics API, no writes.
+    leading: config.leaderElection === undefined,
   });
   const reconciler = createReconciler({
     kube,
-    auth: createAuthResolver(createKubeAuthPort(kc), { clusterObjectNamespace: config.clusterObjectNamespace }),
+    auth: createAuthResolver(createKubeAuthPort(kc), {
+      clusterObjectNamespace: config.clusterObjectNamespace,
+      anyNamespaceClusterTriggerAuthentication: config.clusterTriggerAuthenticationAnyNamespace,
+      restrictSecretAccess: config.restrictSecretAccess,
+      allowOperatorCloudIdentity: config.allowOperatorCloudIdentity,
+    }),
     cluster: createClusterPort(kc),
     runtime: registry,
     events,
     cache: controller.scaledObjects,
+    hpas: controller.hpas,
     log,
+    leading: () => registry.leading,
   });
+  // The Lease's namespace exists before anyone campaigns (in a cluster, deploy/ makes it).
+  if (config.local && config.leaderElection !== undefined) await ensureNamespace(kc, config.leaderElection.namespace);
   await controller.start((key) => reconciler.reconcile(key));
+  let elector: LeaderElector | undefined;
+  if (config.leaderElection !== undefined) {
+    elector = createLeaderElector({
+      port: createLeasePort(kc, config.leaderElection.namespace, LEASE_NAME),
+      log,
+      // The pod's name in a cluster; with --local, host and port (two local replicas differ by port). A replica
+      // restarted under the same name takes its own Lease back at once instead of waiting for it to expire.
+      identity: config.local ? `${hostname()}_${config.port}` : hostname(),
+      onStartedLeading: () => {
+        registry.lead();
+        // Everything a follower left unwritten (HPAs, status, finalizers) is written now.
+        controller.enqueueAll();
+      },
+      onStoppedLeading: () => {
+        void registry.follow();
+      },
+    });
+    elector.start();
+  }
   // Registered once the informers have listed (and the server listens): the aggregator's first availability check
   // passes at once, and no HPA asks for metrics of objects sluice has not seen yet.
   if (config.local) await registerApiService(kc, config.port, serving.ca);
+  // The permissive credential settings are worth a line in every log (docs/security.md#credentials).
+  if (config.clusterTriggerAuthenticationAnyNamespace) {
+    log('warn', 'ClusterTriggerAuthentications that name no allowed namespace may be used from every namespace');
+  }
+  if (config.allowOperatorCloudIdentity) {
+    log('warn', "triggers with identityOwner: operator may use sluice's own cloud identity");
+  }
   log('info', 'sluice is running', {
     metricsApi: `https://${config.bindAddress}:${config.port}`,
     readInterval: `${config.readIntervalMs} ms`,
@@ -110,13 +193,18 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     }, 20_000);
     timer.unref();
     void (async () => {
-      if (config.local) await unregisterApiService(kc);
+      if (config.local) await unregisterApiService(kc, config.port);
+      // Nothing written once the Lease is released: executors stop first, then a follower may take over at once.
+      await registry.follow();
+      await elector?.stop();
       await controller.stop();
       await registry.stopAll();
       await hub.close();
-      await events.stop();
+      await recorder.stop();
+      servingWatch?.close();
+      await requestHeaderWatch.stop();
       await app.close();
-      process.exit(0);
+      process.exit(process.exitCode ?? 0);
     })();
   };
   process.on('SIGTERM', () => {
@@ -124,6 +212,23 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   });
   process.on('SIGINT', () => {
     shutdown('SIGINT');
+  });
+  // A promise nobody awaited failed: a bug in sluice, logged with its stack; the process and its state carry on.
+  process.on('unhandledRejection', (reason) => {
+    log('error', 'unhandled promise rejection (a bug in sluice; please report it)', {
+      error: describeError(reason),
+      stack: reason instanceof Error ? reason.stack : undefined,
+    });
+  });
+  // An exception escaped every handler: the state may be inconsistent, so stop (the Deployment restarts sluice) —
+  // but say why first, and stop cleanly (the APIService of --local is removed, connections are closed).
+  process.on('uncaughtException', (err) => {
+    log('error', 'uncaught exception (a bug in sluice; please report it): stopping', {
+      error: describeError(err),
+      stack: err.stack,
+    });
+    process.exitCode = 1;
+    shutdown('uncaughtException');
   });
 }
 

@@ -24,6 +24,8 @@ ENV_JSON="$STATE/env.json"
 PROM_TARGETS="$STATE/prometheus/targets"
 ENV_ID=$(printf '%s' "$REPO" | sha256sum | cut -c1-12)
 SHM="/dev/shm/sluice-$ENV_ID" # tmpfs: etcd, RabbitMQ and Prometheus data (fsync is slow on these machines)
+# A test's stand-in front-proxy material for kube-apiserver (see front_proxy_files below and up.sh's header).
+FRONT_PROXY_OVERRIDE="$STATE/front-proxy-override"
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 
 # shellcheck source=scripts/env/versions.sh
@@ -140,6 +142,26 @@ free_ports() {
 }
 
 # --- component definitions -----------------------------------------------------------------------------------------
+
+# front_proxy_files sets FP_CA, FP_CERT and FP_KEY: kube-apiserver's --requestheader-client-ca-file and
+# --proxy-client-cert-file/--proxy-client-key-file. Normally the environment's own ($PKI). While $FRONT_PROXY_OVERRIDE
+# holds requestheader-client-ca.crt, proxy-client.crt, proxy-client.key and an `owner` file naming a live PID (the test
+# rotating the front-proxy CA: test/integration/cert-rotation-e2e.test.ts), those files instead. Only the paths are
+# part of kube-apiserver's spec, not the content: kube-apiserver reloads these files by itself when they change
+# (kubernetes/apiserver pkg/server/dynamiccertificates), so rewriting them needs no restart, while creating or removing
+# the override changes the flags and the next up.sh replaces kube-apiserver. An override whose owner died is ignored,
+# so a killed test cannot leave it behind: the next up.sh (any test run's global setup) restores the defaults.
+front_proxy_files() {
+  local d=$FRONT_PROXY_OVERRIDE owner
+  owner=$(cat "$d/owner" 2>/dev/null || true)
+  if [[ $owner =~ ^[0-9]+$ ]] && alive "$owner" && [ -f "$d/requestheader-client-ca.crt" ] &&
+    [ -f "$d/proxy-client.crt" ] && [ -f "$d/proxy-client.key" ]; then
+    FP_CA="$d/requestheader-client-ca.crt" FP_CERT="$d/proxy-client.crt" FP_KEY="$d/proxy-client.key"
+  else
+    FP_CA="$PKI/front-proxy-ca.crt" FP_CERT="$PKI/front-proxy-client.crt" FP_KEY="$PKI/front-proxy-client.key"
+  fi
+}
+
 # define NAME sets: CMD (argv), ENVS (extra environment), PORTS (ports that must be free before it starts), CONF
 # (files whose content is part of its configuration), TIMEOUT (seconds to become ready). spec NAME turns that into
 # one string; a running process whose recorded spec differs (flags, ports or config changed) is replaced, not reused.
@@ -154,16 +176,17 @@ define() {
         --initial-cluster "sluice=http://127.0.0.1:$P_ETCD_PEER" --unsafe-no-fsync=true --log-level=warn)
       PORTS=("$P_ETCD" "$P_ETCD_PEER") TIMEOUT=30 ;;
     kube-apiserver)
+      front_proxy_files
       CMD=("$K8S_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$P_ETCD"
         --bind-address=127.0.0.1 --secure-port="$P_KAS" --advertise-address=127.0.0.1 --endpoint-reconciler-type=none
         --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" --client-ca-file="$PKI/ca.crt"
         --service-account-issuer=https://kubernetes.default.svc.cluster.local
         --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key"
         --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=RBAC --disable-admission-plugins=ServiceAccount
-        --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client
+        --requestheader-client-ca-file="$FP_CA" --requestheader-allowed-names=front-proxy-client
         --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group
         --requestheader-extra-headers-prefix=X-Remote-Extra-
-        --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key"
+        --proxy-client-cert-file="$FP_CERT" --proxy-client-key-file="$FP_KEY"
         --feature-gates=HPAConfigurableTolerance=true --v=2)
       PORTS=("$P_KAS") TIMEOUT=60 ;;
     kube-controller-manager)

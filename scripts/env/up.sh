@@ -10,6 +10,16 @@
 # there (write a temporary name and rename it, so Prometheus never reads half a file). New targets are scraped ~5 s
 # later (the scrape manager applies target changes on a 5 s tick).
 #
+# Front-proxy override (for test/integration/cert-rotation-e2e.test.ts only): a test that writes
+# .sluice-env/front-proxy-override/{requestheader-client-ca.crt,proxy-client.crt,proxy-client.key,owner} (owner: its
+# PID) and runs up.sh gets kube-apiserver restarted with those as --requestheader-client-ca-file and
+# --proxy-client-cert-file/--proxy-client-key-file (kube-controller-manager is restarted with it); rewriting the files
+# later needs no restart (kube-apiserver reloads them). Removing the directory and running up.sh again restores the
+# environment's own files; so does any up.sh after the owner has exited. A file, not an environment variable: every
+# up.sh/status.sh (other test runs' global setup too) must agree on kube-apiserver's flags, or one would "repair" the
+# other's kube-apiserver. The override is in lib.sh (front_proxy_files); env.json keeps naming the environment's own
+# front-proxy files. The test runs up.sh with SLUICE_ENV_KEEP_ENV_JSON=1 (see launch below).
+#
 # Environment: SLUICE_PORT_BASE (ports, see lib.sh), SLUICE_CACHE (default ~/.cache/sluice: binaries and the moto
 # virtualenv), SLUICE_PYTHON (interpreter for that virtualenv, default python3), SLUICE_K8S_VERSION and
 # SLUICE_ETCD_VERSION (as in build-k8s.sh).
@@ -151,7 +161,11 @@ declare -A NEEDS=([kube-apiserver]=etcd [kube-controller-manager]=kube-apiserver
 # launch NAME: starts a component detached (own session, stdin closed, output to its log, our marker in its
 # environment) and records its PID and spec.
 launch() {
-  rm -f "$ENV_JSON" # describes the old processes; rewritten once everything is ready
+  # env.json describes the old processes; it is rewritten once everything is ready. SLUICE_ENV_KEEP_ENV_JSON=1 keeps
+  # it meanwhile, for a replacement that changes no port or path (the front-proxy override): a test run starting
+  # during it then does not take the environment for one it brought up from nothing (test/integration/global-setup.ts)
+  # and stop it when it ends.
+  [ -n "${SLUICE_ENV_KEEP_ENV_JSON:-}" ] || rm -f "$ENV_JSON"
   define "$1"
   free_ports "${PORTS[@]}"
   (cd "$STATE" && exec env "${ENVS[@]}" SLUICE_ENV_ID="$ENV_ID" setsid "${CMD[@]}" </dev/null >"$LOGS/$1.log" 2>&1 9>&-) &

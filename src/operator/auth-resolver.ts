@@ -13,6 +13,21 @@
  *     a ClusterTriggerAuthentication only from one configured namespace (default `sluice-system`; KEDA's
  *     `KEDA_CLUSTER_OBJECT_NAMESPACE`).
  *
+ * Who may use which credentials (docs/security.md#credentials), checked before anything a credential is read from:
+ *   - A ClusterTriggerAuthentication is usable only from the namespaces it names: `spec.allowedNamespaces`, or
+ *     `spec.allowedNamespaceSelector` matched against the labels of the ScaledObject's Namespace (read only then;
+ *     `get` on namespaces). With neither, from no namespace, unless `anyNamespaceClusterTriggerAuthentication`
+ *     (`--cluster-trigger-authentication-any-namespace`, KEDA's behaviour). KEDA has no such restriction
+ *     (kedacore/keda#4857). A namespace label that changes is seen at the next reconcile (the periodic resync, or an
+ *     edit of the ScaledObject or of the ClusterTriggerAuthentication).
+ *   - With `restrictSecretAccess` (`--restrict-secret-access`, KEDA's `KEDA_RESTRICT_SECRET_ACCESS`) sluice reads
+ *     Secrets only for ClusterTriggerAuthentications (in the cluster-object namespace): a TriggerAuthentication's
+ *     `secretTargetRef` is refused, and container environment variables set from Secrets (`secretKeyRef`, envFrom
+ *     `secretRef`) are not resolved, as in KEDA (pkg/scaling/resolver/scale_resolvers.go).
+ *   - `identityOwner: operator` in a trigger's metadata (KEDA: use the operator's own cloud identity, e.g. the AWS
+ *     SDK's default chain) is refused unless `allowOperatorCloudIdentity` (`--allow-operator-cloud-identity`). The
+ *     scalers, in turn, use sluice's own identity only when a trigger says `identityOwner: operator`.
+ *
  * Everything is read again on every call (no cache across calls; reads are shared within one call), so a Secret that
  * appears or changes is seen by the next reconcile. `fingerprint` tells the caller whether anything changed without
  * the caller holding or comparing credentials.
@@ -50,13 +65,17 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { SluiceError, ValidationError, describeError } from '../errors.ts';
+import { matches, type Requirement } from '../labels.ts';
 import { GROUP, VERSION, type ScaledObject } from './scaled-object.ts';
 import {
   CLUSTER_TRIGGER_AUTHENTICATION,
+  SELECTOR_OPERATORS,
   TRIGGER_AUTHENTICATION,
   parseTriggerAuthentication,
   type AuthenticationKind,
+  type LabelSelector,
   type TriggerAuthentication,
+  type TriggerAuthenticationSpec,
 } from './trigger-authentication.ts';
 
 export const DEFAULT_CLUSTER_OBJECT_NAMESPACE = 'sluice-system';
@@ -107,6 +126,8 @@ export interface AuthPort {
   /** The TriggerAuthentication as the API server returns it (parsed and validated by the resolver). */
   readTriggerAuthentication(namespace: string, name: string): Promise<unknown>;
   readClusterTriggerAuthentication(name: string): Promise<unknown>;
+  /** The labels of a Namespace (`{}` when it has none). */
+  readNamespaceLabels(name: string): Promise<Readonly<Record<string, string>> | undefined>;
   /** The containers of the workload's pod template (`spec.template.spec.containers`; [] when it has none). */
   readScaleTarget(
     namespace: string,
@@ -153,7 +174,20 @@ export class AuthResolutionError extends SluiceError {
 export interface AuthResolverOptions {
   /** Where a ClusterTriggerAuthentication's Secrets and ConfigMaps are read (default `sluice-system`). */
   readonly clusterObjectNamespace?: string;
+  /** A ClusterTriggerAuthentication that names no allowed namespace is usable from every namespace (KEDA). */
+  readonly anyNamespaceClusterTriggerAuthentication?: boolean;
+  /** Secrets are read only for ClusterTriggerAuthentications (KEDA's KEDA_RESTRICT_SECRET_ACCESS). */
+  readonly restrictSecretAccess?: boolean;
+  /** Triggers may ask for sluice's own cloud identity with `identityOwner: operator`. */
+  readonly allowOperatorCloudIdentity?: boolean;
 }
+
+/** The command-line flags behind AuthResolverOptions, for messages. */
+export const FLAGS = {
+  anyNamespace: '--cluster-trigger-authentication-any-namespace',
+  restrictSecretAccess: '--restrict-secret-access',
+  operatorIdentity: '--allow-operator-cloud-identity',
+} as const;
 
 export interface AuthResolver {
   /** Throws ValidationError (needs an edit) or AuthResolutionError (retry); see the file comment. */
@@ -161,13 +195,71 @@ export interface AuthResolver {
 }
 
 const FROM_ENV = 'FromEnv';
+/** Why a Secret in the scale target's environment is not read. */
+const RESTRICTED = `, not read: sluice runs with ${FLAGS.restrictSecretAccess} and reads Secrets only for ClusterTriggerAuthentications`;
 
 export function createAuthResolver(port: AuthPort, options: AuthResolverOptions = {}): AuthResolver {
-  const clusterNamespace = options.clusterObjectNamespace ?? DEFAULT_CLUSTER_OBJECT_NAMESPACE;
+  const policy: Policy = {
+    clusterNamespace: options.clusterObjectNamespace ?? DEFAULT_CLUSTER_OBJECT_NAMESPACE,
+    anyNamespace: options.anyNamespaceClusterTriggerAuthentication === true,
+    restrictSecretAccess: options.restrictSecretAccess === true,
+    operatorIdentity: options.allowOperatorCloudIdentity === true,
+  };
   return {
-    resolve: (so) => new Resolution(port, so, clusterNamespace).run(),
+    resolve: (so) => new Resolution(port, so, policy).run(),
   };
 }
+
+interface Policy {
+  readonly clusterNamespace: string;
+  readonly anyNamespace: boolean;
+  readonly restrictSecretAccess: boolean;
+  readonly operatorIdentity: boolean;
+}
+
+/**
+ * Whether a ClusterTriggerAuthentication's `spec.allowedNamespaces` / `spec.allowedNamespaceSelector` let `namespace`
+ * use it. `labels` is asked for only when the answer depends on them (a selector, and a name not in the list).
+ * `undefined` when the object names no namespace at all (neither field): the caller's default applies.
+ */
+export async function namespaceAllowed(
+  spec: Pick<TriggerAuthenticationSpec, 'allowedNamespaces' | 'allowedNamespaceSelector'>,
+  namespace: string,
+  labels: () => Promise<Readonly<Record<string, string>>>,
+): Promise<boolean | undefined> {
+  const { allowedNamespaces: names, allowedNamespaceSelector: selector } = spec;
+  if (names === undefined && selector === undefined) return undefined;
+  if (names?.includes(namespace) === true) return true;
+  if (selector === undefined) return false;
+  return selectorMatches(selector, await labels());
+}
+
+/**
+ * metav1.LabelSelector semantics (apimachinery LabelSelectorAsSelector): every matchLabels pair and every
+ * matchExpressions requirement must hold; NotIn and DoesNotExist hold for a missing label; `{}` matches everything.
+ */
+export function selectorMatches(selector: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
+  const requirements: Requirement[] = [
+    ...Object.entries(selector.matchLabels ?? {}).map(([key, value]): Requirement => ({
+      key,
+      operator: 'equals',
+      values: [value],
+    })),
+    ...(selector.matchExpressions ?? []).map(({ key, operator, values }): Requirement => ({
+      key,
+      operator: SELECTOR_OPERATOR[operator],
+      values: values ?? [],
+    })),
+  ];
+  return matches({ requirements }, labels);
+}
+
+const SELECTOR_OPERATOR: Readonly<Record<(typeof SELECTOR_OPERATORS)[number], Requirement['operator']>> = {
+  In: 'in',
+  NotIn: 'notin',
+  Exists: 'exists',
+  DoesNotExist: 'doesnotexist',
+};
 
 /**
  * Whether a ScaledObject (as parsed, or raw from the informer cache) refers to a (Cluster)TriggerAuthentication:
@@ -209,6 +301,8 @@ interface ContainerTable {
   readonly vars: ReadonlyMap<string, EnvEntry>;
   /** envFrom sources that could not be read (a requested variable missing may have come from one of them). */
   readonly envFromProblems: readonly { readonly problem: string; readonly cause?: unknown }[];
+  /** envFrom Secrets not read under restrictSecretAccess (likewise). */
+  readonly envFromSkipped: readonly string[];
 }
 
 type Loaded = { readonly auth: TriggerAuthentication; readonly kind: AuthenticationKind; readonly name: string };
@@ -218,19 +312,33 @@ class Resolution {
   readonly #so: ScaledObject;
   readonly #namespace: string;
   readonly #clusterNamespace: string;
+  readonly #policy: Policy;
   readonly #reads = new Map<string, Promise<unknown>>();
   readonly #tables = new Map<string, Promise<ContainerTable>>();
 
-  constructor(port: AuthPort, so: ScaledObject, clusterNamespace: string) {
+  constructor(port: AuthPort, so: ScaledObject, policy: Policy) {
     this.#port = port;
     this.#so = so;
     this.#namespace = so.metadata.namespace ?? '';
-    this.#clusterNamespace = clusterNamespace;
+    this.#clusterNamespace = policy.clusterNamespace;
+    this.#policy = policy;
   }
 
   async run(): Promise<AuthResolution> {
     if (this.#namespace === '') throw new ValidationError('metadata.namespace', 'is required');
     const { triggers } = this.#so.spec;
+    if (!this.#policy.operatorIdentity) {
+      for (const [index, trigger] of triggers.entries()) {
+        if (trigger.metadata['identityOwner']?.trim() === 'operator') {
+          throw new ValidationError(
+            `spec.triggers[${index}].metadata.identityOwner`,
+            `"operator" asks for sluice's own cloud identity, which this operator does not lend to triggers (it ` +
+              `runs without ${FLAGS.operatorIdentity}): give the trigger its own credentials through a ` +
+              'TriggerAuthentication',
+          );
+        }
+      }
+    }
 
     // All read at once; the first failure in trigger order is reported.
     const settled = await Promise.allSettled(triggers.map((_, index) => this.#loadAuthentication(index)));
@@ -305,12 +413,67 @@ class Resolution {
     if (raw === undefined || raw === null) {
       throw new ValidationError(field, `${kind} "${name}" not found${where}`);
     }
+    let auth: TriggerAuthentication;
     try {
-      return { auth: parseTriggerAuthentication(raw, kind), kind, name };
+      auth = parseTriggerAuthentication(raw, kind);
     } catch (cause) {
       if (!(cause instanceof ValidationError)) throw cause;
       throw new ValidationError(field, `${kind} "${name}"${where} is invalid: ${cause.message}`, { cause });
     }
+    // Before anything a credential is read from.
+    if (cluster) await this.#checkNamespaceAllowed(field, name, auth);
+    else if (this.#policy.restrictSecretAccess && (auth.spec.secretTargetRef?.length ?? 0) > 0) {
+      throw new ValidationError(
+        field,
+        `${kind} "${name}"${where}: spec.secretTargetRef: sluice runs with ${FLAGS.restrictSecretAccess}, so only a ` +
+          `ClusterTriggerAuthentication may read Secrets (from namespace "${this.#clusterNamespace}"); use one, or ` +
+          'configMapTargetRef / env for what is not secret',
+      );
+    }
+    return { auth, kind, name };
+  }
+
+  /** A ClusterTriggerAuthentication is usable only from the namespaces it allows (see the file comment). */
+  async #checkNamespaceAllowed(field: string, name: string, auth: TriggerAuthentication): Promise<void> {
+    const ns = this.#namespace;
+    const label = `ClusterTriggerAuthentication "${name}"`;
+    const allowed = await namespaceAllowed(auth.spec, ns, async () => {
+      let labels: Readonly<Record<string, string>> | undefined;
+      try {
+        labels = await this.#read(`Namespace//${ns}`, () => this.#port.readNamespaceLabels(ns));
+      } catch (cause) {
+        throw new AuthResolutionError(
+          field,
+          `cannot read Namespace "${ns}" to match ${label}'s spec.allowedNamespaceSelector: ${describeError(cause)}`,
+          { cause },
+        );
+      }
+      if (labels === undefined) {
+        throw new AuthResolutionError(
+          field,
+          `Namespace "${ns}" not found (its labels are matched against ${label}'s spec.allowedNamespaceSelector)`,
+        );
+      }
+      return labels;
+    });
+    if (allowed === true || (allowed === undefined && this.#policy.anyNamespace)) return;
+    const refused = `${label} may not be used from namespace "${ns}"`;
+    const { allowedNamespaces: names, allowedNamespaceSelector: selector } = auth.spec;
+    let why: string;
+    if (allowed === undefined) {
+      why =
+        'it names no namespace that may use it, and without spec.allowedNamespaces or spec.allowedNamespaceSelector ' +
+        `a ClusterTriggerAuthentication may be used from none (unless the operator runs with ${FLAGS.anyNamespace}); ` +
+        `add "${ns}" to its spec.allowedNamespaces, or give it a spec.allowedNamespaceSelector that matches the ` +
+        "namespace's labels";
+    } else if (selector === undefined) {
+      why = `it is not in the ClusterTriggerAuthentication's spec.allowedNamespaces; add "${ns}" there (or a spec.allowedNamespaceSelector that matches the namespace's labels)`;
+    } else if (names === undefined) {
+      why = `its labels do not match the ClusterTriggerAuthentication's spec.allowedNamespaceSelector; label the namespace to match it, or add "${ns}" to spec.allowedNamespaces`;
+    } else {
+      why = `it is not in the ClusterTriggerAuthentication's spec.allowedNamespaces and its labels do not match spec.allowedNamespaceSelector; add "${ns}" to spec.allowedNamespaces, or label the namespace to match the selector`;
+    }
+    throw new ValidationError(field, `${refused}: ${why}`);
   }
 
   async #authParams(index: number, { auth, kind, name }: Loaded): Promise<Record<string, string>> {
@@ -459,6 +622,7 @@ class Resolution {
   async #buildTable(container: ContainerEnv): Promise<ContainerTable> {
     const vars = new Map<string, EnvEntry>();
     const envFromProblems: { problem: string; cause?: unknown }[] = [];
+    const envFromSkipped: string[] = [];
     const ns = this.#namespace;
 
     for (const [j, source] of (container.envFrom ?? []).entries()) {
@@ -466,6 +630,10 @@ class Resolution {
       if (ref === undefined) continue;
       const what = source.configMapRef !== undefined ? 'ConfigMap' : 'Secret';
       const name = ref.name ?? '';
+      if (what === 'Secret' && this.#policy.restrictSecretAccess) {
+        envFromSkipped.push(`envFrom[${j}].secretRef (Secret "${name}"${RESTRICTED})`);
+        continue;
+      }
       let data: Readonly<Record<string, string>> | undefined;
       try {
         data = await (what === 'Secret' ? this.#secret(ns, name) : this.#configMap(ns, name));
@@ -489,7 +657,7 @@ class Resolution {
       const entry = await this.#entryOf(envVar, j, vars);
       if (entry !== undefined) vars.set(envVar.name, entry);
     }
-    return { container: container.name, vars, envFromProblems };
+    return { container: container.name, vars, envFromProblems, envFromSkipped };
   }
 
   /** The variable's entry; undefined when the kubelet would leave it out. */
@@ -512,6 +680,9 @@ class Resolution {
     }
     const what = from.secretKeyRef !== undefined ? 'Secret' : 'ConfigMap';
     const selector = `env[${j}].valueFrom.${what === 'Secret' ? 'secretKeyRef' : 'configMapKeyRef'}`;
+    if (what === 'Secret' && this.#policy.restrictSecretAccess) {
+      return { kind: 'skipped', source: `${selector} (Secret "${ref.name ?? ''}"${RESTRICTED})` };
+    }
     try {
       const value = await this.#keyOf(what, this.#namespace, ref.name ?? '', ref.key, (message, cause) => {
         throw new EnvProblem(`${selector}: ${message}`, cause);
@@ -611,6 +782,8 @@ function valueOrThrow(
     // It may have come from an envFrom source that could not be read.
     const [first] = table.envFromProblems;
     if (first !== undefined) throw errors.runtime(`not defined, and ${first.problem}`, first.cause);
+    const [skipped] = table.envFromSkipped;
+    if (skipped !== undefined) throw errors.skipped(`${skipped}, if anywhere`);
     const missing = errors.missing();
     if (missing !== undefined) throw missing;
     return '';
@@ -637,7 +810,7 @@ function fingerprintOf(triggers: readonly ResolvedTrigger[]): string {
 
 /**
  * The AuthPort over the Kubernetes API. Needs `get` on secrets, configmaps, triggerauthentications,
- * clustertriggerauthentications, and on the scale target's resource (e.g. apps deployments) when its environment is
+ * clustertriggerauthentications, namespaces (allowedNamespaceSelector), and on the scale target's resource (e.g. apps deployments) when its environment is
  * used. Errors are reduced to `HTTP <code> <reason>: <Status message>`: ApiException's own message carries the whole
  * response body and headers.
  */
@@ -684,6 +857,8 @@ export function createKubeAuthPort(kc: KubeConfig): AuthPort {
           name,
         }),
       ),
+    readNamespaceLabels: (name) =>
+      orUndefined(async () => ({ ...(await core.readNamespace({ name })).metadata?.labels })),
     readScaleTarget: (namespace, apiVersion, kind, name) =>
       orUndefined(async () => containersOf(await objects.read({ apiVersion, kind, metadata: { name, namespace } }))),
   };

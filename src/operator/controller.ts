@@ -20,6 +20,7 @@ import {
 import { describeError } from '../errors.ts';
 import { refersToAuthentication } from './auth-resolver.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './hpa.ts';
+import { workloadOf, type Workload } from './ownership.ts';
 import { GROUP, PLURAL, SCALED_OBJECT_LABEL, VERSION } from './scaled-object.ts';
 import { CLUSTER_TRIGGER_AUTHENTICATION, TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
 import { WorkQueue, type Handler } from './workqueue.ts';
@@ -37,10 +38,14 @@ export interface ControllerOptions {
 export interface Controller {
   /** The ScaledObject cache (read by reconcile). */
   readonly scaledObjects: ObjectCache<KubernetesObject>;
+  /** Every HPA (read by reconcile: one autoscaler per workload). */
+  readonly hpas: ObjectCache<V2HorizontalPodAutoscaler>;
   /** True once both informers have listed. */
   synced(): boolean;
   /** Queue a key now (e.g. when a scaling loop has news). */
   enqueue(key: string): void;
+  /** Queue every ScaledObject (e.g. this replica just became the leader and has everything to write). */
+  enqueueAll(): void;
   stop(): Promise<void>;
 }
 
@@ -77,7 +82,6 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   // Lists of every object may be large: a longer deadline than single calls.
   const custom = apiClient(kc, CustomObjectsApi, 60_000);
   const autoscaling = apiClient(kc, AutoscalingV2Api, 60_000);
-  const managedSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
   let reconcile: Handler = () => Promise.reject(new Error('the controller has not started'));
   const queue = new WorkQueue({
@@ -102,27 +106,57 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
     synced.so = true;
     return list;
   });
+  // Every HPA, not only sluice's: one autoscaler per workload means seeing the HPAs others made.
   const hpaInformer = makeInformer<V2HorizontalPodAutoscaler>(
     kc,
     '/apis/autoscaling/v2/horizontalpodautoscalers',
     async () => {
-      const list = await autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managedSelector });
+      const list = await autoscaling.listHorizontalPodAutoscalerForAllNamespaces();
       synced.hpa = true;
       return list;
     },
-    managedSelector,
   );
 
   const enqueueSo = (obj: KubernetesObject): void => {
     const key = keyOf(obj);
     if (key !== undefined && started) queue.add(key);
   };
-  // An HPA event concerns its ScaledObject: someone edited or deleted what sluice applies.
+  /** Every ScaledObject of `namespace` whose scale target is `workload` (one autoscaler per workload). */
+  const enqueueTargeting = (namespace: string | undefined, workload: Workload): void => {
+    if (namespace === undefined) return;
+    for (const so of soInformer.list(namespace)) {
+      const ref = (so as { spec?: { scaleTargetRef?: { apiVersion?: string; kind?: string; name?: string } } }).spec
+        ?.scaleTargetRef;
+      const other = workloadOf(ref ?? {});
+      if (other.group === workload.group && other.kind === workload.kind && other.name === workload.name) {
+        enqueueSo(so);
+      }
+    }
+  };
+  // An event of sluice's HPA concerns its ScaledObject: someone edited or deleted what sluice applies. An event of
+  // someone else's HPA concerns the ScaledObjects on the same workload (one may be refused because of it).
   const enqueueOwner = (hpa: V2HorizontalPodAutoscaler): void => {
-    const owner = hpa.metadata?.labels?.[SCALED_OBJECT_LABEL];
+    const owner =
+      hpa.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY ? hpa.metadata.labels[SCALED_OBJECT_LABEL] : undefined;
     if (hpa.metadata?.namespace !== undefined && owner !== undefined && started) {
       queue.add(`${hpa.metadata.namespace}/${owner}`);
     }
+    enqueueTargeting(hpa.metadata?.namespace, workloadOf(hpa.spec.scaleTargetRef));
+  };
+  /** A ScaledObject's event also concerns its twins on the same workload, before and after a change of target. */
+  const targets = new Map<string, Workload>();
+  const enqueueTwins = (obj: KubernetesObject, removed: boolean): void => {
+    const uid = obj.metadata?.uid;
+    const ref = (obj as { spec?: { scaleTargetRef?: { apiVersion?: string; kind?: string; name?: string } } }).spec
+      ?.scaleTargetRef;
+    const now = workloadOf(ref ?? {});
+    const before = uid === undefined ? undefined : targets.get(uid);
+    if (uid !== undefined) {
+      if (removed) targets.delete(uid);
+      else targets.set(uid, now);
+    }
+    enqueueTargeting(obj.metadata?.namespace, now);
+    if (before !== undefined && before.name !== now.name) enqueueTargeting(obj.metadata?.namespace, before);
   };
   const enqueueAll = (): void => {
     for (const so of soInformer.list()) enqueueSo(so);
@@ -170,13 +204,17 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   soInformer.on('add', (obj) => {
     changed(obj);
     enqueueSo(obj);
+    enqueueTwins(obj, false);
   });
   soInformer.on('update', (obj) => {
-    if (changed(obj)) enqueueSo(obj);
+    if (!changed(obj)) return;
+    enqueueSo(obj);
+    enqueueTwins(obj, false);
   });
   soInformer.on('delete', (obj) => {
     forget(obj);
     enqueueSo(obj);
+    enqueueTwins(obj, true);
   });
   hpaInformer.on('add', (obj) => {
     changed(obj);
@@ -223,10 +261,12 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
 
   return {
     scaledObjects: soInformer,
+    hpas: hpaInformer,
     synced: () => synced.so && synced.hpa,
     enqueue: (key) => {
       if (started) queue.add(key);
     },
+    enqueueAll,
     async start(handler) {
       reconcile = handler;
       started = true;

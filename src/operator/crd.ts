@@ -42,7 +42,7 @@ export interface JsonSchemaProps {
   'x-kubernetes-list-type'?: string;
   'x-kubernetes-list-map-keys'?: string[];
   'x-kubernetes-map-type'?: string;
-  'x-kubernetes-validations'?: { rule: string; message?: string }[];
+  'x-kubernetes-validations'?: { rule: string; message?: string; fieldPath?: string }[];
 }
 
 export interface PrinterColumn {

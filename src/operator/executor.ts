@@ -36,6 +36,12 @@ export interface ExecutorSettings {
   readonly idleReplicaCount: number | undefined;
   readonly hasFallback: boolean;
   readonly createdAt: Date;
+  /** `paused-scale-in` / `paused-scale-out` / `force-activation` annotations. */
+  readonly pausedScaleIn: boolean;
+  readonly pausedScaleOut: boolean;
+  readonly forceActivation: boolean;
+  /** Only cpu and memory triggers: always active (KEDA's rule; the HPA scales it, never to zero). */
+  readonly alwaysActive: boolean;
 }
 
 /** What survives an executor restart (kept by the registry). */
@@ -71,6 +77,17 @@ export interface ExecutorDeps {
   readonly now?: () => Date;
 }
 
+/** Nothing evaluated yet (also what a replica that does not lead shows: it runs no executor). */
+export const IDLE_EXECUTOR: ExecutorSnapshot = {
+  evaluations: 0,
+  evaluatedAt: undefined,
+  currentReplicas: undefined,
+  resource: undefined,
+  decision: undefined,
+  scaleError: undefined,
+  stuckSince: undefined,
+};
+
 /** An evaluation running longer than this is reported as stuck (every call in it has a shorter timeout). */
 const STUCK_AFTER_MS = 30_000;
 
@@ -79,15 +96,7 @@ export class Executor {
   readonly #deps: ExecutorDeps;
   readonly #state: ObjectState;
   readonly #now: () => Date;
-  #snapshot: ExecutorSnapshot = {
-    evaluations: 0,
-    evaluatedAt: undefined,
-    currentReplicas: undefined,
-    resource: undefined,
-    decision: undefined,
-    scaleError: undefined,
-    stuckSince: undefined,
-  };
+  #snapshot: ExecutorSnapshot = IDLE_EXECUTOR;
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
@@ -177,13 +186,14 @@ export class Executor {
       state.firstSeenReplicas ??= scale.replicas;
       const now = this.#now();
       // The triggers were active until now: the cooldown starts from this moment, not from the last evaluation.
-      if (!summary.active && before.decision?.condition.status === 'True') state.lastActiveTime = now;
+      const active = summary.active || this.settings.alwaysActive || this.settings.forceActivation;
+      if (!active && before.decision?.condition.status === 'True') state.lastActiveTime = now;
       decision = decideScale({
         currentReplicas: scale.replicas,
         minReplicaCount: this.settings.minReplicaCount,
         maxReplicaCount: this.settings.maxReplicaCount,
         idleReplicaCount: this.settings.idleReplicaCount,
-        active: summary.active,
+        active: summary.active || this.settings.alwaysActive,
         anyError: summary.anyError,
         allError: summary.allError,
         lastActiveTime: state.lastActiveTime,
@@ -193,6 +203,9 @@ export class Executor {
         now,
         fallback: this.settings.hasFallback ? { replicas: summary.fallbackReplicas ?? 0 } : undefined,
         fallbackReplicas: summary.fallbackReplicas,
+        pausedScaleIn: this.settings.pausedScaleIn,
+        pausedScaleOut: this.settings.pausedScaleOut,
+        forceActivation: this.settings.forceActivation,
       });
       if (decision.action === 'scale') {
         await this.#write(scale.replicas, decision, summary);

@@ -32,7 +32,8 @@ export function fallbackEngaged(failures: number, failureThreshold: number): boo
  * - `static`: `fallback.replicas`;
  * - `currentReplicas`: the current count (hold);
  * - `currentReplicasIfHigher`: max(current, fallback.replicas);
- * - `currentReplicasIfLower`: min(current, fallback.replicas).
+ * - `currentReplicasIfLower`: min(current, fallback.replicas);
+ * - `scalingModifiers`: the failing trigger is nil in the formula; `fallback.replicas` when the formula gives nil.
  * Undefined when the behavior needs the current count and it is unknown.
  */
 export function fallbackReplicas(
@@ -49,8 +50,8 @@ export function fallbackReplicas(
     case 'currentReplicasIfLower':
       return currentReplicas === undefined ? undefined : Math.min(currentReplicas, fallback.replicas);
     case 'scalingModifiers':
-      // Needs a formula (spec.advanced.scalingModifiers); validation refuses it without one.
-      return undefined;
+      // The failing trigger enters the formula as nil; fallback.replicas applies when the whole formula is nil.
+      return fallback.replicas;
   }
 }
 

@@ -13,13 +13,17 @@ import type {
 import { ValidationError } from '../errors.ts';
 import { MAX_METRIC_NAME_LENGTH } from '../metric-store.ts';
 import { formatQuantity } from '../quantity.ts';
+import type { ResourceMetric } from '../scalers/cpu-memory.ts';
 import type { MetricType } from '../scalers/scaler.ts';
+import type { ObjectAnnotations } from './annotations.ts';
+import { COMPOSITE_METRIC } from './composite.ts';
 import {
   API_VERSION,
   hpaNameFor,
   KIND,
   MAX_NAME_LENGTH,
   SCALED_OBJECT_LABEL,
+  type HpaBehavior,
   type ScaledObject,
 } from './scaled-object.ts';
 
@@ -37,9 +41,16 @@ export interface HpaMetric {
 export interface DesiredHpaInput {
   /** A parsed ScaledObject (parseScaledObject): defaults applied, namespace and uid present. */
   readonly scaledObject: ScaledObject;
-  /** One per trigger, in trigger order. */
+  /** One per external trigger, in trigger order; or the one composite metric under scalingModifiers. */
   readonly metrics: readonly HpaMetric[];
+  /** The cpu and memory triggers, in trigger order. */
+  readonly resources?: readonly ResourceMetric[];
+  /** The annotations sluice acts on (paused-scale-in/out, hpa-excluded-labels). */
+  readonly annotations?: ObjectAnnotations;
 }
+
+/** Annotations of the ScaledObject not copied onto its HPA (kubectl's copy of the whole object would only mislead). */
+const NOT_COPIED_ANNOTATIONS: readonly string[] = ['kubectl.kubernetes.io/last-applied-configuration'];
 
 /** An HPA as desiredHpa builds it: the fields it always sets are not optional. */
 export type DesiredHpa = V2HorizontalPodAutoscaler & {
@@ -62,11 +73,11 @@ export type DesiredHpa = V2HorizontalPodAutoscaler & {
  * Throws ValidationError when the ScaledObject lacks a namespace or uid, when no metric is given, when two metrics
  * share a name, or when a target is not a positive finite number (the HPA API would reject it).
  */
-export function desiredHpa({ scaledObject: so, metrics }: DesiredHpaInput): DesiredHpa {
+export function desiredHpa({ scaledObject: so, metrics, resources = [], annotations }: DesiredHpaInput): DesiredHpa {
   const { name, namespace, uid } = so.metadata;
   if (namespace === undefined || namespace === '') throw new ValidationError('metadata.namespace', 'is required');
   if (uid === undefined || uid === '') throw new ValidationError('metadata.uid', 'is required to own the HPA');
-  if (metrics.length === 0) {
+  if (metrics.length === 0 && resources.length === 0) {
     throw new ValidationError(
       'spec.triggers',
       `no metric specs returned from scalers for ScaledObject ${namespace}/${name}`,
@@ -91,7 +102,12 @@ export function desiredHpa({ scaledObject: so, metrics }: DesiredHpaInput): Desi
 
   const hpaName = hpaNameFor(so);
   const spec = so.spec;
-  const behavior = spec.advanced?.horizontalPodAutoscalerConfig?.behavior;
+  const behavior = withPauses(spec.advanced?.horizontalPodAutoscalerConfig?.behavior, annotations);
+  const excluded = new Set(annotations?.hpaExcludedLabels ?? []);
+  const labels = Object.fromEntries(Object.entries(so.metadata.labels ?? {}).filter(([key]) => !excluded.has(key)));
+  const copied = Object.fromEntries(
+    Object.entries(so.metadata.annotations ?? {}).filter(([key]) => !NOT_COPIED_ANNOTATIONS.includes(key)),
+  );
   return {
     apiVersion: 'autoscaling/v2',
     kind: 'HorizontalPodAutoscaler',
@@ -101,10 +117,11 @@ export function desiredHpa({ scaledObject: so, metrics }: DesiredHpaInput): Desi
       labels: {
         'app.kubernetes.io/name': labelValue(hpaName),
         'app.kubernetes.io/part-of': name,
-        ...so.metadata.labels,
+        ...labels,
         [MANAGED_BY_LABEL]: MANAGED_BY,
         [SCALED_OBJECT_LABEL]: name,
       },
+      ...(Object.keys(copied).length > 0 ? { annotations: copied } : {}),
       ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name, uid, controller: true, blockOwnerDeletion: true }],
     },
     spec: {
@@ -115,12 +132,42 @@ export function desiredHpa({ scaledObject: so, metrics }: DesiredHpaInput): Desi
         kind: spec.scaleTargetRef.kind,
         name: spec.scaleTargetRef.name,
       },
-      ...(behavior === undefined ? {} : { behavior: structuredClone(behavior) }),
-      // KEDA sorts metrics by type (ContainerResource < External < Resource); all of sluice's are External, so the
-      // trigger order is kept, which is stable across reconciles.
-      metrics: metrics.map((metric) => externalMetric(metric, name)),
+      ...(behavior === undefined ? {} : { behavior }),
+      // Sorted by type as KEDA does (ContainerResource < External < Resource), trigger order within a type: stable
+      // across reconciles.
+      metrics: [
+        ...resources.filter((r) => r.container !== undefined).map(resourceMetric),
+        ...metrics.map((metric) => externalMetric(metric, name)),
+        ...resources.filter((r) => r.container === undefined).map(resourceMetric),
+      ],
     },
   };
+}
+
+/**
+ * The user's behavior, verbatim, with `selectPolicy: Disabled` on the side a paused-scale-in / paused-scale-out
+ * annotation stops (KEDA's way of pausing one direction of the HPA).
+ */
+function withPauses(
+  behavior: HpaBehavior | undefined,
+  annotations: ObjectAnnotations | undefined,
+): HpaBehavior | undefined {
+  const copy = behavior === undefined ? undefined : structuredClone(behavior);
+  if (annotations?.pausedScaleIn !== true && annotations?.pausedScaleOut !== true) return copy;
+  const out: HpaBehavior = copy ?? {};
+  if (annotations.pausedScaleIn) out.scaleDown = { ...out.scaleDown, selectPolicy: 'Disabled' };
+  if (annotations.pausedScaleOut) out.scaleUp = { ...out.scaleUp, selectPolicy: 'Disabled' };
+  return out;
+}
+
+function resourceMetric(resource: ResourceMetric): V2MetricSpec {
+  const target =
+    resource.target.type === 'Utilization'
+      ? { type: 'Utilization', averageUtilization: resource.target.averageUtilization }
+      : { type: 'AverageValue', averageValue: resource.target.averageValue };
+  return resource.container === undefined
+    ? { type: 'Resource', resource: { name: resource.name, target } }
+    : { type: 'ContainerResource', containerResource: { name: resource.name, container: resource.container, target } };
 }
 
 function externalMetric(metric: HpaMetric, scaledObjectName: string): V2MetricSpec {
@@ -143,8 +190,9 @@ function externalMetric(metric: HpaMetric, scaledObjectName: string): V2MetricSp
   };
 }
 
-/** `s<i>-…` comes from spec.triggers[i]. */
+/** `s<i>-…` comes from spec.triggers[i]; the composite metric from spec.advanced.scalingModifiers. */
 function triggerField(metricName: string): string {
+  if (metricName === COMPOSITE_METRIC) return 'spec.advanced.scalingModifiers.target';
   const index = /^s(\d+)-/.exec(metricName)?.[1];
   return index === undefined ? 'spec.triggers' : `spec.triggers[${index}]`;
 }

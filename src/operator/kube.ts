@@ -4,6 +4,8 @@
  */
 import {
   ApiException,
+  AutoscalingV2Api,
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
@@ -12,10 +14,13 @@ import {
   setHeaderOptions,
   type KubeConfig,
   type V1APIResource,
+  type V1Lease,
+  V1MicroTime,
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { ScalerError, SluiceError } from '../errors.ts';
 import { apiClient } from '../kube-client.ts';
+import type { LeasePort, LeaseRecord } from './leader.ts';
 import type { ClusterPort } from '../scalers/scaler.ts';
 
 export const FIELD_MANAGER = 'sluice-operator';
@@ -47,6 +52,13 @@ export interface ObjectRef {
 
 export interface KubePort {
   applyHpa(hpa: V2HorizontalPodAutoscaler): Promise<void>;
+  /**
+   * Takes an existing HPA over: replaces it with `hpa` (spec, labels, annotations, owner reference), so nothing its
+   * previous manager set survives; later changes are server-side applied as usual.
+   */
+  adoptHpa(hpa: V2HorizontalPodAutoscaler): Promise<void>;
+  /** Sets a custom object's finalizers (a merge patch guarded by resourceVersion: a concurrent change fails with 409). */
+  setFinalizers(ref: ObjectRef, finalizers: readonly string[], resourceVersion: string | undefined): Promise<void>;
   deleteHpa(namespace: string, name: string): Promise<void>;
   /** Merge-patches the status subresource of a custom object. */
   patchStatus(ref: ObjectRef, status: Record<string, unknown>): Promise<void>;
@@ -90,6 +102,7 @@ interface ScaleObject {
 export function createKubePort(kc: KubeConfig): KubePort {
   const objects = apiClient(kc, KubernetesObjectApi);
   const custom = apiClient(kc, CustomObjectsApi);
+  const autoscaling = apiClient(kc, AutoscalingV2Api);
   const discovery = apiClient(kc, Discovery);
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -112,6 +125,34 @@ export function createKubePort(kc: KubeConfig): KubePort {
   return {
     async applyHpa(hpa) {
       await objects.patch(hpa, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    },
+
+    async adoptHpa(hpa) {
+      const { name, namespace } = hpa.metadata ?? {};
+      if (name === undefined || namespace === undefined) throw new SluiceError('INVALID_HPA', 'the HPA needs a name');
+      const current = await autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace });
+      const body = structuredClone(hpa);
+      if (body.metadata !== undefined && current.metadata?.resourceVersion !== undefined) {
+        body.metadata.resourceVersion = current.metadata.resourceVersion;
+      }
+      await autoscaling.replaceNamespacedHorizontalPodAutoscaler({
+        name,
+        namespace,
+        body,
+        fieldManager: FIELD_MANAGER,
+      });
+    },
+
+    async setFinalizers(ref, finalizers, resourceVersion) {
+      await custom.patchNamespacedCustomObject(
+        {
+          ...ref,
+          body: {
+            metadata: { finalizers: [...finalizers], ...(resourceVersion === undefined ? {} : { resourceVersion }) },
+          },
+        },
+        mergePatch,
+      );
     },
 
     async deleteHpa(namespace, name) {
@@ -202,6 +243,55 @@ export function createClusterPort(kc: KubeConfig): ClusterPort {
         }
       }
       return [...found.values()];
+    },
+  };
+}
+
+/** The Lease sluice's replicas elect a leader on (leader.ts), over CoordinationV1Api. */
+export function createLeasePort(kc: KubeConfig, namespace: string, name: string): LeasePort {
+  const api = apiClient(kc, CoordinationV1Api);
+  // The client declares MicroTime as a Date but hands back the wire string: take either, as the server wrote it.
+  const text = (time: unknown): string | undefined =>
+    time instanceof Date ? time.toISOString() : typeof time === 'string' ? time : undefined;
+  const toRecord = (lease: V1Lease): LeaseRecord => ({
+    holderIdentity: lease.spec?.holderIdentity,
+    leaseDurationSeconds: lease.spec?.leaseDurationSeconds,
+    acquireTime: text(lease.spec?.acquireTime),
+    renewTime: text(lease.spec?.renewTime),
+    leaseTransitions: lease.spec?.leaseTransitions,
+    resourceVersion: lease.metadata?.resourceVersion,
+  });
+  const micro = (time: string | undefined) => (time === undefined ? undefined : new V1MicroTime(Date.parse(time)));
+  const body = (record: Omit<LeaseRecord, 'resourceVersion'>, resourceVersion?: string): V1Lease => {
+    const acquireTime = micro(record.acquireTime);
+    const renewTime = micro(record.renewTime);
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name, namespace, ...(resourceVersion === undefined ? {} : { resourceVersion }) },
+      spec: {
+        ...(record.holderIdentity === undefined ? {} : { holderIdentity: record.holderIdentity }),
+        ...(record.leaseDurationSeconds === undefined ? {} : { leaseDurationSeconds: record.leaseDurationSeconds }),
+        ...(acquireTime === undefined ? {} : { acquireTime }),
+        ...(renewTime === undefined ? {} : { renewTime }),
+        ...(record.leaseTransitions === undefined ? {} : { leaseTransitions: record.leaseTransitions }),
+      },
+    };
+  };
+  return {
+    async get() {
+      try {
+        return toRecord(await api.readNamespacedLease({ name, namespace }));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async create(record) {
+      await api.createNamespacedLease({ namespace, body: body(record) });
+    },
+    async update(record) {
+      await api.replaceNamespacedLease({ name, namespace, body: body(record, record.resourceVersion) });
     },
   };
 }

@@ -17,6 +17,7 @@ import type { MetricStore } from '../metric-store.ts';
 import type { Scaler, SourceHub, Subscription, TriggerResult } from '../scalers/scaler.ts';
 import type { EventRecorder, ObjectReference } from './events.ts';
 import { failureCount, fallbackEngagesAt, fallbackReplicas, fallbackValue } from './fallback.ts';
+import { COMPOSITE_METRIC, type CompositeSpec } from './composite.ts';
 import type { Fallback } from './scaled-object.ts';
 import { SCALED_OBJECT_LABEL } from './scaled-object.ts';
 import { setSafeTimeout, type SafeTimer } from './timers.ts';
@@ -26,6 +27,11 @@ export interface PollerSettings {
   readonly triggers: readonly Scaler[];
   readonly pollingIntervalS: number;
   readonly fallback: Fallback | undefined;
+  /**
+   * scalingModifiers: the triggers combine into one series, `composite-metric`, the formula over their values by
+   * trigger name (`names`, one per trigger, in order).
+   */
+  readonly composite?: { readonly spec: CompositeSpec; readonly names: readonly (string | undefined)[] } | undefined;
 }
 
 /** The target's replica counts, for fallback behaviors that depend on them. */
@@ -78,6 +84,8 @@ export interface PollerSummary {
   readonly fallbackReplicas: number | undefined;
   /** The metric names of the active triggers (event messages, status.triggersActivity). */
   readonly activeMetrics: readonly string[];
+  /** Why the composite metric (scalingModifiers) has no value, when it has none. */
+  readonly compositeError?: string | undefined;
   readonly triggers: readonly TriggerState[];
 }
 
@@ -131,9 +139,13 @@ export class Poller {
 
   start(): void {
     for (const trigger of this.#triggers) {
-      trigger.subscription = trigger.scaler.watch(this.#deps.hub, (result, changed) => {
-        this.#onResult(trigger, result, changed);
-      });
+      trigger.subscription = trigger.scaler.watch(
+        this.#deps.hub,
+        (result, changed) => {
+          this.#onResult(trigger, result, changed);
+        },
+        this.settings.ref.namespace,
+      );
     }
   }
 
@@ -149,6 +161,7 @@ export class Poller {
 
   summary(): PollerSummary {
     const triggers = this.#triggers.map((t) => this.#state(t));
+    if (this.settings.composite !== undefined) return this.#compositeSummary(triggers);
     const failing = triggers.filter((t) => t.error !== undefined && t.fallbackReplicas === undefined);
     const falling = triggers.filter((t) => t.fallbackReplicas !== undefined);
     // A fallback of 0 replicas is the user asking for "no work while the backend is down": not active.
@@ -185,7 +198,8 @@ export class Poller {
     trigger.readAt = result.at;
     const metricName = trigger.scaler.metricName;
     if (!changed && this.#synced(trigger, result)) {
-      this.#deps.store.touch(this.#owner, this.settings.ref.namespace, metricName, new Date(result.at));
+      const series = this.settings.composite === undefined ? metricName : COMPOSITE_METRIC;
+      this.#deps.store.touch(this.#owner, this.settings.ref.namespace, series, new Date(result.at));
       return;
     }
     if (result.ok) {
@@ -223,6 +237,19 @@ export class Poller {
 
   #writeSeries(trigger: MutableTrigger, at: number): void {
     const { namespace, name } = this.settings.ref;
+    if (this.settings.composite !== undefined) {
+      const composite = this.#composite();
+      this.#deps.store.set({
+        namespace,
+        metricName: COMPOSITE_METRIC,
+        labels: { [SCALED_OBJECT_LABEL]: name },
+        value: composite.value,
+        error: composite.value === undefined ? composite.error : undefined,
+        timestamp: new Date(at),
+        owner: this.#owner,
+      });
+      return;
+    }
     const synthetic =
       trigger.fallbackReplicas === undefined
         ? undefined
@@ -236,6 +263,84 @@ export class Poller {
       timestamp: new Date(at),
       owner: this.#owner,
     });
+  }
+
+  /**
+   * The composite metric (scalingModifiers): the formula over the triggers' values, KEDA's way. A failing trigger
+   * without an engaged fallback makes it unknown; an engaged fallback serves `target × replicas` of the composite
+   * target, except behavior `scalingModifiers`, where the failing trigger is nil in the formula (for `??`) and
+   * fallback.replicas applies only when the whole formula is nil.
+   */
+  #composite(): {
+    value: number | undefined;
+    error: string | undefined;
+    active: boolean;
+    /** The fallback replica count the value serves, when it is a fallback value. */
+    fallback?: number;
+  } {
+    const composite = this.settings.composite;
+    if (composite === undefined) return { value: undefined, error: 'no composite metric', active: false };
+    const { spec, names } = composite;
+    const fallback = this.settings.fallback;
+    const values: Record<string, number | null> = {};
+    const failing: string[] = [];
+    let served: number | undefined;
+    for (const [i, t] of this.#triggers.entries()) {
+      const name = names[i];
+      if (t.readAt === undefined)
+        return { value: undefined, error: 'not every trigger has been read yet', active: false };
+      if (t.error === undefined) {
+        if (name !== undefined && t.value !== undefined) values[name] = t.value;
+      } else if (t.fallbackReplicas !== undefined && fallback?.behavior === 'scalingModifiers') {
+        if (name !== undefined) values[name] = null;
+      } else if (t.fallbackReplicas !== undefined) {
+        served = Math.max(served ?? 0, t.fallbackReplicas);
+      } else {
+        failing.push(`${t.scaler.metricName}: ${t.error}`);
+      }
+    }
+    if (failing.length > 0) return { value: undefined, error: failing.join('; '), active: false };
+    const synthetic = (replicas: number) => {
+      const value = fallbackValue(spec.metricType, spec.target, replicas, this.#readyReplicas);
+      return {
+        value,
+        error: value === undefined ? 'the fallback value needs ready pods' : undefined,
+        active: replicas > 0,
+        fallback: replicas,
+      };
+    };
+    if (served !== undefined) return synthetic(served);
+    let result: ReturnType<CompositeSpec['formula']['evaluate']>;
+    try {
+      result = spec.formula.evaluate(values);
+    } catch (err) {
+      return { value: undefined, error: `the scalingModifiers formula failed: ${describeError(err)}`, active: false };
+    }
+    if (result.kind === 'number')
+      return { value: result.value, error: undefined, active: result.value > spec.activationTarget };
+    if (fallback?.behavior === 'scalingModifiers' && this.#triggers.some((t) => t.fallbackReplicas !== undefined)) {
+      return synthetic(fallback.replicas);
+    }
+    return { value: undefined, error: 'the scalingModifiers formula gave nil', active: false };
+  }
+
+  #compositeSummary(triggers: TriggerState[]): PollerSummary {
+    const composite = this.#composite();
+    const falling = triggers.filter((t) => t.fallbackReplicas !== undefined);
+    const failed = composite.value === undefined && triggers.every((t) => t.readAt !== undefined);
+    return {
+      ready: triggers.every((t) => t.readAt !== undefined),
+      active: composite.active,
+      anyError: failed,
+      allError: failed,
+      fallbackActive: falling.length > 0,
+      // Only when the composite value is a fallback value: a formula that still gives a number (through `??`) scales
+      // as that number says.
+      fallbackReplicas: composite.active ? composite.fallback : undefined,
+      activeMetrics: composite.active ? [COMPOSITE_METRIC] : [],
+      compositeError: failed ? composite.error : undefined,
+      triggers,
+    };
   }
 
   #syntheticValue(trigger: MutableTrigger, replicas: number, ready: number | undefined): number | undefined {
@@ -265,7 +370,9 @@ export class Poller {
     const fallback = this.settings.fallback;
     if (this.#stopped || fallback === undefined || trigger.error === undefined) return;
     let counts: ReplicaCounts | undefined;
-    const needsCounts = fallback.behavior !== 'static' || trigger.scaler.metricType === 'Value';
+    const needsCounts =
+      (fallback.behavior !== 'static' && fallback.behavior !== 'scalingModifiers') ||
+      (this.settings.composite?.spec.metricType ?? trigger.scaler.metricType) === 'Value';
     if (needsCounts) {
       try {
         counts = await this.#deps.replicas();
@@ -278,7 +385,13 @@ export class Poller {
     if (!this.#stillFailing(trigger)) return;
     const replicas = fallbackReplicas(fallback, counts?.replicas);
     this.#readyReplicas = counts?.readyReplicas;
-    const value = replicas === undefined ? undefined : this.#syntheticValue(trigger, replicas, counts?.readyReplicas);
+    const composite = this.settings.composite?.spec;
+    const value =
+      replicas === undefined
+        ? undefined
+        : composite === undefined
+          ? this.#syntheticValue(trigger, replicas, counts?.readyReplicas)
+          : fallbackValue(composite.metricType, composite.target, replicas, counts?.readyReplicas);
     if (replicas === undefined || value === undefined) {
       // Try again a poll later (e.g. no ready pods yet for a Value metric, or the scale could not be read).
       this.#deps.log('warn', `fallback for ${trigger.scaler.metricName} of ${this.#owner} cannot be served yet`, {

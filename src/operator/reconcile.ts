@@ -21,17 +21,29 @@
  * It is the only writer of ScaledObject status. Connecting to a backend is never part of it: a valid object whose
  * broker is down gets its HPA, and its poller reports the failure (docs/scaling-core.md).
  */
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, type KubernetesObject, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { ValidationError } from '../errors.ts';
 import { apiErrorMessage } from '../kube-client.ts';
 import { fingerprint } from '../fingerprint.ts';
 import type { Logger } from '../log.ts';
+import { isResourceTrigger, parseResourceTrigger, type ResourceMetric } from '../scalers/cpu-memory.ts';
 import { createScaler } from '../scalers/registry.ts';
 import type { ClusterPort, Scaler } from '../scalers/scaler.ts';
 import { AuthResolutionError, type AuthResolution, type AuthResolver } from './auth-resolver.ts';
 import type { EventRecorder, ObjectReference } from './events.ts';
+import { anyPause, parseAnnotations, type ObjectAnnotations } from './annotations.ts';
+import { COMPOSITE_METRIC, parseComposite, type CompositeSpec } from './composite.ts';
+import { PAUSED, findCondition } from './conditions.ts';
 import { desiredHpa, type DesiredHpa } from './hpa.ts';
-import { TargetNotFoundError, isNotFound, type KubePort, type ObjectRef } from './kube.ts';
+import {
+  TargetNotFoundError,
+  isNotFound,
+  type KubePort,
+  type ObjectRef,
+  type ScaleState,
+  type ScaleTarget,
+} from './kube.ts';
+import { decideOwnership, workloadOf } from './ownership.ts';
 import {
   API_VERSION,
   GROUP,
@@ -44,7 +56,15 @@ import {
   type ScaledObjectStatus,
 } from './scaled-object.ts';
 import type { RuntimeSnapshot, RuntimeSpec } from './scaling-registry.ts';
-import { checkFailedStatus, isNewFailure, runningStatus, sameStatus, statusPatch, wasReady } from './status.ts';
+import {
+  checkFailedStatus,
+  isNewFailure,
+  pausedStatus,
+  runningStatus,
+  sameStatus,
+  statusPatch,
+  wasReady,
+} from './status.ts';
 import type { HandlerResult } from './workqueue.ts';
 
 /** What reconcile needs of the registry (scaling-registry.ts; tests pass an in-memory one). */
@@ -63,9 +83,20 @@ export interface ReconcilerDeps {
   readonly cluster: ClusterPort;
   readonly runtime: RuntimePort;
   readonly events: EventRecorder;
-  readonly cache: { get(name: string, namespace: string): KubernetesObject | undefined };
+  /** The ScaledObject informer's cache. */
+  readonly cache: {
+    get(name: string, namespace: string): KubernetesObject | undefined;
+    list(namespace: string): readonly KubernetesObject[];
+  };
+  /** Every HPA of a namespace (the HPA informer's cache): one autoscaler per workload. */
+  readonly hpas: { list(namespace: string): readonly V2HorizontalPodAutoscaler[] };
   readonly log: Logger;
   readonly now?: () => Date;
+  /**
+   * Whether this replica leads (leader.ts; default always). A follower validates, resolves and runs the triggers'
+   * pollers (its metrics API serves fresh values) and writes nothing: no HPA, status, finalizer, Event or scale.
+   */
+  readonly leading?: () => boolean;
 }
 
 export interface Reconciler {
@@ -82,39 +113,82 @@ function splitKey(key: string): { namespace: string; name: string } {
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-/** Builds (validates) every trigger's scaler: pure, no I/O, nothing to close. */
-export function buildScalers(so: ScaledObject, cluster: ClusterPort, auth: AuthResolution): Scaler[] {
-  return so.spec.triggers.map((trigger, index) =>
-    createScaler({
-      namespace: so.metadata.namespace ?? '',
-      index,
-      type: trigger.type,
-      name: trigger.name,
-      metadata: trigger.metadata,
-      // Utilization is rejected by parseScaledObject for external triggers.
-      metricType: trigger.metricType === 'Value' ? 'Value' : 'AverageValue',
-      authParams: auth.triggers[index]?.authParams ?? {},
-      resolvedEnv: auth.triggers[index]?.resolvedEnv ?? {},
-      cluster,
-    }),
-  );
+/** Every trigger, built (validated): pure, no I/O, nothing to close. */
+export interface BuiltTriggers {
+  /** The external triggers' scalers, in trigger order. */
+  readonly scalers: readonly Scaler[];
+  /** Each scaler's trigger name (for a scalingModifiers formula). */
+  readonly names: readonly (string | undefined)[];
+  /** The cpu and memory triggers: Resource metrics the HPA reads itself. */
+  readonly resources: readonly ResourceMetric[];
+}
+
+export function buildTriggers(
+  so: ScaledObject,
+  cluster: ClusterPort,
+  auth: AuthResolution,
+  composite: CompositeSpec | undefined,
+): BuiltTriggers {
+  const scalers: Scaler[] = [];
+  const names: (string | undefined)[] = [];
+  const resources: ResourceMetric[] = [];
+  for (const [index, trigger] of so.spec.triggers.entries()) {
+    if (isResourceTrigger(trigger.type)) {
+      resources.push(
+        parseResourceTrigger({
+          index,
+          type: trigger.type,
+          metadata: trigger.metadata,
+          metricType: trigger.metricType,
+          hasAuthenticationRef: trigger.authenticationRef !== undefined,
+        }),
+      );
+      continue;
+    }
+    scalers.push(
+      createScaler({
+        namespace: so.metadata.namespace ?? '',
+        index,
+        type: trigger.type,
+        name: trigger.name,
+        metadata: trigger.metadata,
+        // Utilization is rejected by parseScaledObject for external triggers.
+        metricType: trigger.metricType === 'Value' ? 'Value' : 'AverageValue',
+        authParams: auth.triggers[index]?.authParams ?? {},
+        resolvedEnv: auth.triggers[index]?.resolvedEnv ?? {},
+        cluster,
+        compositeSource: composite !== undefined,
+      }),
+    );
+    names.push(trigger.name === '' ? undefined : trigger.name);
+  }
+  return { scalers, names, resources };
 }
 
 /** What the poller and executor of `so` are built from, with hashes that say when either must restart. */
 export function runtimeSpec(
   key: string,
   so: ScaledObject,
-  scalers: readonly Scaler[],
+  built: BuiltTriggers,
   auth: AuthResolution,
+  annotations: ObjectAnnotations,
+  composite: CompositeSpec | undefined,
 ): RuntimeSpec {
   const { spec, metadata } = so;
   const ref = objectReference(so);
   const target = spec.scaleTargetRef;
   const createdAt = metadata.creationTimestamp !== undefined ? new Date(metadata.creationTimestamp) : new Date();
   const lastActive = so.status?.lastActiveTime;
+  const alwaysActive = built.scalers.length === 0;
   return {
     key,
-    poller: { ref, triggers: scalers, pollingIntervalS: spec.pollingInterval, fallback: spec.fallback },
+    poller: {
+      ref,
+      triggers: built.scalers,
+      pollingIntervalS: spec.pollingInterval,
+      fallback: spec.fallback,
+      composite: composite === undefined ? undefined : { spec: composite, names: built.names },
+    },
     executor: {
       ref,
       target: {
@@ -132,8 +206,19 @@ export function runtimeSpec(
       idleReplicaCount: spec.idleReplicaCount,
       hasFallback: spec.fallback !== undefined,
       createdAt,
+      pausedScaleIn: annotations.pausedScaleIn,
+      pausedScaleOut: annotations.pausedScaleOut,
+      forceActivation: annotations.forceActivation,
+      alwaysActive,
     },
-    pollerHash: fingerprint(metadata.uid, spec.triggers, auth.fingerprint, spec.pollingInterval, spec.fallback ?? null),
+    pollerHash: fingerprint(
+      metadata.uid,
+      spec.triggers,
+      auth.fingerprint,
+      spec.pollingInterval,
+      spec.fallback ?? null,
+      spec.advanced?.scalingModifiers ?? null,
+    ),
     executorHash: fingerprint(
       metadata.uid,
       target,
@@ -145,6 +230,10 @@ export function runtimeSpec(
       spec.idleReplicaCount ?? null,
       spec.fallback !== undefined,
       createdAt.toISOString(),
+      annotations.pausedScaleIn,
+      annotations.pausedScaleOut,
+      annotations.forceActivation,
+      alwaysActive,
     ),
     lastActiveTime: lastActive !== undefined ? new Date(lastActive) : undefined,
   };
@@ -173,6 +262,7 @@ interface Ensured {
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const now = deps.now ?? (() => new Date());
+  const leading = deps.leading ?? (() => true);
   const ensured = new Map<string, Ensured>();
 
   async function stop(key: string): Promise<void> {
@@ -181,7 +271,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   async function writeStatus(ref: ObjectRef, current: ScaledObjectStatus, next: ScaledObjectStatus): Promise<void> {
-    if (sameStatus(current, next)) return;
+    if (!leading() || sameStatus(current, next)) return;
     try {
       await deps.kube.patchStatus(ref, statusPatch(current, next));
     } catch (err) {
@@ -193,19 +283,60 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   /** Ready=False for a reason only a change can fix (or that is checked again later); nothing runs, no HPA. */
   async function refuse(
     key: string,
-    so: Pick<ScaledObject, 'metadata'> & { spec?: ScaledObject['spec'] },
+    so: Pick<ScaledObject, 'metadata'>,
     ref: ObjectRef,
     previous: ScaledObjectStatus,
     message: string,
-    eventReason: string,
+    /** The HPA named in previous.hpaName is now someone else's: leave it. */
+    keepHpa = false,
   ): Promise<void> {
     await stop(key);
-    if (previous.hpaName !== undefined) await deps.kube.deleteHpa(ref.namespace, previous.hpaName);
+    if (!leading()) return;
+    if (previous.hpaName !== undefined && !keepHpa) await deps.kube.deleteHpa(ref.namespace, previous.hpaName);
     if (isNewFailure(previous, message)) {
-      deps.log('warn', `ScaledObject ${key} cannot be scaled`, { reason: eventReason, error: message });
-      deps.events.emit(objectReference(so), 'Warning', eventReason, message);
+      deps.log('warn', `ScaledObject ${key} cannot be scaled`, { error: message });
+      deps.events.emit(objectReference(so), 'Warning', 'ScaledObjectCheckFailed', message);
     }
     await writeStatus(ref, previous, checkFailedStatus(previous, message, now(), 'invalid', so.metadata.generation));
+  }
+
+  /** The target's scale (it must exist), or a refusal naming it (checked again every TARGET_RECHECK_MS). */
+  async function readTarget(so: ScaledObject): Promise<ScaleState | TargetNotFoundError> {
+    try {
+      return await deps.kube.readScale(scaleTarget(so));
+    } catch (err) {
+      if (err instanceof TargetNotFoundError) return err;
+      throw err;
+    }
+  }
+
+  /**
+   * The ScaledObject is being deleted: stop scaling, put the workload back to its count from before sluice when
+   * `restoreToOriginalReplicaCount` asks for it, and let the deletion finish (remove sluice's finalizer).
+   */
+  async function finalize(key: string, so: ScaledObject, raw: KubernetesObject, ref: ObjectRef): Promise<void> {
+    await stop(key);
+    const finalizers = raw.metadata?.finalizers ?? [];
+    if (!leading() || !finalizers.includes(FINALIZER)) return;
+    const original = so.status?.originalReplicaCount;
+    if (so.spec.advanced?.restoreToOriginalReplicaCount === true && original !== undefined) {
+      try {
+        await deps.kube.writeScale(scaleTarget(so), original);
+        deps.log(
+          'info',
+          `restored ${so.spec.scaleTargetRef.kind} ${ref.namespace}/${so.spec.scaleTargetRef.name} to its original ${original} replicas`,
+        );
+      } catch (err) {
+        // The workload is gone too: nothing to restore.
+        if (!(err instanceof TargetNotFoundError) && !isNotFound(err)) throw err;
+      }
+    }
+    await deps.kube.setFinalizers(
+      ref,
+      finalizers.filter((f) => f !== FINALIZER),
+      raw.metadata?.resourceVersion,
+    );
+    deps.events.emit(objectReference(so), 'Normal', 'ScaledObjectDeleted', 'ScaledObject was deleted');
   }
 
   async function reconcile(key: string): Promise<HandlerResult | undefined> {
@@ -230,17 +361,110 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       },
     };
 
-    // 1. valid? (schema and cross-field rules; the rest once credentials are known)
+    // 1. valid? (schema, cross-field rules, annotations; the triggers once credentials are known)
     let so: ScaledObject;
+    let annotations: ObjectAnnotations;
+    let composite: CompositeSpec | undefined;
     try {
       so = parseScaledObject(raw);
+      annotations = parseAnnotations(so.metadata.annotations);
+      composite = parseComposite(so.spec);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      await refuse(key, meta, ref, previous, err.message, 'ScaledObjectCheckFailed');
+      if (raw.metadata?.deletionTimestamp !== undefined) {
+        // Being deleted and invalid: let it go.
+        await stop(key);
+        const finalizers = raw.metadata.finalizers ?? [];
+        if (leading() && finalizers.includes(FINALIZER)) {
+          await deps.kube.setFinalizers(
+            ref,
+            finalizers.filter((f) => f !== FINALIZER),
+            raw.metadata.resourceVersion,
+          );
+        }
+        return undefined;
+      }
+      await refuse(key, meta, ref, previous, err.message);
       return undefined;
     }
     const uid = so.metadata.uid ?? '';
     const generation = so.metadata.generation ?? 0;
+
+    // Deletion, and the finalizer that restoreToOriginalReplicaCount needs.
+    if (raw.metadata?.deletionTimestamp !== undefined) {
+      await finalize(key, so, raw, ref);
+      return undefined;
+    }
+    const finalizers = raw.metadata?.finalizers ?? [];
+    const restore = so.spec.advanced?.restoreToOriginalReplicaCount === true;
+    if (leading() && restore !== finalizers.includes(FINALIZER)) {
+      await deps.kube.setFinalizers(
+        ref,
+        restore ? [...finalizers, FINALIZER] : finalizers.filter((f) => f !== FINALIZER),
+        raw.metadata?.resourceVersion,
+      );
+      // The update event brings the object back with its new finalizers.
+      return undefined;
+    }
+
+    // One autoscaler per workload (before pausing: a paused object writes /scale too)
+    const hpaName = hpaNameFor(so);
+    const ownership = decideOwnership({
+      name,
+      uid,
+      creationTimestamp: so.metadata.creationTimestamp,
+      target: workloadOf(so.spec.scaleTargetRef),
+      targetKind: `${so.spec.scaleTargetRef.apiVersion}.${so.spec.scaleTargetRef.kind}`,
+      hpaName,
+      transfer: annotations.transferHpaOwnership && so.spec.advanced?.horizontalPodAutoscalerConfig?.name !== undefined,
+      scaledObjects: deps.cache.list(namespace),
+      hpas: deps.hpas.list(namespace),
+    });
+    if (ownership.kind === 'conflict') {
+      // Our own HPA, if one was made before the conflict appeared, goes; the other owner's is never touched.
+      // (The real previous status goes to refuse: its event and status write are then made once, not every time.)
+      const theirs = ownership.message.includes(`HPA '${previous.hpaName ?? ''}'`);
+      await refuse(key, so, ref, previous, ownership.message, theirs);
+      return undefined;
+    }
+
+    // Paused (`paused`, `paused-replicas`): no HPA, nothing running; the target held at paused-replicas.
+    if (annotations.paused && !leading()) {
+      await stop(key);
+      return undefined;
+    }
+    if (annotations.paused) {
+      const scale = await readTarget(so);
+      if (scale instanceof TargetNotFoundError) {
+        await refuse(key, so, ref, previous, targetMessage(scale));
+        return { requeueAfterMs: TARGET_RECHECK_MS };
+      }
+      await stop(key);
+      // Only HPAs this object made: the one its status names, or one under its HPA name that it controls.
+      const mine = deps.hpas
+        .list(namespace)
+        .filter((h) => h.metadata?.ownerReferences?.some((o) => o.controller === true && o.uid === uid) === true)
+        .map((h) => h.metadata?.name);
+      for (const hpa of new Set([previous.hpaName, ...mine])) {
+        if (hpa !== undefined) await deps.kube.deleteHpa(namespace, hpa);
+      }
+      if (annotations.pausedReplicas !== undefined && scale.replicas !== annotations.pausedReplicas) {
+        await deps.kube.writeScale(scaleTarget(so), annotations.pausedReplicas);
+        deps.log('info', `paused ${key} at ${annotations.pausedReplicas} replicas`, { from: scale.replicas });
+      }
+      const next = pausedStatus({
+        so,
+        previous,
+        pausedReplicas: annotations.pausedReplicas,
+        originalReplicaCount: scale.replicas,
+        at: now(),
+      });
+      if (findCondition(previous.conditions, PAUSED)?.status !== 'True') {
+        deps.events.emit(objectReference(so), 'Normal', 'ScaledObjectPaused', pausedNote(annotations));
+      }
+      await writeStatus(ref, previous, next);
+      return undefined;
+    }
 
     // 2. credentials
     let auth: AuthResolution;
@@ -248,7 +472,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       auth = await deps.auth.resolve(so);
     } catch (err) {
       if (err instanceof ValidationError) {
-        await refuse(key, so, ref, previous, err.message, 'ScaledObjectCheckFailed');
+        await refuse(key, so, ref, previous, err.message);
         return undefined;
       }
       if (!(err instanceof AuthResolutionError)) throw err;
@@ -263,61 +487,65 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
 
     // 1 (continued). every trigger's parameters and the HPA they imply: pure, no I/O
-    let scalers: Scaler[];
+    let built: BuiltTriggers;
     let hpa: DesiredHpa;
     try {
-      scalers = buildScalers(so, deps.cluster, auth);
+      built = buildTriggers(so, deps.cluster, auth, composite);
       hpa = desiredHpa({
         scaledObject: so,
-        metrics: scalers.map((s) => ({ metricName: s.metricName, target: s.target, metricType: s.metricType })),
+        metrics:
+          composite === undefined
+            ? built.scalers.map((s) => ({ metricName: s.metricName, target: s.target, metricType: s.metricType }))
+            : built.scalers.length === 0
+              ? []
+              : [{ metricName: COMPOSITE_METRIC, target: composite.target, metricType: composite.metricType }],
+        resources: built.resources,
+        annotations,
       });
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      await refuse(key, so, ref, previous, err.message, 'ScaledObjectCheckFailed');
+      await refuse(key, so, ref, previous, err.message);
+      return undefined;
+    }
+
+    // A follower runs the pollers (its metrics API stays fresh) and leaves every write to the leader.
+    if (!leading()) {
+      await deps.runtime.ensure(runtimeSpec(key, so, built, auth, annotations, composite));
+      ensured.set(key, { uid, generation });
       return undefined;
     }
 
     // 3. scale target
-    try {
-      await deps.kube.readScale({
-        namespace,
-        apiVersion: so.spec.scaleTargetRef.apiVersion,
-        kind: so.spec.scaleTargetRef.kind,
-        name: so.spec.scaleTargetRef.name,
-      });
-    } catch (err) {
-      if (!(err instanceof TargetNotFoundError)) throw err;
-      await refuse(
-        key,
-        so,
-        ref,
-        previous,
-        `spec.scaleTargetRef: Target resource doesn't exist or doesn't expose /scale: ${err.message}`,
-        'ScaledObjectCheckFailed',
-      );
+    const scale = await readTarget(so);
+    if (scale instanceof TargetNotFoundError) {
+      await refuse(key, so, ref, previous, targetMessage(scale));
       return { requeueAfterMs: TARGET_RECHECK_MS };
     }
 
     // 4. HPA
-    const hpaName = hpaNameFor(so);
     try {
       if (previous.hpaName !== undefined && previous.hpaName !== hpaName) {
         await deps.kube.deleteHpa(namespace, previous.hpaName);
+      }
+      if (ownership.kind === 'adopt') {
+        await deps.kube.adoptHpa(hpa);
+        deps.log('info', `took over HPA ${namespace}/${ownership.hpa} for ScaledObject ${key}`);
       }
       await deps.kube.applyHpa(hpa);
     } catch (err) {
       if (!isRefusal(err)) throw err;
       const message = `failed to ensure HPA is correctly created for ScaledObject: HPA ${namespace}/${hpaName}: ${apiErrorMessage(err)}`;
-      await refuse(key, so, ref, previous, message, 'ScaledObjectCheckFailed');
+      await refuse(key, so, ref, previous, message);
       return { requeueAfterMs: HPA_RECHECK_MS };
     }
 
     // 5. run
-    await deps.runtime.ensure(runtimeSpec(key, so, scalers, auth));
+    await deps.runtime.ensure(runtimeSpec(key, so, built, auth, annotations, composite));
     ensured.set(key, { uid, generation });
 
     // 6. status
     const snapshot = deps.runtime.snapshot(key);
+    const pausedScale = anyPause(annotations);
     const next = runningStatus({
       so,
       previous,
@@ -330,15 +558,48 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
               lastActiveTime: snapshot.state.lastActiveTime,
               firstSeenReplicas: snapshot.state.firstSeenReplicas,
             },
-      metricNames: scalers.map((s) => s.metricName),
+      metricNames: built.scalers.map((s) => s.metricName),
+      resourceMetricNames: built.resources.map((r) => r.name),
+      composite: composite !== undefined,
+      pausedScale,
+      originalReplicaCount: scale.replicas,
       at: now(),
     });
+    const reference = objectReference(so);
     if (!wasReady(previous) && wasReady(next)) {
-      deps.events.emit(objectReference(so), 'Normal', 'ScaledObjectReady', 'ScaledObject is ready for scaling');
+      deps.events.emit(reference, 'Normal', 'ScaledObjectReady', 'ScaledObject is ready for scaling');
+    }
+    const wasPaused = findCondition(previous.conditions, PAUSED)?.status === 'True';
+    if (pausedScale && !wasPaused) deps.events.emit(reference, 'Normal', 'ScaledObjectPaused', pausedNote(annotations));
+    if (!pausedScale && wasPaused) {
+      deps.events.emit(reference, 'Normal', 'ScaledObjectUnpaused', 'pause annotation removed for ScaledObject');
     }
     await writeStatus(ref, previous, next);
     return undefined;
   }
 
   return { reconcile };
+}
+
+/** sluice's finalizer: present while `restoreToOriginalReplicaCount` has to act on deletion. */
+export const FINALIZER = 'sluice.dev/finalizer';
+
+function scaleTarget(so: ScaledObject): ScaleTarget {
+  return {
+    namespace: so.metadata.namespace ?? '',
+    apiVersion: so.spec.scaleTargetRef.apiVersion,
+    kind: so.spec.scaleTargetRef.kind,
+    name: so.spec.scaleTargetRef.name,
+  };
+}
+
+function targetMessage(err: TargetNotFoundError): string {
+  return `spec.scaleTargetRef: Target resource doesn't exist or doesn't expose /scale: ${err.message}`;
+}
+
+function pausedNote(a: ObjectAnnotations): string {
+  if (a.pausedReplicas !== undefined) return `ScaledObject is paused at ${a.pausedReplicas} replicas (paused-replicas)`;
+  if (a.paused) return 'ScaledObject is paused at its current replica count (paused)';
+  const sides = [a.pausedScaleIn ? 'scale-in' : '', a.pausedScaleOut ? 'scale-out' : ''].filter(Boolean).join(' and ');
+  return `ScaledObject ${sides} is paused`;
 }

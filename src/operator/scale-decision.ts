@@ -47,12 +47,22 @@ export interface ScaleInput {
   readonly fallback?: { readonly replicas: number } | undefined;
   /** The replica count an engaged fallback serves: activation from zero goes straight to it (within min and max). */
   readonly fallbackReplicas?: number | undefined;
+  /** `paused-scale-in`: never scale in (to zero or idle). */
+  readonly pausedScaleIn?: boolean | undefined;
+  /** `paused-scale-out`: never activate from zero (or idle). */
+  readonly pausedScaleOut?: boolean | undefined;
+  /** `force-activation`: active whatever the triggers say. */
+  readonly forceActivation?: boolean | undefined;
 }
 
 /** Which row of the table matched (stable, for tests, logs and the CLI). */
 export type ScaleRule =
   /** Active at 0 (or below min with idle set): scale to max(1, min). KEDA 3a. */
   | 'scale-from-zero'
+  /** Active at 0 (or idle), but `paused-scale-out` forbids activating. */
+  | 'paused-scale-out'
+  /** Not active and cooled down, but `paused-scale-in` forbids scaling in. */
+  | 'paused-scale-in'
   /** Active: the HPA scales. KEDA 3b/3c. */
   | 'active'
   /** Not active and some trigger failed: hold. KEDA 4a/4b. */
@@ -84,9 +94,21 @@ export function decideScale(input: ScaleInput): ScaleDecision {
   const { currentReplicas: current, minReplicaCount: min, maxReplicaCount: max, idleReplicaCount: idle } = input;
   const hpaRange = `the HPA scales between ${Math.max(1, min)} and ${max} replicas`;
 
-  if (input.active) {
+  if (input.active || input.forceActivation === true) {
+    const forced = input.forceActivation === true;
     const ready = input.anyError ? partialTriggerError() : scaledObjectReady();
     const failing = input.anyError ? ' (some triggers are failing)' : '';
+    const why = forced ? 'activation forced by annotation' : 'triggers active';
+    if (((idle !== undefined && current < min) || current === 0) && input.pausedScaleOut === true) {
+      return {
+        action: 'none',
+        rule: 'paused-scale-out',
+        reason: `${why} at ${replicas(current)}, but paused-scale-out: not activating`,
+        condition: scalerActive(forced),
+        readyCondition: ready,
+        refreshLastActiveTime: true,
+      };
+    }
     if ((idle !== undefined && current < min) || current === 0) {
       const to = Math.min(max, Math.max(1, min, input.fallbackReplicas ?? 0));
       return {
@@ -95,9 +117,9 @@ export function decideScale(input: ScaleInput): ScaleDecision {
         rule: 'scale-from-zero',
         reason:
           input.fallbackReplicas === undefined
-            ? `triggers active at ${replicas(current)}${failing}; scaling to ${to}, then ${hpaRange}`
+            ? `${why} at ${replicas(current)}${failing}; scaling to ${to}, then ${hpaRange}`
             : `fallback serves ${input.fallbackReplicas} replicas at ${replicas(current)}; scaling to ${to}`,
-        condition: scalerActive(),
+        condition: scalerActive(forced),
         readyCondition: ready,
         refreshLastActiveTime: true,
       };
@@ -105,8 +127,8 @@ export function decideScale(input: ScaleInput): ScaleDecision {
     return {
       action: 'none',
       rule: 'active',
-      reason: `triggers active${failing}; ${hpaRange} (now ${current})`,
-      condition: scalerActive(),
+      reason: `${why}${failing}; ${hpaRange} (now ${current})`,
+      condition: scalerActive(forced),
       readyCondition: ready,
       refreshLastActiveTime: true,
     };
@@ -152,6 +174,15 @@ export function decideScale(input: ScaleInput): ScaleDecision {
       };
     }
     const target = idle === undefined ? '' : ' (idleReplicaCount)';
+    if (input.pausedScaleIn === true) {
+      return {
+        ...notActive,
+        ...ready,
+        action: 'none',
+        rule: 'paused-scale-in',
+        reason: `${cooldown.past}, but paused-scale-in: holding ${replicas(current)}`,
+      };
+    }
     return {
       ...notActive,
       ...ready,

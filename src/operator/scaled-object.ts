@@ -9,6 +9,7 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.ts';
+import { RESOURCE_TRIGGER_TYPES, parseComposite } from './composite.ts';
 import { describeValue, isPlainObject, throwFirstSchemaError } from './schema-errors.ts';
 
 export const GROUP = 'sluice.dev';
@@ -30,9 +31,36 @@ export const MAX_NAME_LENGTH = 63;
 export const MIN_MAX_RULE =
   '!has(self.minReplicaCount) || self.minReplicaCount <= (has(self.maxReplicaCount) ? self.maxReplicaCount : 100)';
 export const MIN_MAX_MESSAGE = 'minReplicaCount must be less than or equal to maxReplicaCount';
+/**
+ * More of the cross-field rules as CEL in the CRD, so that `kubectl apply` refuses them with the field named; the
+ * operator checks the same (parseScaledObject) for objects that got past an older CRD.
+ */
+export const SPEC_RULES: readonly { rule: string; message: string; fieldPath?: string }[] = [
+  { rule: MIN_MAX_RULE, message: MIN_MAX_MESSAGE },
+  {
+    rule: '!has(self.idleReplicaCount) || self.idleReplicaCount < (has(self.minReplicaCount) ? self.minReplicaCount : 0) || (self.idleReplicaCount == 0 && (!has(self.minReplicaCount) || self.minReplicaCount == 0))',
+    message: 'idleReplicaCount must be less than minReplicaCount',
+    fieldPath: '.idleReplicaCount',
+  },
+  {
+    rule: "self.triggers.all(t, !has(t.name) || t.name == '' || self.triggers.filter(u, has(u.name) && u.name == t.name).size() == 1)",
+    message: 'trigger names must be unique within the ScaledObject',
+    fieldPath: '.triggers',
+  },
+  {
+    rule: "!has(self.advanced) || !has(self.advanced.scalingModifiers) || !has(self.advanced.scalingModifiers.formula) || (has(self.advanced.scalingModifiers.target) && self.triggers.exists(t, has(t.name) && t.name != ''))",
+    message: 'a scalingModifiers formula needs a target and named triggers',
+    fieldPath: '.advanced.scalingModifiers',
+  },
+  {
+    rule: "!has(self.fallback) || self.fallback.behavior != 'scalingModifiers' || (has(self.advanced) && has(self.advanced.scalingModifiers) && has(self.advanced.scalingModifiers.formula))",
+    message: 'fallback behavior scalingModifiers needs spec.advanced.scalingModifiers.formula',
+    fieldPath: '.fallback.behavior',
+  },
+];
+/** At most this many triggers per ScaledObject (KEDA sets no limit; a bound keeps CEL rules and reconciles cheap). */
+export const MAX_TRIGGERS = 64;
 
-/** Trigger types served as HPA Resource metrics rather than External ones (KEDA's cpu and memory scalers). */
-const RESOURCE_TRIGGER_TYPES: readonly string[] = ['cpu', 'memory'];
 /** KEDA rejects `useCachedMetrics` on these trigger types. */
 const NO_CACHED_METRICS_TYPES: readonly string[] = ['cpu', 'memory', 'cron'];
 
@@ -155,7 +183,7 @@ const ScalingModifiersSchema = Type.Object(
       Type.Enum(['AverageValue', 'Value'], { type: 'string', description: 'AverageValue or Value.' }),
     ),
   },
-  { additionalProperties: false, description: 'Composite metric from a formula (not supported by sluice yet).' },
+  { additionalProperties: false, description: 'One composite metric from a formula over the named triggers.' },
 );
 
 const AdvancedSchema = Type.Object(
@@ -185,18 +213,26 @@ const AuthenticationRefSchema = Type.Object(
 const TriggerSchema = Type.Object(
   {
     type: Type.String({ minLength: 1, description: 'Scaler type, e.g. rabbitmq, aws-sqs-queue, prometheus.' }),
-    name: Type.Optional(Type.String({ description: 'Name of the trigger; unique within the ScaledObject if set.' })),
+    name: Type.Optional(
+      Type.String({
+        maxLength: 128,
+        description: 'Name of the trigger (a variable of a scalingModifiers formula); unique within the ScaledObject.',
+      }),
+    ),
     metadata: Type.Record(Type.String(), Type.String(), {
       description: 'Scaler-specific parameters; every value is a string.',
     }),
-    metricType: Type.Enum(['AverageValue', 'Value', 'Utilization'], {
-      type: 'string',
-      default: 'AverageValue',
-      description: 'HPA target type: AverageValue, Value (Utilization only for cpu and memory).',
-    }),
+    metricType: Type.Optional(
+      Type.Enum(['AverageValue', 'Value', 'Utilization'], {
+        type: 'string',
+        description:
+          'HPA target type: AverageValue (the default for external triggers), Value; Utilization or AverageValue for cpu and memory.',
+      }),
+    ),
     useCachedMetrics: Type.Boolean({
       default: false,
-      description: 'Serve the HPA the value from the last poll instead of querying the scaler.',
+      description:
+        "Accepted for KEDA compatibility: sluice always serves the HPA from its readers' latest value (at most about a second old).",
     }),
     authenticationRef: Type.Optional(AuthenticationRefSchema),
   },
@@ -232,12 +268,12 @@ export const ScaledObjectSpecSchema = Type.Object(
     maxReplicaCount: Int32({ minimum: 1, default: 100, description: 'Maximum replicas.' }),
     fallback: Type.Optional(FallbackSchema),
     advanced: Type.Optional(AdvancedSchema),
-    triggers: Type.Array(TriggerSchema, { minItems: 1, description: 'What to scale on.' }),
+    triggers: Type.Array(TriggerSchema, { minItems: 1, maxItems: MAX_TRIGGERS, description: 'What to scale on.' }),
   },
   {
     additionalProperties: false,
     description: 'ScaledObjectSpec: the scaling rules (KEDA keda.sh/v1alpha1 ScaledObject).',
-    'x-kubernetes-validations': [{ rule: MIN_MAX_RULE, message: MIN_MAX_MESSAGE }],
+    'x-kubernetes-validations': SPEC_RULES.map((r) => ({ ...r })),
   },
 );
 
@@ -450,21 +486,22 @@ function checkCrossFieldRules(so: ScaledObject): void {
     }
   });
 
-  const modifiers = spec.advanced?.scalingModifiers;
-  if (modifiers !== undefined && Object.keys(modifiers).length > 0) {
+  const composite = parseComposite(spec);
+  const resourceOnly = spec.triggers.every((t) => RESOURCE_TRIGGER_TYPES.includes(t.type));
+  if (resourceOnly && spec.minReplicaCount === 0) {
     throw new ValidationError(
-      'spec.advanced.scalingModifiers',
-      'scalingModifiers (composite formulas) are not supported by sluice yet; remove them to scale on each trigger',
+      'spec.minReplicaCount',
+      'with only cpu and memory triggers scale to zero does not work (the HPA needs running pods to measure them): set minReplicaCount to at least 1, or add another trigger',
     );
   }
   if (spec.fallback !== undefined) {
-    if (spec.fallback.behavior === 'scalingModifiers') {
+    if (spec.fallback.behavior === 'scalingModifiers' && composite === undefined) {
       throw new ValidationError(
         'spec.fallback.behavior',
-        '"scalingModifiers" requires spec.advanced.scalingModifiers.formula, which sluice does not support yet',
+        '"scalingModifiers" requires spec.advanced.scalingModifiers.formula',
       );
     }
-    if (spec.triggers.every((t) => RESOURCE_TRIGGER_TYPES.includes(t.type))) {
+    if (resourceOnly) {
       throw new ValidationError('spec.fallback', 'fallback needs at least one trigger other than cpu or memory');
     }
   }

@@ -8,12 +8,15 @@
  * - A new poller subscribes before the old one unsubscribes, so shared readers (and their connections) stay open and
  *   the series of metric names that still exist keep their values; series of names that went away are dropped.
  * - What must survive an executor restart (lastActiveTime, the first replica count seen) is kept here per object.
+ * - Pollers run on every replica of sluice (each serves the metrics API from its own store); executors, which write
+ *   the workloads' scale, run only on the leader (`lead()` / `follow()`, driven by leader.ts). A follower takes
+ *   lastActiveTime from the status the leader persists, so a cooldown resumes where it was after a failover.
  */
 import type { Logger } from '../log.ts';
 import type { MetricStore } from '../metric-store.ts';
 import type { SourceHub } from '../scalers/scaler.ts';
-import type { EventRecorder } from './events.ts';
-import { Executor, type ExecutorSettings, type ExecutorSnapshot, type ObjectState } from './executor.ts';
+import type { EventRecorder, ObjectReference } from './events.ts';
+import { Executor, IDLE_EXECUTOR, type ExecutorSettings, type ExecutorSnapshot, type ObjectState } from './executor.ts';
 import type { KubePort } from './kube.ts';
 import { Poller, type PollerSettings, type PollerSummary } from './poller.ts';
 
@@ -45,14 +48,20 @@ export interface RegistryDeps {
   /** Something the status of `key` shows changed. */
   readonly onChange: (key: string) => void;
   readonly now?: () => Date;
+  /** Whether executors run (this replica leads); from the start, default true. */
+  readonly leading?: boolean;
 }
 
 interface Running {
+  readonly key: string;
   readonly uid: string;
+  readonly ref: ObjectReference;
   poller: Poller;
   pollerHash: string;
-  executor: Executor;
+  /** Undefined on a replica that does not lead. */
+  executor: Executor | undefined;
   executorHash: string;
+  executorSettings: ExecutorSettings;
   readonly state: ObjectState;
 }
 
@@ -73,9 +82,39 @@ const NOTHING_READ: PollerSummary = {
 export class ScalingRegistry {
   readonly #deps: RegistryDeps;
   readonly #running = new Map<string, Running>();
+  #leading: boolean;
 
   constructor(deps: RegistryDeps) {
     this.#deps = deps;
+    this.#leading = deps.leading ?? true;
+  }
+
+  get leading(): boolean {
+    return this.#leading;
+  }
+
+  /** This replica now leads: every object's executor starts (from the lastActiveTime last persisted). */
+  lead(): void {
+    if (this.#leading) return;
+    this.#leading = true;
+    for (const running of this.#running.values()) {
+      if (running.executor !== undefined) continue;
+      running.executor = this.#executor(running.key, running.executorSettings, running.state, () => running);
+      running.executor.start();
+    }
+  }
+
+  /** This replica no longer leads: every executor stops at once (the pollers keep the metrics API fresh). */
+  async follow(): Promise<void> {
+    if (!this.#leading) return;
+    this.#leading = false;
+    await Promise.all(
+      [...this.#running.values()].map(async (running) => {
+        const executor = running.executor;
+        running.executor = undefined;
+        await executor?.stop();
+      }),
+    );
   }
 
   has(key: string): boolean {
@@ -91,7 +130,7 @@ export class ScalingRegistry {
     if (!running) return undefined;
     return {
       poller: running.poller.summary(),
-      executor: running.executor.snapshot(),
+      executor: running.executor?.snapshot() ?? IDLE_EXECUTOR,
       state: running.state,
       metricNames: running.poller.metricNames,
     };
@@ -111,23 +150,32 @@ export class ScalingRegistry {
       };
       // The parts find each other through `running` (their callbacks run only after both exist).
       const running: Running = {
+        key: spec.key,
         uid: spec.executor.ref.uid,
+        ref: spec.executor.ref,
         state,
         pollerHash: spec.pollerHash,
         executorHash: spec.executorHash,
+        executorSettings: spec.executor,
         poller: this.#poller(spec, () => running),
-        executor: this.#executor(spec, state, () => running),
+        executor: this.#leading ? this.#executor(spec.key, spec.executor, state, () => running) : undefined,
       };
       this.#running.set(spec.key, running);
       running.poller.start();
-      running.executor.start();
+      running.executor?.start();
       this.#deps.log('info', `scaling started for ${spec.key}`, {
         triggers: running.poller.metricNames,
         pollingInterval: spec.poller.pollingIntervalS,
       });
+      this.#deps.events.emit(spec.executor.ref, 'Normal', 'KEDAScalersStarted', 'Started scalers watch');
       return 'started';
     }
 
+    // Not leading: the leader's persisted lastActiveTime is the truth (where a cooldown resumes on takeover).
+    if (!this.#leading) {
+      current.state.lastActiveTime = spec.lastActiveTime;
+      current.state.persistedLastActiveTime = spec.lastActiveTime;
+    }
     let outcome: EnsureOutcome = 'unchanged';
     if (current.pollerHash !== spec.pollerHash) {
       const old = current.poller;
@@ -138,14 +186,17 @@ export class ScalingRegistry {
       current.poller = next;
       current.pollerHash = spec.pollerHash;
       this.#deps.store.retain(spec.key, next.metricNames);
-      current.executor.notify();
+      current.executor?.notify();
       outcome = 'restarted';
     }
     if (current.executorHash !== spec.executorHash) {
-      await current.executor.stop();
-      current.executor = this.#executor(spec, current.state, () => current);
+      await current.executor?.stop();
+      current.executorSettings = spec.executor;
       current.executorHash = spec.executorHash;
-      current.executor.start();
+      current.executor = this.#leading
+        ? this.#executor(spec.key, spec.executor, current.state, () => current)
+        : undefined;
+      current.executor?.start();
       outcome = 'restarted';
     }
     if (outcome === 'restarted') this.#deps.log('info', `scaling settings changed for ${spec.key}; restarted`);
@@ -153,19 +204,23 @@ export class ScalingRegistry {
   }
 
   /** Stops the poller and executor of `key` and drops its series. */
-  async remove(key: string): Promise<void> {
+  async remove(key: string, options: { shutdown?: boolean } = {}): Promise<void> {
     const running = this.#running.get(key);
     this.#deps.store.deleteOwner(key);
     if (!running) return;
     this.#running.delete(key);
     running.poller.stop();
-    await running.executor.stop();
+    await running.executor?.stop();
     this.#deps.store.deleteOwner(key);
     this.#deps.log('info', `scaling stopped for ${key}`);
+    // sluice shutting down is not news about the object (its next start would add a Started event per object).
+    if (options.shutdown !== true) {
+      this.#deps.events.emit(running.ref, 'Normal', 'KEDAScalersStopped', 'Stopped scalers watch');
+    }
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all([...this.#running.keys()].map((key) => this.remove(key)));
+    await Promise.all([...this.#running.keys()].map((key) => this.remove(key, { shutdown: true })));
   }
 
   #poller(spec: RuntimeSpec, self: () => Running | undefined): Poller {
@@ -183,21 +238,21 @@ export class ScalingRegistry {
       onChange: () => {
         const running = self();
         if (running === undefined || this.#running.get(spec.key) !== running) return;
-        running.executor.notify();
+        running.executor?.notify();
         this.#deps.onChange(spec.key);
       },
     });
   }
 
-  #executor(spec: RuntimeSpec, state: ObjectState, self: () => Running | undefined): Executor {
-    return new Executor(spec.executor, state, {
+  #executor(key: string, settings: ExecutorSettings, state: ObjectState, self: () => Running | undefined): Executor {
+    return new Executor(settings, state, {
       kube: this.#deps.kube,
       events: this.#deps.events,
       log: this.#deps.log,
       summary: () => self()?.poller.summary() ?? NOTHING_READ,
       onChange: () => {
         const running = self();
-        if (running !== undefined && this.#running.get(spec.key) === running) this.#deps.onChange(spec.key);
+        if (running !== undefined && this.#running.get(key) === running) this.#deps.onChange(key);
       },
       ...(this.#deps.now === undefined ? {} : { now: this.#deps.now }),
     });

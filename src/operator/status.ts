@@ -8,7 +8,6 @@
 import type { ConditionFields } from './conditions.ts';
 import {
   ACTIVE,
-  FALLBACK,
   READY,
   activeUnknown,
   equalConditions,
@@ -17,10 +16,14 @@ import {
   kubeTime,
   noFallbackFound,
   notPaused,
+  PAUSED,
   scaledObjectCheckFailed,
+  scaledObjectPaused,
   scaledObjectReady,
+  scaledObjectUnpaused,
   setCondition,
 } from './conditions.ts';
+import { COMPOSITE_METRIC } from './composite.ts';
 import type { ExecutorSnapshot } from './executor.ts';
 import type { PollerSummary } from './poller.ts';
 import { hpaNameFor, type Condition, type ScaledObject, type ScaledObjectStatus } from './scaled-object.ts';
@@ -42,12 +45,24 @@ export function runningStatus({
   previous,
   runtime,
   metricNames,
+  resourceMetricNames = [],
+  composite = false,
+  pausedScale = false,
+  originalReplicaCount: readReplicas,
   at,
 }: {
   so: ScaledObject;
   previous: ScaledObjectStatus;
   runtime: RuntimeView | undefined;
   metricNames: readonly string[];
+  /** `cpu`, `memory`: the cpu and memory triggers (status.resourceMetricNames). */
+  resourceMetricNames?: readonly string[];
+  /** scalingModifiers: status.compositeScalerName is `composite-metric`. */
+  composite?: boolean;
+  /** paused-scale-in or paused-scale-out is in effect (Paused=True while the object runs). */
+  pausedScale?: boolean;
+  /** The target's replicas as reconcile read them, for status.originalReplicaCount when it is not set yet. */
+  originalReplicaCount?: number | undefined;
   at: Date;
 }): ScaledObjectStatus {
   const target = so.spec.scaleTargetRef;
@@ -57,7 +72,7 @@ export function runningStatus({
   const authNames = [
     ...new Set(so.spec.triggers.flatMap((t) => (t.authenticationRef ? [t.authenticationRef.name] : []))),
   ];
-  const originalReplicaCount = previous.originalReplicaCount ?? runtime?.firstSeenReplicas;
+  const originalReplicaCount = previous.originalReplicaCount ?? readReplicas ?? runtime?.firstSeenReplicas;
   const lastActiveTime =
     runtime?.lastActiveTime !== undefined ? kubeTime(runtime.lastActiveTime) : previous.lastActiveTime;
   const fallback = so.spec.fallback;
@@ -67,7 +82,7 @@ export function runningStatus({
       readyCondition(target, runtime),
       executor?.decision?.condition ?? findCondition(previous.conditions, ACTIVE) ?? activeUnknown(),
       fallback !== undefined && poller?.fallbackActive === true ? fallbackExists() : noFallbackFound(),
-      findCondition(previous.conditions, 'Paused') ?? notPaused(),
+      pausedCondition(previous, pausedScale),
     ],
     at,
   );
@@ -89,6 +104,8 @@ export function runningStatus({
     ...(lastActiveTime !== undefined ? { lastActiveTime } : {}),
     hpaName: hpaNameFor(so),
     externalMetricNames: [...metricNames],
+    ...(resourceMetricNames.length > 0 ? { resourceMetricNames: [...resourceMetricNames] } : {}),
+    ...(composite ? { compositeScalerName: COMPOSITE_METRIC } : {}),
     triggersTypes: [...new Set(so.spec.triggers.map((t) => t.type))].join(','),
     ...(authNames.length > 0 ? { authenticationsTypes: authNames.join(',') } : {}),
     ...(poller !== undefined && poller.triggers.some((t) => t.readAt !== undefined)
@@ -103,6 +120,45 @@ export function runningStatus({
     ...(fallback !== undefined && poller !== undefined ? { health: health(poller, fallback.failureThreshold) } : {}),
     observedGeneration: so.metadata.generation ?? 0,
     conditions,
+  };
+}
+
+/**
+ * Paused=True while a pause annotation is in effect; once removed, Paused=False ScaledObjectUnpaused (KEDA's reason),
+ * else KEDA's initial Paused=False without a reason.
+ */
+export function pausedCondition(previous: ScaledObjectStatus, paused: boolean): ConditionFields {
+  if (paused) return scaledObjectPaused();
+  return findCondition(previous.conditions, PAUSED)?.status === 'True'
+    ? scaledObjectUnpaused()
+    : (findCondition(previous.conditions, PAUSED) ?? notPaused());
+}
+
+/**
+ * Status of a paused object (`paused` or `paused-replicas`): no HPA and nothing running; Ready stays True,
+ * Paused=True, `pausedReplicaCount` mirrors `paused-replicas`; what the object last knew of its triggers is kept.
+ */
+export function pausedStatus({
+  so,
+  previous,
+  pausedReplicas,
+  originalReplicaCount,
+  at,
+}: {
+  so: ScaledObject;
+  previous: ScaledObjectStatus;
+  pausedReplicas: number | undefined;
+  originalReplicaCount: number | undefined;
+  at: Date;
+}): ScaledObjectStatus {
+  const { hpaName: _hpa, pausedReplicaCount: _paused, ...kept } = previous;
+  const original = previous.originalReplicaCount ?? originalReplicaCount;
+  return {
+    ...kept,
+    ...(original !== undefined ? { originalReplicaCount: original } : {}),
+    ...(pausedReplicas !== undefined ? { pausedReplicaCount: pausedReplicas } : {}),
+    observedGeneration: so.metadata.generation ?? 0,
+    conditions: withConditions(previous.conditions, [scaledObjectReady(), scaledObjectPaused()], at),
   };
 }
 
@@ -164,9 +220,13 @@ export function readyCondition(
   }
   const ready = executor?.decision?.readyCondition ?? scaledObjectReady();
   if (ready.reason !== 'TriggerError' && ready.reason !== 'PartialTriggerError') return ready;
-  const failures = (runtime?.poller.triggers ?? []).flatMap((t) =>
-    t.error !== undefined && t.fallbackReplicas === undefined ? [`${t.metricName}: ${t.error}`] : [],
-  );
+  const composite = runtime?.poller.compositeError;
+  const failures =
+    composite !== undefined
+      ? [`composite-metric: ${composite}`]
+      : (runtime?.poller.triggers ?? []).flatMap((t) =>
+          t.error !== undefined && t.fallbackReplicas === undefined ? [`${t.metricName}: ${t.error}`] : [],
+        );
   return failures.length > 0 ? { ...ready, message: `${ready.message ?? ''}: ${failures.join('; ')}` } : ready;
 }
 
@@ -238,5 +298,3 @@ function sortKeys(value: unknown): unknown {
   }
   return value;
 }
-
-export { FALLBACK };

@@ -10,6 +10,12 @@
  * `awsSecretManager`, `boundServiceAccountToken`, `oauth2`) are part of the CRD so that a KEDA manifest applies as it
  * is, and parseTriggerAuthentication rejects them by name ("not supported by sluice yet"), so a ScaledObject that uses
  * such an object gets Ready=False saying why instead of scaling with credentials silently missing.
+ *
+ * A ClusterTriggerAuthentication also says which namespaces may use it (sluice's addition; KEDA lets every namespace
+ * use every ClusterTriggerAuthentication, kedacore/keda#4857): `spec.allowedNamespaces` (names) and/or
+ * `spec.allowedNamespaceSelector` (a metav1.LabelSelector matched against the labels of the ScaledObject's Namespace).
+ * With neither, no namespace may use it unless the operator runs with `--cluster-trigger-authentication-any-namespace`
+ * (auth-resolver.ts enforces it; docs/keda-compatibility.md#triggerauthentication).
  */
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
@@ -116,41 +122,102 @@ export const UNSUPPORTED_SOURCES = [
   'oauth2',
 ] as const;
 
-export const TriggerAuthenticationSpecSchema = Type.Object(
+/** The fields both kinds share (KEDA's TriggerAuthenticationSpec). */
+const SPEC_FIELDS = {
+  podIdentity: Type.Optional(PodIdentitySchema),
+  secretTargetRef: Type.Optional(
+    Type.Array(TargetRefSchema('Secret'), {
+      description: 'Parameters read from Secrets; applied after env and configMapTargetRef, so they win.',
+    }),
+  ),
+  configMapTargetRef: Type.Optional(
+    Type.Array(TargetRefSchema('ConfigMap'), {
+      description: 'Parameters read from ConfigMaps; applied after env.',
+    }),
+  ),
+  env: Type.Optional(
+    Type.Array(EnvSchema, {
+      description: "Parameters read from the scale target's container environment; applied first.",
+    }),
+  ),
+  filePath: Type.Optional(
+    Type.String({ description: 'KEDA: a file mounted in the operator (not supported by sluice yet).' }),
+  ),
+  hashiCorpVault: unsupportedObject('HashiCorp Vault'),
+  azureKeyVault: unsupportedObject('Azure Key Vault'),
+  gcpSecretManager: unsupportedObject('GCP Secret Manager'),
+  awsSecretManager: unsupportedObject('AWS Secrets Manager'),
+  boundServiceAccountToken: Type.Optional(
+    Type.Array(Type.Object({}, { 'x-kubernetes-preserve-unknown-fields': true }), {
+      description: 'Bound service account tokens (not supported by sluice yet).',
+    }),
+  ),
+  oauth2: unsupportedObject('OAuth2 client credentials'),
+};
+
+export const TriggerAuthenticationSpecSchema = Type.Object(SPEC_FIELDS, {
+  additionalProperties: false,
+  description: 'TriggerAuthenticationSpec: where the parameters of a trigger come from (KEDA keda.sh/v1alpha1).',
+});
+
+/** metav1.LabelSelectorOperator: the operators a LabelSelector's matchExpressions take. */
+export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+
+/**
+ * metav1.LabelSelectorRequirement. In and NotIn need values, Exists and DoesNotExist take none (apimachinery
+ * ValidateLabelSelectorRequirement): a CEL rule in the CRD, and parseTriggerAuthentication for objects that did not
+ * come through the API server.
+ */
+const SelectorRequirementSchema = Type.Object(
   {
-    podIdentity: Type.Optional(PodIdentitySchema),
-    secretTargetRef: Type.Optional(
-      Type.Array(TargetRefSchema('Secret'), {
-        description: 'Parameters read from Secrets; applied after env and configMapTargetRef, so they win.',
-      }),
+    key: Type.String({ minLength: 1, description: 'The label key the requirement applies to.' }),
+    operator: Type.Enum([...SELECTOR_OPERATORS], { type: 'string' }),
+    values: Type.Optional(
+      Type.Array(Type.String(), { description: 'Label values: required for In and NotIn, empty otherwise.' }),
     ),
-    configMapTargetRef: Type.Optional(
-      Type.Array(TargetRefSchema('ConfigMap'), {
-        description: 'Parameters read from ConfigMaps; applied after env.',
-      }),
-    ),
-    env: Type.Optional(
-      Type.Array(EnvSchema, {
-        description: "Parameters read from the scale target's container environment; applied first.",
-      }),
-    ),
-    filePath: Type.Optional(
-      Type.String({ description: 'KEDA: a file mounted in the operator (not supported by sluice yet).' }),
-    ),
-    hashiCorpVault: unsupportedObject('HashiCorp Vault'),
-    azureKeyVault: unsupportedObject('Azure Key Vault'),
-    gcpSecretManager: unsupportedObject('GCP Secret Manager'),
-    awsSecretManager: unsupportedObject('AWS Secrets Manager'),
-    boundServiceAccountToken: Type.Optional(
-      Type.Array(Type.Object({}, { 'x-kubernetes-preserve-unknown-fields': true }), {
-        description: 'Bound service account tokens (not supported by sluice yet).',
-      }),
-    ),
-    oauth2: unsupportedObject('OAuth2 client credentials'),
   },
   {
     additionalProperties: false,
-    description: 'TriggerAuthenticationSpec: where the parameters of a trigger come from (KEDA keda.sh/v1alpha1).',
+    'x-kubernetes-validations': [
+      {
+        rule: "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+        message: 'values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist',
+      },
+    ],
+  },
+);
+
+/** metav1.LabelSelector. An empty selector (`{}`) matches every namespace, as everywhere in Kubernetes. */
+export const LabelSelectorSchema = Type.Object(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    matchExpressions: Type.Optional(Type.Array(SelectorRequirementSchema)),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Namespaces whose labels match may use this ClusterTriggerAuthentication (matchLabels and matchExpressions, ANDed; {} matches every namespace; kubernetes.io/metadata.name is each namespace's name).",
+  },
+);
+
+const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+
+export const ClusterTriggerAuthenticationSpecSchema = Type.Object(
+  {
+    ...SPEC_FIELDS,
+    allowedNamespaces: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 63, pattern: DNS1123_LABEL }), {
+        description:
+          'Namespaces whose ScaledObjects may use this ClusterTriggerAuthentication (sluice). With neither this nor allowedNamespaceSelector, no namespace may (unless the operator runs with --cluster-trigger-authentication-any-namespace).',
+        'x-kubernetes-list-type': 'set',
+      }),
+    ),
+    allowedNamespaceSelector: Type.Optional(LabelSelectorSchema),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'ClusterTriggerAuthenticationSpec: where the parameters of a trigger come from (KEDA keda.sh/v1alpha1), and which namespaces may use them (sluice).',
   },
 );
 
@@ -169,8 +236,16 @@ export const TriggerAuthenticationSchema = ResourceSchema(
   TriggerAuthenticationStatusSchema,
 );
 
-export type TriggerAuthentication = Static<typeof TriggerAuthenticationSchema>;
-export type TriggerAuthenticationSpec = Static<typeof TriggerAuthenticationSpecSchema>;
+export const ClusterTriggerAuthenticationSchema = ResourceSchema(
+  ObjectMetaSchema,
+  ClusterTriggerAuthenticationSpecSchema,
+  TriggerAuthenticationStatusSchema,
+);
+
+/** Either kind as parsed: a (namespaced) TriggerAuthentication never has the ClusterTriggerAuthentication-only fields. */
+export type TriggerAuthentication = Static<typeof ClusterTriggerAuthenticationSchema>;
+export type TriggerAuthenticationSpec = Static<typeof ClusterTriggerAuthenticationSpecSchema>;
+export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type AuthSecretTargetRef = Static<ReturnType<typeof TargetRefSchema>>;
 export type AuthEnvironment = Static<typeof EnvSchema>;
 
@@ -201,13 +276,32 @@ export function parseTriggerAuthentication(obj: unknown, kind: AuthenticationKin
     spec: obj['spec'] ?? {},
     ...(obj['status'] !== undefined ? { status: obj['status'] } : {}),
   };
-  throwFirstSchemaError(Value.Errors(TriggerAuthenticationSchema, value), value, { root: 'TriggerAuthentication' });
-  if (!Value.Check(TriggerAuthenticationSchema, value)) {
+  const schema =
+    kind === CLUSTER_TRIGGER_AUTHENTICATION.kind ? ClusterTriggerAuthenticationSchema : TriggerAuthenticationSchema;
+  throwFirstSchemaError(Value.Errors(schema, value), value, { root: 'TriggerAuthentication' });
+  if (!Value.Check(schema, value)) {
     throw new ValidationError(kind, `does not match the ${kind} schema`);
   }
   const ta: TriggerAuthentication = structuredClone(value);
   checkSupported(ta.spec);
+  checkSelector(ta.spec.allowedNamespaceSelector);
   return ta;
+}
+
+/** What the CRD's CEL rule checks, for objects that did not come through the API server. */
+function checkSelector(selector: LabelSelector | undefined): void {
+  for (const [i, requirement] of (selector?.matchExpressions ?? []).entries()) {
+    const count = requirement.values?.length ?? 0;
+    const needsValues = requirement.operator === 'In' || requirement.operator === 'NotIn';
+    if (needsValues ? count === 0 : count > 0) {
+      throw new ValidationError(
+        `spec.allowedNamespaceSelector.matchExpressions[${i}].values`,
+        needsValues
+          ? `must not be empty for operator ${requirement.operator}`
+          : `must be empty for operator ${requirement.operator}`,
+      );
+    }
+  }
 }
 
 function checkSupported(spec: TriggerAuthenticationSpec): void {
@@ -235,11 +329,14 @@ function pick(obj: Record<string, unknown>, keys: readonly string[]): Record<str
 // ---------------------------------------------------------------------------------------------------------------
 // CRDs
 
-/** The openAPIV3Schema shared by both kinds. */
+/** The openAPIV3Schema of either kind (the cluster kind adds allowedNamespaces and allowedNamespaceSelector). */
 export function triggerAuthenticationOpenApiSchema(kind: AuthenticationKind): JsonSchemaProps {
+  const cluster = kind === CLUSTER_TRIGGER_AUTHENTICATION.kind;
   return resourceOpenApiSchema(
-    `${kind} says where a trigger's credentials come from (KEDA-compatible, ${API_VERSION}).`,
-    TriggerAuthenticationSpecSchema,
+    cluster
+      ? `${kind} says where a trigger's credentials come from and which namespaces may use them (KEDA-compatible, ${API_VERSION}).`
+      : `${kind} says where a trigger's credentials come from (KEDA-compatible, ${API_VERSION}).`,
+    cluster ? ClusterTriggerAuthenticationSpecSchema : TriggerAuthenticationSpecSchema,
     TriggerAuthenticationStatusSchema,
   );
 }

@@ -40,13 +40,16 @@
  * MAX_SERIES series in the window and MAX_BODY_BYTES per response (more is an error).
  *
  * Deliberate choices: the selector must select counters (a gauge's decreases would read as resets); `url` must not
- * carry credentials (no authentication is supported yet) and the Service form speaks plain HTTP; a Service in
+ * carry credentials (no authentication is supported yet) and the Service form speaks plain HTTP; an endpoint address
+ * the address filter refuses (address-filter.ts: link-local, cloud metadata, --deny-cidrs) fails the read before any
+ * scrape; messages name the selector, never a series' labels or value (the exporter's text); a Service in
  * another namespace cannot be named (the operator's access must not let a ScaledObject read other namespaces).
  * Labels the selector does not fix keep series apart, so the sum is over all matching series. Known limit: the
  * cluster port lists the endpoints of every address family, so the pods of a dual-stack Service would be read twice.
  */
 import { BackendError, ScalerError, ValidationError, describeError } from '../errors.ts';
 import { abortable } from './abortable.ts';
+import { AddressRefusedError, outboundGuard } from './address-filter.ts';
 import { ExpositionError, parseExposition, parseSelector, selectSamples, type Selector } from './exposition.ts';
 import { openHttpClient, parseHttpUrl, safeUrl, type HttpClient } from './http.ts';
 import { MAX_TIMEOUT_MS, formatDurationMs, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
@@ -66,7 +69,7 @@ const params = {
   path: { type: 'string', optional: true },
   counter: { type: 'string' },
   window: { type: 'duration', default: 60_000, min: 1000, max: 3_600_000 },
-  targetRate: { type: 'number', min: 0, exclusiveMin: true },
+  targetRate: { type: 'number', min: 0, exclusiveMin: true, target: true },
   activationRate: { type: 'number', default: 0, min: 0 },
   timeout: { type: 'duration', default: 3000, min: 1, max: MAX_TIMEOUT_MS },
 } as const satisfies ParamSpec;
@@ -370,10 +373,20 @@ async function resolveTargets(
         'traffic, not the scaled workload)',
     );
   }
+  const guard = outboundGuard();
   return endpoints.map(({ address, port }) => {
     const host = address.includes(':') ? `[${address}]` : address;
     const url = new URL(`http://${host}:${port}${source.path}`);
-    return { key: `${host}:${port}`, url, where: `endpoint ${host}:${port} of ${what}` };
+    const where = `endpoint ${host}:${port} of ${what}`;
+    // An EndpointSlice may name any address (whoever can write one in the namespace chooses it): checked here, before
+    // any scrape, as the HTTP client checks it again when it connects (address-filter.ts).
+    try {
+      guard.checkAddress(address, address);
+    } catch (err) {
+      if (err instanceof AddressRefusedError) throw err.at(where);
+      throw err;
+    }
+    return { key: `${host}:${port}`, url, where };
   });
 }
 
@@ -421,23 +434,27 @@ async function scrape(
   const { where } = target;
   const reply = await client.get(target.url, signal, { accept: ACCEPT });
   if (/protobuf/i.test(reply.contentType)) {
-    throw new ScalerError(`${where} sent protobuf (${reply.contentType}); http-rate reads the text format`);
+    throw new ScalerError(`${where} sent protobuf (its Content-Type says so); http-rate reads the text format`);
   }
   const text = reply.body;
   const t = performance.now();
   if (text.trim() === '') throw new ScalerError(`${where} sent an empty body`);
   let samples;
   try {
-    samples = parseExposition(text);
+    samples = parseExposition(text, where);
   } catch (cause) {
     if (!(cause instanceof ExpositionError)) throw cause;
-    throw new ScalerError(`${where} sent a body that is not Prometheus text exposition`, { cause });
+    // The parser's message quotes the line (server text): only its number is shown, and the error is not the cause.
+    throw new ScalerError(
+      `${where} sent a body that is not Prometheus text exposition (line ${cause.line} cannot be read; its text is not shown)`,
+    );
   }
-  const selected = selectSamples(samples, config.selector);
+  const selected = selectSamples(samples, config.selector, { where });
   if (selected.length === 0) {
     throw new ScalerError(`no series matches ${config.selector.text} at ${where}`);
   }
   const values = new Map<string, number>();
+  // Messages name the selector, never a series: label values and sample values are the server's text.
   for (const sample of selected) {
     const labels = Object.keys(sample.labels)
       .sort()
@@ -445,10 +462,12 @@ async function scrape(
       .join(',');
     const series = `${sample.name}{${labels}}`;
     if (!Number.isFinite(sample.value) || sample.value < 0) {
-      throw new ScalerError(`${series} at ${where} is ${sample.value}; a counter is a finite, non-negative number`);
+      throw new ScalerError(
+        `a series matching ${config.selector.text} at ${where} is not a finite, non-negative number; a counter is`,
+      );
     }
     const key = `${target.key} ${series}`;
-    if (values.has(key)) throw new ScalerError(`${series} appears twice at ${where}`);
+    if (values.has(key)) throw new ScalerError(`a series matching ${config.selector.text} appears twice at ${where}`);
     values.set(key, sample.value);
   }
   return { target, t, values };

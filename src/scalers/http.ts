@@ -8,7 +8,10 @@
  * - Read time (`HttpClient.get`): connection errors, timeouts, 5xx, 429 and 401/403 ("authentication failed") throw
  *   BackendError (they count against the backend's circuit breaker); redirects, other statuses outside 2xx and
  *   oversized bodies throw ScalerError. Messages name the URL without userinfo or query string and never contain a
- *   credential. Connection pools are shared per origin and TLS material (`openHttpClient`).
+ *   credential, nor anything the server chose: no body, no header value, no redirect target (they reach the
+ *   ScaledObject's status, docs/security.md#read-back-and-reach). Connection pools are shared per origin and TLS
+ *   material (`openHttpClient`); every connection goes through the address filter (address-filter.ts), whose refusal
+ *   is a ScalerError, not counted by the circuit breaker.
  *
  * Authentication (KEDA's `pkg/scalers/authentication`): `authModes` (or `authMode`) from trigger metadata, else from
  * the TriggerAuthentication; a comma list of `apiKey`, `basic`, `bearer`, `custom`, `tls` (each scaler says which it
@@ -24,13 +27,15 @@
  *
  * Deliberate differences from KEDA: secrets written in trigger metadata (`apiKey`, `bearerToken`, `password`, …) and
  * credentials in the URL are validation errors, not used; an unknown or unsupported auth mode (e.g. `oauth`) is an
- * error, never ignored; redirects are not followed (a redirect is an error naming its target), so credentials never
- * travel to another host; a body over 16 MiB is an error.
+ * error, never ignored; redirects are not followed (a redirect is an error saying whether it points to another host,
+ * never quoting it), so credentials never travel to another host; a body over 16 MiB is an error; `customHeaders` and
+ * auth header names may not set the headers metadata endpoints require, hop-by-hop headers or `Host`.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { getCACertificates } from 'node:tls';
-import { Agent, fetch, type Dispatcher, type Response } from 'undici';
+import { Agent, buildConnector, fetch, type Dispatcher, type Response } from 'undici';
 import { BackendError, ScalerError, ValidationError } from '../errors.ts';
+import { findAddressRefusal, outboundGuard, type OutboundGuard } from './address-filter.ts';
 import { fingerprint } from '../fingerprint.ts';
 import type { SharedResources, TriggerInput } from './scaler.ts';
 
@@ -214,10 +219,48 @@ function checkPrivateKey(pem: string, field: string): KeyObject {
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Header names must be HTTP tokens and values must not contain CR, LF or NUL (fetch would throw at sample time). */
+/**
+ * Headers a trigger may not set (lower case → why), whether through `customHeaders` or an auth mode's header name
+ * (`keyParamName`, `customAuthHeader`):
+ * - the headers cloud metadata and managed-identity endpoints require, so that a request cannot pass as one of their
+ *   clients (defence in depth behind the address filter, address-filter.ts, and the only defence for such endpoints
+ *   on loopback): Google Cloud's `Metadata-Flavor: Google` and legacy `X-Google-Metadata-Request` ("About VM
+ *   metadata"), Azure's `Metadata: true` (Instance Metadata Service, Azure Arc) and `X-IDENTITY-HEADER` (App Service
+ *   managed identity), AWS IMDSv2's `X-aws-ec2-metadata-token` (and its `-ttl-seconds`), Alibaba Cloud's hardened
+ *   mode `X-aliyun-ecs-metadata-token` (and its `-ttl-seconds`);
+ * - hop-by-hop and framing headers (RFC 9110 §7.6.1 and §8.6, RFC 9112 §6.1), which the HTTP client owns, and `Host`,
+ *   which would send the request to another virtual host than the URL names.
+ */
+const FORBIDDEN_HEADERS: ReadonlyMap<string, string> = new Map([
+  ...[
+    'metadata-flavor',
+    'x-google-metadata-request',
+    'metadata',
+    'x-identity-header',
+    'x-aws-ec2-metadata-token',
+    'x-aws-ec2-metadata-token-ttl-seconds',
+    'x-aliyun-ecs-metadata-token',
+    'x-aliyun-ecs-metadata-token-ttl-seconds',
+  ].map((name) => [name, 'cloud metadata and identity endpoints require it, and sluice never sends it'] as const),
+  ...['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'].map(
+    (name) => [name, 'it is a hop-by-hop header, which the HTTP client sets'] as const,
+  ),
+  ['content-length', 'the HTTP client sets it'],
+  ['host', "the host is the URL's: put it there"],
+  ['proxy-authorization', 'sluice does not use a proxy'],
+]);
+
+/**
+ * Header names must be HTTP tokens and not one of FORBIDDEN_HEADERS; values must not contain CR, LF or NUL (fetch
+ * would throw at sample time).
+ */
 export function checkHeaders(headers: Readonly<Record<string, string>>, field: string, secret = false): void {
   for (const [name, value] of Object.entries(headers)) {
     if (!TOKEN.test(name)) throw new ValidationError(field, `"${name}" is not a valid HTTP header name`);
+    const forbidden = FORBIDDEN_HEADERS.get(name.toLowerCase());
+    if (forbidden !== undefined) {
+      throw new ValidationError(field, `header "${name}" may not be set: ${forbidden}`);
+    }
     if (/[\r\n\0]/.test(value)) {
       throw new ValidationError(
         field,
@@ -286,13 +329,16 @@ export interface HttpClientOptions {
   /** Added to every request URL (auth query parameters). */
   readonly query?: Readonly<Record<string, string>>;
   readonly maxBodyBytes?: number;
+  /** Where connections may go (default: the process-wide guard, address-filter.ts). Tests inject their own. */
+  readonly guard?: OutboundGuard;
 }
 
 export interface GetOptions {
   readonly accept: string;
   /**
-   * Extracts a short, credential-free explanation from an error response body (e.g. Prometheus' `error` field), for
-   * the message of a non-2xx answer.
+   * A short explanation of a non-2xx answer from its body, for the message. It must never return text of the body
+   * itself (the message reaches the ScaledObject's status, which anyone who can read the object reads): only words of
+   * its own, or values of a closed set it recognizes (e.g. Prometheus' `errorType`).
    */
   readonly errorDetail?: (body: string) => string | undefined;
 }
@@ -321,14 +367,29 @@ export function agentKey(scope: string, unsafeSsl: boolean, tls: TlsMaterial): s
   return `agent|${scope}|${fingerprint(unsafeSsl, tls.ca ?? '', tls.cert ?? '', tls.key ?? '')}`;
 }
 
-function createAgent(unsafeSsl: boolean, tls: TlsMaterial): Agent {
-  const connect: { rejectUnauthorized: boolean; ca?: string[]; cert?: string; key?: string } = {
+/**
+ * An undici Agent for these TLS settings (what agentKey names) whose every connection goes through `guard`
+ * (address-filter.ts): a host name through its `lookup`, which checks every address it resolves to, and an IP address
+ * checked before any socket is made.
+ */
+export function createAgent(unsafeSsl: boolean, tls: TlsMaterial, guard: OutboundGuard = outboundGuard()): Agent {
+  const options: { rejectUnauthorized: boolean; ca?: string[]; cert?: string; key?: string } = {
     rejectUnauthorized: !unsafeSsl,
   };
   // Node's `ca` replaces the trust store: keep the defaults and add the given CA, as Go's AppendCertsFromPEM does.
-  if (tls.ca !== undefined) connect.ca = [...getCACertificates('default'), tls.ca];
-  if (tls.cert !== undefined) connect.cert = tls.cert;
-  if (tls.key !== undefined) connect.key = tls.key;
+  if (tls.ca !== undefined) options.ca = [...getCACertificates('default'), tls.ca];
+  if (tls.cert !== undefined) options.cert = tls.cert;
+  if (tls.key !== undefined) options.key = tls.key;
+  const connector = buildConnector({ ...options, lookup: guard.lookup });
+  const connect: buildConnector.connector = (target, callback) => {
+    try {
+      guard.checkHost(target.hostname);
+    } catch (err) {
+      callback(err as Error, null);
+      return;
+    }
+    connector(target, callback);
+  };
   return new Agent({ connect });
 }
 
@@ -339,7 +400,7 @@ function createAgent(unsafeSsl: boolean, tls: TlsMaterial): Agent {
 export function openHttpClient(shared: SharedResources, scope: string, options: HttpClientOptions): HttpClient {
   const lease = shared.lease(
     agentKey(scope, options.unsafeSsl, options.tls),
-    () => createAgent(options.unsafeSsl, options.tls),
+    () => createAgent(options.unsafeSsl, options.tls, options.guard),
     (agent) => agent.close(),
   );
   return clientOver(lease.value, options, () => {
@@ -350,7 +411,7 @@ export function openHttpClient(shared: SharedResources, scope: string, options: 
 
 /** A client with a connection pool of its own (tests, one-off reads). */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
-  const agent = createAgent(options.unsafeSsl, options.tls);
+  const agent = createAgent(options.unsafeSsl, options.tls, options.guard);
   return clientOver(agent, options, () => agent.close());
 }
 
@@ -389,17 +450,9 @@ function clientOver(agent: Dispatcher, options: HttpClientOptions, release: () =
           throw new BackendError(`authentication failed: ${where} answered HTTP ${status}`);
         }
         if (status >= 300 && status < 400) {
-          const location = response.headers.get('location');
-          let to = '';
-          if (location !== null) {
-            try {
-              to = ` to ${safeUrl(new URL(location, url))}`;
-            } catch {
-              to = '';
-            }
-          }
           throw new ScalerError(
-            `${where} answered HTTP ${status} (a redirect${to}); redirects are not followed: use the final URL`,
+            `${where} answered HTTP ${status} (a redirect${redirectTarget(response.headers.get('location'), url)}); ` +
+              'redirects are not followed: use the final URL',
           );
         }
         const detail = body === '' ? undefined : errorDetail?.(body);
@@ -422,6 +475,24 @@ function clientOver(agent: Dispatcher, options: HttpClientOptions, release: () =
   };
 }
 
+/**
+ * Where a redirect points, in words of sluice's own: the Location is chosen by the server (it may carry what the
+ * server knows: a token in a path, a name), so it is never quoted, only compared with the URL asked for.
+ */
+function redirectTarget(location: string | null, from: URL): string {
+  if (location === null) return '';
+  const to = URL.parse(location, from);
+  if (to === null) return ' to an invalid URL';
+  if (to.host !== from.host)
+    return ` to ${to.protocol === 'https:' || to.protocol === 'http:' ? to.protocol.slice(0, -1) : 'a URL'} on another host`;
+  if (to.protocol !== from.protocol) return ` to ${to.protocol.slice(0, -1)} on the same host`;
+  return ' to another path on the same host';
+}
+
+/**
+ * The error for a request that got no answer: a refused address (address-filter.ts) is a ScalerError, which no
+ * circuit breaker counts; anything else is the backend failing (BackendError).
+ */
 function requestError(
   where: string,
   cause: unknown,
@@ -429,7 +500,9 @@ function requestError(
   outer: AbortSignal,
   timeoutMs: number,
   started: number,
-): BackendError {
+): ScalerError {
+  const refused = findAddressRefusal(cause);
+  if (refused !== undefined) return refused.at(where);
   if (timeout.aborted && !outer.aborted) {
     return new BackendError(`${where} did not answer within ${timeoutMs} ms (timeout)`, { cause });
   }
@@ -441,7 +514,25 @@ function requestError(
     return new BackendError(`${where} did not answer within ${ms} ms (timeout)`, { cause });
   }
   if (outer.aborted) return new BackendError(`the request to ${where} was aborted`, { cause: outer.reason });
-  return new BackendError(`cannot reach ${where}`, { cause });
+  return new BackendError(`cannot reach ${where}`, { cause: connectionCause(cause) });
+}
+
+/**
+ * The cause of a failed connection, for messages: as Node and undici word it, except a certificate that does not name
+ * the host, whose message lists the names the certificate holds (the server's, not sluice's).
+ */
+function connectionCause(cause: unknown): unknown {
+  for (let current = cause, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth++) {
+    if ((current as { code?: unknown }).code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+      return Object.assign(
+        new Error("the server's certificate does not name the host (ERR_TLS_CERT_ALTNAME_INVALID)"),
+        {
+          code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+        },
+      );
+    }
+  }
+  return cause;
 }
 
 /** Reads the body as UTF-8 text, at most `max` bytes (more is an error unless `truncate`). */

@@ -35,6 +35,11 @@ export interface NumberParam extends Common {
   /** The value must be strictly greater than `min` (e.g. a target of 0 makes no sense). */
   readonly exclusiveMin?: boolean;
   readonly integer?: boolean;
+  /**
+   * The trigger's HPA target: optional when the trigger feeds a scalingModifiers formula (the composite metric has
+   * its own target), as KEDA allows; absent then, it reads as 1 and is not used.
+   */
+  readonly target?: true;
 }
 export interface BooleanParam extends Common {
   readonly type: 'boolean';
@@ -102,6 +107,8 @@ export interface ParamSources {
   readonly resolvedEnv?: Readonly<Record<string, string>>;
   /** Field path prefix for errors, e.g. `spec.triggers[0].metadata`. */
   readonly path: string;
+  /** The trigger feeds a scalingModifiers formula: its own target may be omitted. */
+  readonly compositeSource?: boolean;
 }
 
 /**
@@ -137,20 +144,28 @@ export function lookupParam(
 
 /** A trigger's parameter sources, with errors reported under `spec.triggers[<index>].metadata`. */
 export function triggerSources(
-  trigger: Pick<TriggerInput, 'index' | 'metadata' | 'authParams' | 'resolvedEnv'>,
+  trigger: Pick<TriggerInput, 'index' | 'metadata' | 'authParams' | 'resolvedEnv' | 'compositeSource'>,
 ): ParamSources {
   return {
     metadata: trigger.metadata,
     authParams: trigger.authParams,
     resolvedEnv: trigger.resolvedEnv,
     path: `spec.triggers[${trigger.index}].metadata`,
+    compositeSource: trigger.compositeSource === true,
   };
 }
+
+/** What an omitted target reads as under scalingModifiers (never used: the composite metric has its own target). */
+export const UNUSED_TARGET = 1;
 
 export function parseParams<S extends ParamSpec>(spec: S, sources: ParamSources): Parsed<S> {
   const out: Record<string, unknown> = {};
   for (const [name, param] of Object.entries(spec)) {
     const raw = lookupParam(name, param, sources);
+    if (raw === undefined && param.type === 'number' && param.target === true && sources.compositeSource === true) {
+      out[name] = UNUSED_TARGET;
+      continue;
+    }
     try {
       out[name] = parseOne(name, param, raw, sources.path);
     } catch (err) {
@@ -166,6 +181,116 @@ export function parseParams<S extends ParamSpec>(spec: S, sources: ParamSources)
     }
   }
   return out as Parsed<S>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// address pinning (docs/security.md#credentials)
+
+/** The credentials of KEDA's HTTP auth modes (http.ts parseHttpAuth): bearer, basic, apiKey, custom, tls. */
+export const HTTP_AUTH_CREDENTIALS = [
+  'bearerToken',
+  'token',
+  'username',
+  'password',
+  'apiKey',
+  'customAuthHeader',
+  'customAuthValue',
+  'cert',
+  'key',
+] as const;
+
+/** The parameters among `names` that the TriggerAuthentication supplies (non-empty), in `names`' order. */
+export function credentialsFromAuth(sources: ParamSources, names: readonly string[]): string[] {
+  return names.filter((name) => (sources.authParams[name]?.trim() ?? '') !== '');
+}
+
+export interface AddressPin {
+  /**
+   * `refused`: trigger metadata (and `<address>FromEnv`) may not give the address at all. `under`: metadata may give
+   * a URL at or under the TriggerAuthentication's (same scheme, host and port; its path equal to, or below, the
+   * TriggerAuthentication's), e.g. a metrics-api `url` with its own path and query.
+   */
+  readonly metadata: 'refused' | 'under';
+  /** The TriggerAuthentication must give the address; else its absence means the scaler's default (AWS's endpoint). */
+  readonly required: boolean;
+  /** The trigger's `spec.triggers[i].authenticationRef`, for errors about what the TriggerAuthentication lacks. */
+  readonly authRef: string;
+}
+
+/**
+ * sluice's rule (not KEDA's, which lets trigger metadata override any address): the credentials a
+ * TriggerAuthentication supplies (`credentials`, found with credentialsFromAuth) are sent only to the address that
+ * TriggerAuthentication supplies too (`address`: `host`, `serverAddress`, `url`, `awsEndpoint`). Whoever may write a
+ * ScaledObject that refers to a TriggerAuthentication can use its credentials, but not send them to a host of their
+ * choosing. Throws ValidationError naming the field and the rule; does nothing when `credentials` is empty. Messages
+ * quote no value (an address from a Secret may carry userinfo).
+ */
+export function pinAddress(
+  sources: ParamSources,
+  address: string,
+  credentials: readonly string[],
+  pin: AddressPin,
+): void {
+  if (credentials.length === 0) return;
+  const supplies = `the TriggerAuthentication supplies credentials (${credentials.join(', ')})`;
+  const howTo =
+    `put ${address} in the TriggerAuthentication (secretTargetRef or configMapTargetRef with parameter ` +
+    `"${address}")${pin.metadata === 'under' ? '; trigger metadata may then only narrow it (same scheme, host and port, at or under its path)' : ''}`;
+  const rule = `sluice sends a TriggerAuthentication's credentials only to the ${address} it gives too`;
+  const fromEnv = sources.metadata[`${address}FromEnv`]?.trim();
+  if (fromEnv) {
+    throw new ValidationError(
+      `${sources.path}.${address}FromEnv`,
+      `must not be set: ${supplies}, and ${rule}; ${howTo}`,
+    );
+  }
+  const fromMetadata = sources.metadata[address]?.trim();
+  const fromAuth = sources.authParams[address]?.trim();
+  if (fromMetadata && pin.metadata === 'refused') {
+    throw new ValidationError(
+      `${sources.path}.${address}`,
+      `must not be set in trigger metadata: ${supplies}, and ${rule}; ${howTo}`,
+    );
+  }
+  if (!fromAuth) {
+    if (fromMetadata) {
+      throw new ValidationError(
+        `${sources.path}.${address}`,
+        `cannot be used: ${supplies} but no ${address}, and ${rule}; ${howTo}`,
+      );
+    }
+    if (pin.required) {
+      throw new ValidationError(pin.authRef, `${supplies} but no ${address}, and ${rule}; ${howTo}`);
+    }
+    return;
+  }
+  if (!fromMetadata) return;
+  const base = URL.parse(fromAuth);
+  if (base === null) {
+    throw new ValidationError(pin.authRef, `the TriggerAuthentication's ${address} is not a valid URL`);
+  }
+  const url = URL.parse(fromMetadata);
+  if (url === null) throw new ValidationError(`${sources.path}.${address}`, 'is not a valid URL');
+  if (!isUnder(url, base)) {
+    throw new ValidationError(
+      `${sources.path}.${address}`,
+      `must be at or under the TriggerAuthentication's ${address} (same scheme, host and port, and within its ` +
+        `path, without percent-encoded "/", "\\" or "."): ${supplies}, and ${rule}`,
+    );
+  }
+}
+
+/**
+ * `url` is `base` or below it: same scheme and host (WHATWG-normalized: lowercase, IDNA, default port dropped, dot
+ * segments resolved), and a path that is `base`'s or continues it after a `/`. What continues it must not hold
+ * percent-encoded `/`, `\` or `.`, which a proxy could decode into a way out (`/a/..%2Fb`).
+ */
+function isUnder(url: URL, base: URL): boolean {
+  if (url.protocol !== base.protocol || url.host !== base.host) return false;
+  if (url.pathname === base.pathname) return true;
+  const prefix = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+  if (!url.pathname.startsWith(prefix)) return false;
+  return !/%(2f|5c|2e)/i.test(url.pathname.slice(prefix.length));
 }
 
 function parseOne(name: string, param: Param, raw: string | undefined, path: string): unknown {

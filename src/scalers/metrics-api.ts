@@ -4,7 +4,9 @@
  * Metric name `s<index>-metric-api-<valueLocation>` (normalized as KEDA does: `/ . : % ( )` become `-`); target
  * `targetValue`; active when value > `activationTargetValue`.
  *
- * Parameters: `url` (required, http(s)), `valueLocation` (required), `format` (`json` default, or `prometheus`),
+ * Parameters: `url` (required, http(s); from trigger metadata or the TriggerAuthentication, and from the
+ * TriggerAuthentication when it supplies credentials: metadata may then only give a URL at or under it, see metadata.ts
+ * pinAddress and docs/security.md#credentials), `valueLocation` (required), `format` (`json` default, or `prometheus`),
  * `targetValue` (required, > 0), `activationTargetValue` (0), `unsafeSsl` (false), `timeout` (whole milliseconds or a
  * Go duration, default 3s), and authentication through `authMode` / `authModes` (`apiKey`, `basic`, `bearer`, `tls`,
  * `custom`; values from a TriggerAuthentication: see http.ts; `tls` needs `ca`, `cert` and `key`, as in KEDA).
@@ -28,20 +30,30 @@
  *   no number are errors (as in KEDA), as are timeouts and refused connections.
  * - Auth mode `custom` is applied (KEDA parses it for metrics-api but does not send the header); `apiKey` must come
  *   from the TriggerAuthentication (KEDA also reads it from trigger metadata). Plus the HTTP differences in http.ts.
+ * - Errors say what is wrong with the answer, never what it holds ("the value at "value" is not a number"): no part
+ *   of a body reaches the status (docs/security.md#read-back-and-reach).
  */
 import { ScalerError, ValidationError } from '../errors.ts';
 import { parseQuantity } from '../quantity.ts';
 import { ExpositionError, parseExposition, parseSelector, selectSamples, type Selector } from './exposition.ts';
 import { fingerprint } from '../fingerprint.ts';
 import { openHttpClient, parseHttpAuth, parseHttpUrl, safeUrl, type HttpAuth } from './http.ts';
-import { MAX_TIMEOUT_MS, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
+import {
+  HTTP_AUTH_CREDENTIALS,
+  MAX_TIMEOUT_MS,
+  credentialsFromAuth,
+  parseParams,
+  pinAddress,
+  triggerSources,
+  type ParamSpec,
+} from './metadata.ts';
 import { defineScaler, metricNameFor, type ScalerFactory, type Source, type TriggerInput } from './scaler.ts';
 
 const params = {
-  url: { type: 'string' },
+  url: { type: 'string', fromAuth: true },
   valueLocation: { type: 'string' },
   format: { type: 'enum', values: ['json', 'prometheus', 'xml', 'yaml'], default: 'json' },
-  targetValue: { type: 'number', min: 0, exclusiveMin: true },
+  targetValue: { type: 'number', min: 0, exclusiveMin: true, target: true },
   activationTargetValue: { type: 'number', default: 0 },
   unsafeSsl: { type: 'boolean', default: false },
   timeout: { type: 'duration', default: 3000, min: 1, max: MAX_TIMEOUT_MS },
@@ -72,6 +84,11 @@ export interface MetricsApiConfig {
 export function parseMetricsApiConfig(trigger: TriggerInput): MetricsApiConfig {
   const sources = triggerSources(trigger);
   const { path } = sources;
+  pinAddress(sources, 'url', credentialsFromAuth(sources, HTTP_AUTH_CREDENTIALS), {
+    metadata: 'under',
+    required: true,
+    authRef: `spec.triggers[${trigger.index}].authenticationRef`,
+  });
   const p = parseParams(params, sources);
   if (p.format === 'xml' || p.format === 'yaml') {
     throw new ValidationError(`${path}.format`, `"${p.format}" is not supported yet (use json or prometheus)`);
@@ -195,10 +212,11 @@ export function valueAtJsonPath(document: unknown, path: JsonPath, where: string
   if (typeof node === 'string') {
     try {
       return parseQuantity(node);
-    } catch (cause) {
+    } catch {
+      // Neither the string nor the parse error (which quotes it) is shown: it is the server's text, and the message
+      // reaches the ScaledObject's status (docs/security.md#read-back-and-reach).
       throw new ScalerError(
-        `${where}: valueLocation must point to a number or a string holding a Quantity, got the string ${JSON.stringify(node.slice(0, 40))}`,
-        { cause },
+        `${where}: the value at "${path.segments.join('.')}" is not a number: valueLocation must point to a number or a string holding a Quantity, and this string is neither (its text is not shown)`,
       );
     }
   }
@@ -212,17 +230,20 @@ function describeJson(node: unknown): string {
   if (Array.isArray(node)) return 'an array';
   if (typeof node === 'object') return 'an object';
   if (typeof node === 'boolean') return `the boolean ${node}`;
-  return typeof node;
+  return typeof node === 'string' ? 'a string' : typeof node;
 }
 
 /** The one sample `selector` matches in exposition text; throws ScalerError for none, several, NaN or ±Inf. */
 export function valueFromExposition(text: string, selector: Selector, where: string): number {
   let matches;
   try {
-    matches = selectSamples(parseExposition(text), selector);
+    matches = selectSamples(parseExposition(text, where), selector, { where });
   } catch (cause) {
     if (cause instanceof ExpositionError) {
-      throw new ScalerError(`${where}: the answer is not Prometheus text exposition (${cause.message})`, { cause });
+      // The parser's message quotes the line (server text): only its number is shown, and the error is not the cause.
+      throw new ScalerError(
+        `${where}: the answer is not Prometheus text exposition (line ${cause.line} cannot be read; its text is not shown)`,
+      );
     }
     throw cause;
   }

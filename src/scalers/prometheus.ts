@@ -3,7 +3,9 @@
  * `GET <serverAddress>/api/v1/query?query=…&time=<now>[&namespace=…][&<queryParameters>]`, whose single result is
  * the metric value. Metric name `s<index>-prometheus`; target `threshold`; active when value > `activationThreshold`.
  *
- * Parameters: `serverAddress` (required, http(s) URL; a path prefix is kept, e.g. `http://host/prometheus`), `query`
+ * Parameters: `serverAddress` (required, http(s) URL; a path prefix is kept, e.g. `http://host/prometheus`; from trigger
+ * metadata or the TriggerAuthentication, and from the TriggerAuthentication when it supplies credentials: metadata may
+ * then only narrow it, see metadata.ts pinAddress and docs/security.md#credentials), `query`
  * (required), `threshold` (required, > 0), `activationThreshold` (0), `namespace` (Thanos tenancy, sent as
  * `&namespace=`), `customHeaders` and `queryParameters` (`k1=v1,k2=v2`), `ignoreNullValues` (**false**), `unsafeSsl`
  * (false), `timeout` (whole milliseconds or a Go duration, default 3s), and authentication through `authModes`
@@ -20,19 +22,29 @@
  *   `namespace` parameter is given); `customHeaders` must not set a header the auth modes set.
  * - Not supported, and rejected rather than ignored: `awsRegion` (SigV4 for Amazon Managed Prometheus),
  *   `identityOwner`, auth modes `oauth` and `apiKey`; Azure/GCP managed-Prometheus pod identities.
+ * - An error answer is named by its `errorType` (`bad_data`, `execution`, …) only: Prometheus' `error` text, like
+ *   every other part of a body, never reaches the status (docs/security.md#read-back-and-reach).
  * - Plus the HTTP differences listed in http.ts (no secrets in metadata, no redirects, no credentials in the URL).
  */
 import { ScalerError, ValidationError } from '../errors.ts';
 import { parseSampleValue } from './exposition.ts';
 import { fingerprint } from '../fingerprint.ts';
 import { openHttpClient, mergeHeaders, parseHttpAuth, parseHttpUrl, checkHeaders, type HttpAuth } from './http.ts';
-import { MAX_TIMEOUT_MS, parseParams, triggerSources, type ParamSpec } from './metadata.ts';
+import {
+  HTTP_AUTH_CREDENTIALS,
+  MAX_TIMEOUT_MS,
+  credentialsFromAuth,
+  parseParams,
+  pinAddress,
+  triggerSources,
+  type ParamSpec,
+} from './metadata.ts';
 import { defineScaler, metricNameFor, type ScalerFactory, type Source, type TriggerInput } from './scaler.ts';
 
 const params = {
-  serverAddress: { type: 'string' },
+  serverAddress: { type: 'string', fromAuth: true },
   query: { type: 'string' },
-  threshold: { type: 'number', min: 0, exclusiveMin: true },
+  threshold: { type: 'number', min: 0, exclusiveMin: true, target: true },
   activationThreshold: { type: 'number', default: 0 },
   namespace: { type: 'string', optional: true },
   customHeaders: { type: 'map', optional: true },
@@ -67,6 +79,11 @@ export function parsePrometheusConfig(trigger: TriggerInput): PrometheusConfig {
   for (const [name, why] of Object.entries(UNSUPPORTED)) {
     if (trigger.metadata[name]?.trim()) throw new ValidationError(`${path}.${name}`, why);
   }
+  pinAddress(sources, 'serverAddress', credentialsFromAuth(sources, HTTP_AUTH_CREDENTIALS), {
+    metadata: 'under',
+    required: true,
+    authRef: `spec.triggers[${trigger.index}].authenticationRef`,
+  });
   const p = parseParams(params, sources);
   const server = parseHttpUrl(p.serverAddress, `${path}.serverAddress`);
   if (server.search !== '') {
@@ -157,14 +174,34 @@ export const createPrometheusScaler: ScalerFactory = (trigger) => {
   });
 };
 
-/** Prometheus' own explanation in an error answer (`{"status":"error","errorType":…,"error":…}`), shortened. */
+/**
+ * Prometheus' `errorType` values (prometheus/prometheus web/api/v1/api.go, `errorType` constants), each with what it
+ * means in sluice's words.
+ */
+const PROMETHEUS_ERROR_TYPES: ReadonlyMap<string, string> = new Map([
+  ['bad_data', 'the query or its parameters are invalid, e.g. a PromQL syntax error'],
+  ['execution', 'the query failed while it ran'],
+  ['timeout', 'the query timed out in Prometheus'],
+  ['canceled', 'Prometheus cancelled the query'],
+  ['internal', 'Prometheus failed internally'],
+  ['unavailable', 'Prometheus is unavailable'],
+  ['not_found', 'Prometheus found no such resource'],
+  ['not_acceptable', 'Prometheus cannot answer in the format asked for'],
+]);
+
+/**
+ * What an error answer (`{"status":"error","errorType":…,"error":…}`) says, named by its `errorType` alone. The
+ * `error` text is never quoted: it is the server's, and the message reaches the ScaledObject's status (anyone who can
+ * read the object could read what the server holds, docs/security.md#read-back-and-reach). Run the query in
+ * Prometheus itself to see its error text.
+ */
 function prometheusErrorDetail(body: string): string | undefined {
   try {
     const parsed: unknown = JSON.parse(body);
-    if (isRecord(parsed) && typeof parsed['error'] === 'string') {
-      const type = typeof parsed['errorType'] === 'string' ? `${parsed['errorType']}: ` : '';
-      return shorten(`${type}${parsed['error']}`);
-    }
+    const type = isRecord(parsed) ? parsed['errorType'] : undefined;
+    const meaning = typeof type === 'string' ? PROMETHEUS_ERROR_TYPES.get(type) : undefined;
+    if (meaning !== undefined) return `${String(type)} (${meaning}; Prometheus' own error text is not shown)`;
+    if (isRecord(parsed) && parsed['status'] === 'error') return 'an error of an unknown type';
   } catch {
     // Not Prometheus JSON (e.g. a proxy's HTML page): the status alone says it.
   }
@@ -175,9 +212,14 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A JSON value for a message: `missing` for undefined, else JSON, shortened. */
-function show(value: unknown): string {
-  return value === undefined ? 'missing' : shorten(JSON.stringify(value), 40);
+/** What a JSON value is, for a message (never the value itself, unless one of `known`). */
+function kindOf(value: unknown, known: readonly string[] = []): string {
+  if (typeof value === 'string' && known.includes(value)) return `"${value}"`;
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return 'a string';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 function shorten(text: string, max = 200): string {
@@ -204,13 +246,14 @@ export function prometheusValue(reading: PrometheusReading, ignoreNullValues: bo
   const value = parseSampleValue(reading.text);
   if (value === undefined) {
     throw new ScalerError(
-      `Prometheus answered ${what} with a malformed body: the value ${JSON.stringify(shorten(reading.text, 40))} is not a number`,
+      `Prometheus answered ${what} with a malformed body: the value at data.result[0].value[1] is not a number`,
     );
   }
   if (!Number.isFinite(value)) {
     if (ignoreNullValues) return 0;
+    const named = Number.isNaN(value) ? 'NaN' : value > 0 ? '+Inf' : '-Inf';
     throw new ScalerError(
-      `Prometheus returned ${reading.text} for ${what} (set ignoreNullValues: "true" to read NaN and ±Inf as 0)`,
+      `Prometheus returned ${named} for ${what} (set ignoreNullValues: "true" to read NaN and ±Inf as 0)`,
     );
   }
   return value;
@@ -236,7 +279,7 @@ export function readPrometheusResult(body: string, query: string): PrometheusRea
     if (parsed['status'] === 'error') {
       throw new ScalerError(`Prometheus failed ${what}: ${prometheusErrorDetail(body) ?? 'status "error"'}`);
     }
-    return malformed(`"status" is ${show(parsed['status'])}, not "success"`);
+    return malformed(`"status" is ${kindOf(parsed['status'])}, not "success"`);
   }
   const data = parsed['data'];
   if (!isRecord(data)) return malformed('"data" is missing');
@@ -257,7 +300,9 @@ export function readPrometheusResult(body: string, query: string): PrometheusRea
     if (!isRecord(element)) return malformed('the result element is not an object');
     pair = element['value'];
   } else {
-    return malformed(`"resultType" is ${show(resultType)}; the query must give a vector or a scalar`);
+    return malformed(
+      `"resultType" is ${kindOf(resultType, ['matrix', 'string'])}; the query must give a vector or a scalar`,
+    );
   }
   if (!Array.isArray(pair)) return malformed('the value is not a [time, "value"] pair');
   if (pair.length === 0) return { kind: 'empty' };

@@ -13,6 +13,7 @@ import amqp from 'amqplib';
 import type { ConnectionOptions } from 'node:tls';
 import { BackendError, ScalerError } from '../errors.ts';
 import { abortable } from './abortable.ts';
+import { findAddressRefusal, outboundGuard, type OutboundGuard } from './address-filter.ts';
 
 export interface AmqpBrokerOptions {
   /** `amqp[s]://host:port/<vhost>` without credentials (the vhost percent-encoded, as amqplib expects). */
@@ -22,6 +23,8 @@ export interface AmqpBrokerOptions {
   /** For amqps: CA, client certificate, verification. */
   readonly tls: ConnectionOptions | undefined;
   readonly connectTimeoutMs: number;
+  /** Where the socket may connect (default: the process-wide guard, address-filter.ts). Tests inject their own. */
+  readonly guard?: OutboundGuard;
 }
 
 export const MAX_CHANNELS = 4;
@@ -151,15 +154,25 @@ export class AmqpBroker {
     if (this.#closed) throw new ScalerError(`the AMQP connection to ${this.#where} is closed`);
     if (!this.#connecting) {
       const { auth, tls, connectTimeoutMs } = this.#options;
+      const guard = this.#options.guard ?? outboundGuard();
       this.connects++;
-      const attempt = amqp
-        .connect(this.#options.url.href, {
-          ...tls,
-          timeout: connectTimeoutMs,
-          clientProperties: { connection_name: CONNECTION_NAME },
-          credentials:
-            auth === 'external' ? amqp.credentials.external() : amqp.credentials.plain(auth.username, auth.password),
-        })
+      // The address filter (address-filter.ts): an IP address is checked here, before any socket; a name by the
+      // socket's `lookup`, on every address it resolves to. amqplib hands the socket options to net/tls.connect.
+      const checked = new Promise<void>((resolve) => {
+        guard.checkHost(this.#options.url.hostname);
+        resolve();
+      });
+      const attempt = checked
+        .then(() =>
+          amqp.connect(this.#options.url.href, {
+            ...tls,
+            lookup: guard.lookup,
+            timeout: connectTimeoutMs,
+            clientProperties: { connection_name: CONNECTION_NAME },
+            credentials:
+              auth === 'external' ? amqp.credentials.external() : amqp.credentials.plain(auth.username, auth.password),
+          }),
+        )
         .then((connection) => {
           // Without an 'error' listener a broker-side close would crash the process.
           connection.on('error', () => undefined);
@@ -176,6 +189,9 @@ export class AmqpBroker {
     try {
       return await this.#connecting;
     } catch (cause) {
+      // sluice refused the broker's address: a ScalerError of its own, which the circuit breaker does not count.
+      const refused = findAddressRefusal(cause);
+      if (refused !== undefined) throw refused.at(this.#where);
       const message = cause instanceof Error ? cause.message : '';
       if (/ACCESS[-_]REFUSED|\b403\b|authenticat/i.test(message)) {
         throw new BackendError(`the broker at ${this.#where} refused the credentials`, { cause });

@@ -31,9 +31,12 @@
  * many items as `filtered_count`); when queues are created or deleted while paging, the whole read is repeated
  * once at once and then fails, so a reading is never a partial sum. No matching queue at all is an error, not 0 (KEDA: 0): it cannot be
  * told apart from a typo in the expression or the vhost. The broker checks the expression (it is PCRE, which
- * JavaScript cannot validate faithfully); its 400 answer becomes the error.
+ * JavaScript cannot validate faithfully); its 400 answer becomes the error (without the broker's `reason` text: no
+ * part of an answer is quoted in a message).
  */
 import { BackendError, ScalerError } from '../errors.ts';
+import { AddressRefusedError } from './address-filter.ts';
+import { TokenEndpointError } from './oauth2.ts';
 
 export type CountField = 'messages' | 'messages_ready';
 export type RateField = 'publish' | 'deliver_get';
@@ -55,7 +58,10 @@ export interface HttpAnswer {
   readonly status: number;
   readonly body: string;
 }
-/** One GET; throws (any error) when there is no HTTP answer at all: refused, reset, TLS failure, timeout, abort. */
+/**
+ * One GET; throws (any error) when there is no HTTP answer at all: refused, reset, TLS failure, timeout, abort; or a
+ * TokenEndpointError when no OAuth2 token could be had to ask with.
+ */
 export type HttpGet = (url: URL, signal: AbortSignal) => Promise<HttpAnswer>;
 
 export interface ManagementClientOptions {
@@ -186,9 +192,11 @@ export class ManagementClient {
     const mode = overview['rates_mode'];
     const disabled = overview['disable_stats'] === true;
     if (disabled || (mode !== 'basic' && mode !== 'detailed')) {
+      // `rates_mode` is named only when it is one of RabbitMQ's own values (management.rates_mode: none, basic,
+      // detailed): anything else is the server's text.
       return {
         collected: false,
-        why: `rates_mode ${typeof mode === 'string' ? mode : 'unknown'}${disabled ? ', statistics disabled' : ''}`,
+        why: `rates_mode ${mode === 'none' ? mode : 'unknown'}${disabled ? ', statistics disabled' : ''}`,
       };
     }
     this.#ratesConfirmedUntil = this.#now() + RATES_MODE_TTL_MS;
@@ -315,6 +323,10 @@ export class ManagementClient {
     try {
       answer = await this.#get(url, signal);
     } catch (cause) {
+      // No OAuth2 token to ask with: the token endpoint's failure, worded by it (the API was not asked).
+      if (cause instanceof TokenEndpointError) throw cause;
+      // sluice refused the address (of the API or of its token endpoint): worded by the refusal, nothing was asked.
+      if (cause instanceof AddressRefusedError) throw cause;
       // The API answered without a usable value (a redirect, an oversized body): not the API failing.
       if (cause instanceof ScalerError && !(cause instanceof BackendError)) {
         throw new ScalerError(`${api} gave no usable answer for ${what}`, { cause });
@@ -328,16 +340,16 @@ export class ManagementClient {
     }
     if (status >= 500 || status === 429) throw new BackendError(`${api} answered ${status}`);
     if (status !== 200) {
-      const reason = brokerReason(answer.body);
       throw new StatusError(
         status,
-        `the RabbitMQ management API answered ${status} for ${what}${reason ? `: ${reason}` : ''}`,
+        `the RabbitMQ management API answered ${status} for ${what}${statusMeaning(status)}`,
       );
     }
     try {
       return JSON.parse(answer.body) as unknown;
-    } catch (cause) {
-      throw new ScalerError(`the RabbitMQ management API sent a body that is not JSON for ${what}`, { cause });
+    } catch {
+      // Not the cause: JSON.parse's message quotes the start of the body.
+      throw new ScalerError(`the RabbitMQ management API sent a body that is not JSON for ${what}`);
     }
   }
 }
@@ -408,13 +420,14 @@ function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
-/** The `reason` of the broker's JSON error body (e.g. a bad regular expression), short, for messages. */
-function brokerReason(body: string): string | undefined {
-  try {
-    const parsed = JSON.parse(body) as unknown;
-    const reason = isRecord(parsed) ? parsed['reason'] : undefined;
-    return typeof reason === 'string' ? reason.slice(0, 200) : undefined;
-  } catch {
-    return undefined;
+/**
+ * What a status outside 200 (and not handled before) means here, in sluice's words. The broker's JSON error body has a
+ * `reason` (e.g. why a regular expression does not compile), but it is never quoted: it is the server's text, and the
+ * message reaches the ScaledObject's status (docs/security.md#read-back-and-reach).
+ */
+function statusMeaning(status: number): string {
+  if (status === 400) {
+    return " (the broker refused the request: with useRegex, check that queueName is a valid PCRE expression; the broker's reason is not shown)";
   }
+  return '';
 }

@@ -14,7 +14,10 @@
  * Credentials: the host URL's userinfo, overridden by `username` + `password` from a TriggerAuthentication (or
  * `usernameFromEnv` / `passwordFromEnv`). TLS (`https`, `amqps`): `tls: enable` with `ca` and/or `cert` + `key`
  * (+ `keyPassword`) from a TriggerAuthentication; `unsafeSsl: true` skips server verification. Over amqps with a
- * client certificate and no credentials at all, sluice authenticates with SASL EXTERNAL (as KEDA).
+ * client certificate and no credentials at all, sluice authenticates with SASL EXTERNAL (as KEDA). When the
+ * TriggerAuthentication supplies any credential (or a `host` with userinfo), it must supply `host` too, and `host` /
+ * `hostFromEnv` in trigger metadata are errors (KEDA lets metadata send them elsewhere; docs/security.md#credentials);
+ * likewise `oauthTokenURI` with OAuth2 client credentials from it. `vhostName` may still come from metadata.
  *
  * Deliberate differences from KEDA (strict where KEDA is lax):
  * - Every failure is a ScalerError, never 0: a 404 or any non-200 answer, a queue without statistics yet, a missing
@@ -33,19 +36,47 @@
  *   certificate, or a wrong `keyPassword` is a ValidationError (KEDA fails later, while connecting).
  * - `unsafeSsl: true` also applies to an amqps host without `tls: enable` (KEDA ignores it there).
  * - Credentials in the host URL that are not valid percent-encoding are an error.
- * - OAuth2 and Azure workload identity are not supported yet.
+ * - Azure workload identity (`workloadIdentityResource`) is not supported yet (an error, not ignored).
+ *
+ * OAuth2 client credentials (management API only, as in KEDA): `oauthTokenURI`, `clientID` and `clientSecret` (a
+ * secret: from a TriggerAuthentication only), optional `scopes` (a comma list; `scope` is accepted as an alias) and
+ * `endpointParams` (`k1=v1&k2=v2`, URL-encoded, extra form fields for the token endpoint). sluice gets a token with
+ * `grant_type=client_credentials` and sends `Authorization: Bearer <token>` to the management API; the token is cached
+ * and shared by every reader of the same client until shortly before it expires, and a 401 from the API drops it
+ * once (oauth2.ts). Differences from KEDA: OAuth2 with an amqp host, OAuth2 together with `username`/`password` or
+ * credentials in the host URL (KEDA: "basic and oauth2 are exclusive"), a partial OAuth2 configuration, and a plain
+ * http token URI on a non-loopback host are errors; `ca` (with `tls: enable`) and `unsafeSsl` apply to the token
+ * endpoint too, the client certificate does not (it is the broker's credential).
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { getCACertificates, type ConnectionOptions } from 'node:tls';
 import { ScalerError, ValidationError } from '../errors.ts';
 import { fingerprint } from '../fingerprint.ts';
-import { openHttpClient, type TlsMaterial } from './http.ts';
-import { MAX_TIMEOUT_MS, parseParams, triggerSources, type ParamSpec, type Parsed } from './metadata.ts';
+import { openHttpClient, type HttpClient, type TlsMaterial } from './http.ts';
+import {
+  MAX_TIMEOUT_MS,
+  UNUSED_TARGET,
+  credentialsFromAuth,
+  parseParams,
+  pinAddress,
+  triggerSources,
+  type ParamSources,
+  type ParamSpec,
+  type Parsed,
+} from './metadata.ts';
+import {
+  openTokenSource,
+  parseEndpointParams,
+  parseScopes,
+  parseTokenUrl,
+  type OAuth2ClientCredentials,
+} from './oauth2.ts';
 import { AmqpBroker } from './rabbitmq-amqp.ts';
 import {
   ManagementClient,
   aggregate,
   type CountField,
+  type HttpAnswer,
   type HttpGet,
   type Operation,
   type QueueStats,
@@ -90,15 +121,26 @@ const params = {
   cert: secret,
   key: secret,
   keyPassword: secret,
+  oauthTokenURI: { type: 'string', optional: true, fromAuth: true },
+  clientID: { type: 'string', optional: true, fromAuth: true },
+  clientSecret: secret,
+  scopes: { type: 'string', optional: true, fromAuth: true },
+  /** An alias of `scopes`. */
+  scope: { type: 'string', optional: true, fromAuth: true },
+  /** Extra form fields may carry something sensitive: never quoted. */
+  endpointParams: { type: 'string', optional: true, fromAuth: true, secret: true },
 } as const satisfies ParamSpec;
+
+/** The OAuth2 parameters, in the order errors name them. */
+const OAUTH_PARAMS = ['oauthTokenURI', 'clientID', 'clientSecret', 'scopes', 'scope', 'endpointParams'] as const;
 
 /** KEDA's default target when neither `mode` nor `value` (nor `queueLength`) is given. */
 const DEFAULT_QUEUE_LENGTH = 20;
 const DEFAULT_TIMEOUT_MS = 3000;
 /** The management API answers 400 to a larger page_size. */
 const MAX_PAGE_SIZE = 500;
-/** KEDA's OAuth2 and Azure workload identity parameters: rejected rather than ignored (which would mean no auth). */
-const UNSUPPORTED_AUTH = ['workloadIdentityResource', 'oauthTokenURI', 'clientID', 'clientSecret'] as const;
+/** KEDA's Azure workload identity parameter: rejected rather than ignored (which would mean no auth). */
+const UNSUPPORTED_AUTH = ['workloadIdentityResource'] as const;
 const RATE_OF: Readonly<Record<RabbitMqMode, RateField | undefined>> = {
   QueueLength: undefined,
   MessageRate: 'publish',
@@ -112,6 +154,8 @@ export interface RabbitMqConfig {
   readonly vhost: string;
   /** From `username`/`password` or the host URL; never log them. Undefined: none given. */
   readonly credentials: { readonly username: string; readonly password: string } | undefined;
+  /** OAuth2 client credentials (management API only; exclusive with `credentials`). Never log the secret. */
+  readonly oauth: OAuth2ClientCredentials | undefined;
   readonly queueName: string;
   readonly mode: RabbitMqMode;
   readonly target: number;
@@ -136,11 +180,13 @@ export function parseRabbitMqConfig(trigger: TriggerInput): RabbitMqConfig {
   const sources = triggerSources(trigger);
   const { path } = sources;
   const authRef = `spec.triggers[${trigger.index}].authenticationRef`;
+  pinAddresses(sources, authRef);
   const p = parseParams(params, sources);
-  const { mode, target } = modeAndTarget(p, path);
+  const { mode, target } = modeAndTarget(p, path, trigger.compositeSource === true);
   const { url, scheme, protocol } = hostUrl(p, path);
   checkProtocolSpecific(p, mode, protocol, (name) => (trigger.metadata[name]?.trim() ?? '') !== '', path);
   const credentials = resolveCredentials(p, url, trigger, path, authRef);
+  const oauth = resolveOAuth(p, protocol, credentials, trigger, path, authRef);
   const secure = scheme === 'amqps' || scheme === 'https';
   checkTlsParams(p, secure, scheme, authRef);
   const vhost = resolveVhost(p, url, protocol, path);
@@ -149,6 +195,7 @@ export function parseRabbitMqConfig(trigger: TriggerInput): RabbitMqConfig {
     url,
     vhost,
     credentials,
+    oauth,
     queueName: p.queueName,
     mode,
     target,
@@ -163,11 +210,30 @@ export function parseRabbitMqConfig(trigger: TriggerInput): RabbitMqConfig {
   };
 }
 
+/** Credentials a TriggerAuthentication may supply (`ca` and `tls` are not: they only verify the broker). */
+const CREDENTIALS = ['username', 'password', 'cert', 'key', 'keyPassword', 'clientID', 'clientSecret'] as const;
+
+/**
+ * With credentials from the TriggerAuthentication (or a `host` there that carries userinfo), the broker is the
+ * TriggerAuthentication's `host`: metadata `host` / `hostFromEnv` are refused (metadata.ts pinAddress), and the OAuth2
+ * token endpoint that gets its client secret is its `oauthTokenURI`.
+ */
+function pinAddresses(sources: ParamSources, authRef: string): void {
+  const credentials = credentialsFromAuth(sources, CREDENTIALS);
+  const host = URL.parse(sources.authParams['host']?.trim() ?? '');
+  if (host !== null && (host.username !== '' || host.password !== '')) credentials.unshift('userinfo in host');
+  pinAddress(sources, 'host', credentials, { metadata: 'refused', required: true, authRef });
+  const oauth = credentialsFromAuth(sources, ['clientID', 'clientSecret']);
+  pinAddress(sources, 'oauthTokenURI', oauth, { metadata: 'refused', required: false, authRef });
+}
+
 /** KEDA's rules: `mode` + `value`, or the deprecated `queueLength` alone, or neither (QueueLength, 20). */
-function modeAndTarget(p: Params, path: string): { mode: RabbitMqMode; target: number } {
+function modeAndTarget(p: Params, path: string, compositeSource: boolean): { mode: RabbitMqMode; target: number } {
   if (p.queueLength !== undefined && (p.mode !== undefined || p.value !== undefined)) {
     throw new ValidationError(`${path}.queueLength`, 'is deprecated and cannot be combined with "mode" / "value"');
   }
+  // Under scalingModifiers the trigger's own target is not used: `mode` alone is enough.
+  if (compositeSource && p.mode !== undefined && p.value === undefined) return { mode: p.mode, target: UNUSED_TARGET };
   if ((p.mode === undefined) !== (p.value === undefined)) {
     throw new ValidationError(
       `${path}.${p.mode === undefined ? 'mode' : 'value'}`,
@@ -268,6 +334,58 @@ function resolveCredentials(
   return p.username !== undefined && p.password !== undefined
     ? { username: p.username, password: p.password }
     : fromUrl;
+}
+
+/**
+ * OAuth2 client credentials: all of `oauthTokenURI`, `clientID` and `clientSecret` once any OAuth2 parameter is given;
+ * only over the management API; never together with basic credentials.
+ */
+function resolveOAuth(
+  p: Params,
+  protocol: 'amqp' | 'http',
+  credentials: RabbitMqConfig['credentials'],
+  trigger: TriggerInput,
+  path: string,
+  authRef: string,
+): OAuth2ClientCredentials | undefined {
+  const fieldOf = (name: string): string => (trigger.metadata[name]?.trim() ? `${path}.${name}` : authRef);
+  const given = OAUTH_PARAMS.filter((name) => p[name] !== undefined);
+  const first = given[0];
+  if (first === undefined) return undefined;
+  if (protocol === 'amqp') {
+    throw new ValidationError(
+      fieldOf(first),
+      `"${first}" (OAuth2) needs the management API (an http or https host); over AMQP use username and password`,
+    );
+  }
+  if (credentials !== undefined) {
+    const basic = p.username !== undefined ? 'username' : undefined;
+    throw new ValidationError(
+      basic === undefined ? `${path}.host` : fieldOf(basic),
+      `basic and oauth2 are exclusive: ${basic === undefined ? 'the host URL has credentials' : '"username" and "password" are given'} and so is "${first}"; use one or the other`,
+    );
+  }
+  for (const required of ['oauthTokenURI', 'clientID', 'clientSecret'] as const) {
+    if (p[required] === undefined) {
+      throw new ValidationError(
+        required === 'clientSecret' ? authRef : fieldOf(first),
+        `OAuth2 needs "${required}" too (given: ${given.map((n) => `"${n}"`).join(', ')})${required === 'clientSecret' ? ' in the TriggerAuthentication' : ''}`,
+      );
+    }
+  }
+  if (p.scopes !== undefined && p.scope !== undefined) {
+    throw new ValidationError(fieldOf('scope'), '"scope" is an alias of "scopes": give one of them');
+  }
+  const scopesName = p.scopes !== undefined ? 'scopes' : 'scope';
+  const scopesText = p.scopes ?? p.scope;
+  return {
+    tokenUrl: parseTokenUrl(p.oauthTokenURI ?? '', fieldOf('oauthTokenURI')),
+    clientId: p.clientID ?? '',
+    clientSecret: p.clientSecret ?? '',
+    scopes: scopesText === undefined ? [] : parseScopes(scopesText, fieldOf(scopesName)),
+    endpointParams:
+      p.endpointParams === undefined ? [] : parseEndpointParams(p.endpointParams, fieldOf('endpointParams')),
+  };
 }
 
 /** `tls: enable` needs a TLS scheme; TLS material needs `tls: enable`; `cert` and `key` go together. */
@@ -458,7 +576,8 @@ export const createRabbitMqScaler: ScalerFactory = (trigger) => {
 function managementSource(config: RabbitMqConfig): Source<RabbitMqReading> {
   const origin = `${config.url.protocol}//${config.url.host}`;
   const api = `${origin}${config.url.pathname.replace(/\/+$/, '')}`;
-  const backend = `rabbitmq-http|${api}|${fingerprint(config.credentials ?? null, config.tls ?? null, config.unsafeSsl)}`;
+  const identity = fingerprint(config.credentials ?? null, config.oauth ?? null, config.tls ?? null, config.unsafeSsl);
+  const backend = `rabbitmq-http|${api}|${identity}`;
   const needsRates = RATE_OF[config.mode] !== undefined;
   const what = config.useRegex
     ? `re|${config.vhost}|${config.queueName}|${config.pageSize}`
@@ -497,23 +616,24 @@ function managementClient(
   config: RabbitMqConfig,
   origin: string,
 ): { client: ManagementClient; close: () => Promise<void> } {
+  const http = (headers: Record<string, string>): HttpClient =>
+    openHttpClient(shared, origin, {
+      timeoutMs: config.timeoutMs,
+      unsafeSsl: config.unsafeSsl,
+      tls: config.tls ?? {},
+      headers,
+    });
   const headers: Record<string, string> = {};
   if (config.credentials) {
     const { username, password } = config.credentials;
     headers['authorization'] = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   }
-  const http = openHttpClient(shared, origin, {
-    timeoutMs: config.timeoutMs,
-    unsafeSsl: config.unsafeSsl,
-    tls: config.tls ?? {},
-    headers,
-  });
   // The client words each status itself (a 404 means "no such queue", a 400 on a later page "the queues changed"),
   // so the shared client's "answered HTTP <status>" errors become answers again; everything else stays an error.
-  const get: HttpGet = async (url, signal) => {
+  const getWith = async (client: HttpClient, url: URL, signal: AbortSignal): Promise<HttpAnswer> => {
     let errorBody = '';
     try {
-      const reply = await http.get(url, signal, {
+      const reply = await client.get(url, signal, {
         accept: 'application/json',
         errorDetail: (body) => {
           errorBody = body;
@@ -527,9 +647,49 @@ function managementClient(
       throw err;
     }
   };
+  if (config.oauth === undefined) {
+    const client = http(headers);
+    return {
+      client: new ManagementClient({
+        base: config.url,
+        get: (url, signal) => getWith(client, url, signal),
+        timeoutMs: config.timeoutMs,
+      }),
+      close: () => client.close(),
+    };
+  }
+
+  // OAuth2: the token comes from the source shared by every reader of this client (oauth2.ts). Each token gets an
+  // HttpClient of its own (its headers are fixed), over the same pooled connections: a new token opens one before the
+  // previous one is closed, so the pool is never released in between and requests in flight finish on theirs.
+  const tokens = openTokenSource(shared, config.oauth, {
+    unsafeSsl: config.unsafeSsl,
+    ca: config.tls?.ca,
+  });
+  let current: { token: string; client: HttpClient } | undefined;
+  const clientFor = (token: string): HttpClient => {
+    if (current?.token === token) return current.client;
+    const previous = current;
+    current = { token, client: http({ authorization: `Bearer ${token}` }) };
+    void previous?.client.close();
+    return current.client;
+  };
+  const get: HttpGet = async (url, signal) => {
+    for (let attempt = 1; ; attempt++) {
+      const token = await tokens.source.token(signal);
+      const answer = await getWith(clientFor(token), url, signal);
+      // The API refused the token (expired early, revoked, or the broker restarted with new keys): drop it once and
+      // try again with a new one; a second 401 is the API refusing the credentials.
+      if (answer.status !== 401 || attempt === 2 || !tokens.source.invalidate(token)) return answer;
+    }
+  };
   return {
     client: new ManagementClient({ base: config.url, get, timeoutMs: config.timeoutMs }),
-    close: () => http.close(),
+    close: async () => {
+      await current?.client.close();
+      current = undefined;
+      tokens.release();
+    },
   };
 }
 

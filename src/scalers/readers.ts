@@ -15,6 +15,9 @@
  *   and the reader is left alone until it settles.
  * - **Push.** A reader whose backend can say "work arrived" calls the `workArrived` it was opened with; the hub then
  *   reads that source at once (at most every 100 ms).
+ * - **Budget.** At most `maxConcurrentReads` reads run at once in the whole process. Past that, reads wait in one
+ *   queue per namespace (the namespace of a source's first subscriber), served round-robin: a namespace with a
+ *   thousand slow sources delays its own reads, not everyone else's.
  */
 import { BackendError, describeError } from '../errors.ts';
 import { BackendBreaker, type BreakerState } from './breaker.ts';
@@ -38,12 +41,16 @@ export interface ReaderHubOptions {
   readonly log?: HubLog;
   /** Clock (ms since the epoch) for reading times. */
   readonly now?: () => number;
+  /** At most this many reads at once in the whole process (default 256); beyond, a fair share per namespace. */
+  readonly maxConcurrentReads?: number;
 }
 
 type Listener = (reading: Reading<unknown>, changed: boolean) => void;
 
 interface SourceEntry {
   readonly source: Source<unknown>;
+  /** The namespace whose share of the read budget this source's reads use (its first subscriber's). */
+  readonly namespace: string;
   readonly reader: Reader<unknown>;
   readonly backend: BackendEntry;
   readonly listeners: Set<Listener>;
@@ -72,6 +79,8 @@ export interface HubStats {
   readonly backends: number;
   /** Reads started since the hub was created. */
   readonly reads: number;
+  /** Reads waiting for the read budget now. */
+  readonly waiting: number;
   readonly breakers: Readonly<Record<string, BreakerState>>;
 }
 
@@ -85,6 +94,7 @@ export class ReaderHub implements SourceHub {
   readonly #now: () => number;
   readonly #sources = new Map<string, SourceEntry>();
   readonly #backends = new Map<string, BackendEntry>();
+  readonly #budget: ReadBudget;
   #reads = 0;
   #closed = false;
 
@@ -93,11 +103,16 @@ export class ReaderHub implements SourceHub {
     this.#shared = options.shared ?? new SharedPool();
     this.#log = options.log ?? (() => undefined);
     this.#now = options.now ?? Date.now;
+    this.#budget = new ReadBudget(options.maxConcurrentReads ?? 256);
   }
 
-  subscribe<R>(source: Source<R>, listener: (reading: Reading<R>, changed: boolean) => void): Subscription {
+  subscribe<R>(
+    source: Source<R>,
+    listener: (reading: Reading<R>, changed: boolean) => void,
+    namespace = '',
+  ): Subscription {
     if (this.#closed) throw new Error('the reader hub is closed');
-    const entry = this.#sources.get(source.key) ?? this.#open(source);
+    const entry = this.#sources.get(source.key) ?? this.#open(source, namespace);
     const wrapped = listener as Listener;
     entry.listeners.add(wrapped);
     const last = entry.last;
@@ -142,6 +157,7 @@ export class ReaderHub implements SourceHub {
       sources: this.#sources.size,
       backends: this.#backends.size,
       reads: this.#reads,
+      waiting: this.#budget.waiting,
       breakers: Object.fromEntries([...this.#backends.values()].map((b) => [b.describe, b.breaker.state])),
     };
   }
@@ -158,7 +174,7 @@ export class ReaderHub implements SourceHub {
     await Promise.all(entries.map((entry) => this.#closeSource(entry)));
   }
 
-  #open(source: Source<unknown>): SourceEntry {
+  #open(source: Source<unknown>, namespace: string): SourceEntry {
     let backend = this.#backends.get(source.backend);
     if (!backend) {
       const created: BackendEntry = {
@@ -192,6 +208,7 @@ export class ReaderHub implements SourceHub {
     }
     const entry: SourceEntry = {
       source,
+      namespace,
       reader: source.open(this.#shared, () => {
         this.wake(source.key);
       }),
@@ -272,6 +289,18 @@ export class ReaderHub implements SourceHub {
   async #read(entry: SourceEntry): Promise<void> {
     if (entry.inFlight || entry.closed) return;
     entry.inFlight = true;
+    const release = await this.#budget.acquire(entry.namespace);
+    try {
+      // It may have been closed while it waited for a share of the read budget.
+      if (isClosed(entry)) return;
+      await this.#readWithin(entry);
+    } finally {
+      release();
+      entry.inFlight = false;
+    }
+  }
+
+  async #readWithin(entry: SourceEntry): Promise<void> {
     entry.lastStartedAt = performance.now();
     entry.reads++;
     this.#reads++;
@@ -300,9 +329,8 @@ export class ReaderHub implements SourceHub {
     } finally {
       clearTimeout(guard);
     }
-    // A read that outlived the guard still holds the reader until it settles.
+    // A read that outlived the guard still holds the reader (and its share of the budget) until it settles.
     await read.catch(() => undefined);
-    entry.inFlight = false;
   }
 
   #deliver(entry: SourceEntry, reading: Reading<unknown>): void {
@@ -342,4 +370,72 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return ka.every(
     (k) => Object.hasOwn(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
   );
+}
+
+/**
+ * The process-wide read budget: `max` reads at once; waiting reads queue per namespace and are let in round-robin, so
+ * one namespace's slow or numerous sources cannot starve the others.
+ */
+export class ReadBudget {
+  readonly #max: number;
+  #running = 0;
+  readonly #queues = new Map<string, (() => void)[]>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get waiting(): number {
+    let n = 0;
+    for (const queue of this.#queues.values()) n += queue.length;
+    return n;
+  }
+
+  /** Resolves with a release function once the read may start. */
+  acquire(namespace: string): Promise<() => void> {
+    if (this.#running < this.#max) {
+      this.#running++;
+      return Promise.resolve(this.#releaser());
+    }
+    return new Promise((resolve) => {
+      let queue = this.#queues.get(namespace);
+      if (!queue) {
+        queue = [];
+        this.#queues.set(namespace, queue);
+      }
+      queue.push(() => {
+        resolve(this.#releaser());
+      });
+    });
+  }
+
+  #releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#running--;
+      this.#next();
+    };
+  }
+
+  /** Lets the head of the next namespace's queue in (the map's order rotates: round-robin). */
+  #next(): void {
+    for (const [namespace, queue] of this.#queues) {
+      const start = queue.shift();
+      this.#queues.delete(namespace);
+      // Back at the end of the rotation, if it still has waiting reads.
+      if (queue.length > 0) this.#queues.set(namespace, queue);
+      if (start !== undefined) {
+        this.#running++;
+        start();
+        return;
+      }
+    }
+  }
+}
+
+/** Read through a call, so the check after an await is not narrowed away by the one before it. */
+function isClosed(entry: { readonly closed: boolean }): boolean {
+  return entry.closed;
 }

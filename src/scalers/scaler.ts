@@ -88,7 +88,12 @@ export interface SourceHub {
    * Delivers every completed read of `source` to `listener` (the latest one at once, if there is one). `changed` is
    * false when the reading equals the previous one (the listener may then only note that it is fresh).
    */
-  subscribe<R>(source: Source<R>, listener: (reading: Reading<R>, changed: boolean) => void): Subscription;
+  subscribe<R>(
+    source: Source<R>,
+    listener: (reading: Reading<R>, changed: boolean) => void,
+    /** Whose read it is: reads are shared out fairly between namespaces when the hub's read budget is full. */
+    namespace?: string,
+  ): Subscription;
 }
 
 export interface Scaler {
@@ -100,7 +105,12 @@ export interface Scaler {
   /** The key of the source this trigger reads (triggers with equal keys share one reader). */
   readonly sourceKey: string;
   /** Subscribes this trigger to its source: `listener` gets this trigger's result of every read. */
-  watch(hub: SourceHub, listener: (result: TriggerResult, changed: boolean) => void): Subscription;
+  watch(
+    hub: SourceHub,
+    listener: (result: TriggerResult, changed: boolean) => void,
+    /** The ScaledObject's namespace (the hub's fair share). */
+    namespace?: string,
+  ): Subscription;
   /**
    * A private reader of this trigger's source, outside the hub (tests, and commands that read on their own): each
    * sample() reads once and evaluates. Readers that keep state between reads (http-rate's window) keep it here too.
@@ -139,10 +149,14 @@ export function defineScaler<R>(parts: ScalerParts<R>): Scaler {
     target: parts.target,
     metricType: parts.metricType,
     sourceKey: source.key,
-    watch(hub, listener) {
-      return hub.subscribe(source, (reading, changed) => {
-        listener(result(reading), changed);
-      });
+    watch(hub, listener, namespace) {
+      return hub.subscribe(
+        source,
+        (reading, changed) => {
+          listener(result(reading), changed);
+        },
+        namespace,
+      );
     },
     open(shared) {
       const reader = source.open(shared, () => undefined);
@@ -191,6 +205,11 @@ export interface TriggerInput {
    */
   readonly resolvedEnv: Readonly<Record<string, string>>;
   readonly cluster: ClusterPort;
+  /**
+   * The trigger feeds a scalingModifiers formula (KEDA's composite metric): its own target (`threshold`,
+   * `targetValue`, `value`, …) may be omitted.
+   */
+  readonly compositeSource?: boolean;
 }
 
 export type ScalerFactory = (trigger: TriggerInput) => Scaler;

@@ -7,6 +7,8 @@
  * - metric reads: authenticated and authorized by SubjectAccessReview (external-metrics.ts);
  * - anything else: 404 `Status` (nothing to protect).
  */
+import { Server as TlsServer } from 'node:tls';
+
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -42,6 +44,16 @@ export interface BuildServerOptions {
   readonly https?: ServerTlsOptions;
   /** The longest metric name served (fastify's router refuses longer path segments; its default is 100). */
   readonly maxMetricNameLength?: number;
+}
+
+/**
+ * The TLS server of an app built with `https` (fastify creates it with the instance, before `listen`), for replacing
+ * its certificates while it runs (certificates.ts `createServerTls`). Throws for a plain-HTTP app.
+ */
+export function tlsServerOf(app: FastifyInstance): TlsServer {
+  const server: unknown = app.server;
+  if (!(server instanceof TlsServer)) throw new TypeError('the server was built without https options');
+  return server;
 }
 
 function isLoggerInstance(logger: BuildServerOptions['logger']): logger is FastifyBaseLogger {
@@ -84,6 +96,13 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     return sendStatus(reply, failureStatus(code, error.message));
   });
   app.setNotFoundHandler((_request, reply) => sendStatus(reply, NOT_FOUND));
+  // A connection's client certificate is fixed by its handshake: one that did not authenticate never will, even after
+  // the trust store changes (a front-proxy CA rotation, certificates.ts). Closing it after a 401 makes the client
+  // (the aggregator keeps connections alive) come back with a new handshake against the current trust store.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (reply.statusCode === 401) void reply.header('connection', 'close');
+    done(null, payload);
+  });
 
   void app.register(healthRoutes, { ready: options.ready });
   void app.register(externalMetricsRoutes, {

@@ -78,15 +78,16 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
     sendJson(reply, 200, { kind: 'APIGroup', apiVersion: 'v1', ...apiGroup }),
   );
 
-  app.get(VERSION_PATH, async (_request, reply) => {
-    const names = store.metricNames().filter((name) => name !== PLACEHOLDER_RESOURCE);
-    return sendJson(reply, 200, {
+  // One placeholder, as KEDA ≥ 2.11 answers: the HPA never needs a metric in discovery, and listing the store's names
+  // would show every namespace's queue names and JSON paths to anyone the aggregator authenticates.
+  app.get(VERSION_PATH, async (_request, reply) =>
+    sendJson(reply, 200, {
       kind: 'APIResourceList',
       apiVersion: 'v1',
       groupVersion: GROUP_VERSION,
-      resources: [PLACEHOLDER_RESOURCE, ...names].map(apiResource),
-    });
-  });
+      resources: [apiResource(PLACEHOLDER_RESOURCE)],
+    }),
+  );
 
   // No OpenAPI: the aggregator skips a 404 gracefully (v3 falls back to v2, v2 is skipped;
   // docs/kubernetes-contracts.md#openapi).

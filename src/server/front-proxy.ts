@@ -14,6 +14,7 @@ import { TLSSocket, type DetailedPeerCertificate } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 
 import { ConfigError } from '../errors.ts';
+import { pemCertificates } from './certificates.ts';
 import type { Authenticate, UserInfo } from './identity.ts';
 
 /** The requestheader settings kube-apiserver publishes for extension apiservers. */
@@ -114,10 +115,9 @@ export async function loadRequestHeaderConfig(api: ConfigMapPort): Promise<Reque
   return parseRequestHeaderConfig(configMap.data ?? {});
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
+/** Every certificate of the bundle: during a CA rotation it holds the old and the new CA, and both are trusted. */
 function parseCertificates(bundle: string): X509Certificate[] {
-  const blocks = bundle.match(PEM_CERTIFICATE) ?? [];
+  const blocks = pemCertificates(bundle);
   if (blocks.length === 0) throw new ConfigError('requestheader client CA bundle contains no PEM certificate');
   return blocks.map((pem) => {
     try {
@@ -129,15 +129,22 @@ function parseCertificates(bundle: string): X509Certificate[] {
 }
 
 /**
- * TLS options for the server (pass as `buildServer({ https })`): the serving key pair plus the requestheader CA as
+ * TLS options for the server (pass as `buildServer({ https })`): the serving key pair plus the requestheader CA(s) as
  * the client-certificate trust store, and `requestCert` so the aggregator's proxy certificate is asked for.
  * Clients without a certificate (kubelet probes) can still connect; they are simply unauthenticated.
+ *
+ * OpenSSL verifies the client certificate against this trust store during the handshake (the authenticator requires
+ * that to have passed: `socket.authorized`), and the server names its CAs as the acceptable ones in its
+ * CertificateRequest (clients may pick their certificate by that list: Go's crypto/tls does unless
+ * `GetClientCertificate` is set; client-go, the aggregator's transport, sends its certificate regardless). A stale
+ * trust store therefore fails every request from a front proxy with a new CA, which is why requestheader-watch.ts
+ * replaces it with every new bundle (certificates.ts `ServerTls.setClientCA`).
  */
 export function frontProxyTlsOptions(
   config: RequestHeaderConfig,
   serving: { readonly key: string | Buffer; readonly cert: string | Buffer },
 ): { key: string | Buffer; cert: string | Buffer; ca: string[]; requestCert: true } {
-  return { key: serving.key, cert: serving.cert, ca: [config.clientCA], requestCert: true };
+  return { key: serving.key, cert: serving.cert, ca: pemCertificates(config.clientCA), requestCert: true };
 }
 
 /** The peer's chain as sent (leaf first), without the trust-store completion loop. */
@@ -238,7 +245,8 @@ function unescapeExtraKey(key: string): string {
 }
 
 function extras(headers: Headers, prefixes: readonly string[]): Record<string, string[]> {
-  const result: Record<string, string[]> = {};
+  // No prototype: an extra named `__proto__` or `constructor` is a key like any other, not an inherited property.
+  const result = Object.create(null) as Record<string, string[]>;
   for (const prefix of prefixes) {
     for (const [name, values] of Object.entries(headers)) {
       if (values === undefined || !name.startsWith(prefix) || name.length === prefix.length) continue;
@@ -267,16 +275,29 @@ export function userFromHeaders(headers: Headers, config: RequestHeaderConfig): 
 
 /**
  * The real Authenticate: requires a TLS connection whose client certificate passes `frontProxyChainProblem` against
- * the requestheader CA (and OpenSSL's own verification, so the server's `ca` must include that CA; see
+ * the requestheader CA(s) (and OpenSSL's own verification, so the server's `ca` must include them; see
  * `frontProxyTlsOptions`), with a Subject CN in the allowed names when any are configured. Only then are the
  * identity headers read, from `headersDistinct` because Node joins repeated headers.
+ *
+ * `config` may be a function returning the configuration in force: it is asked on every request, so a new
+ * requestheader configuration (requestheader-watch.ts) applies to the next request, on existing connections too (a
+ * CA removed from the bundle stops authenticating a kept-alive connection that was verified against it).
  */
-export function createFrontProxyAuthenticator(config: RequestHeaderConfig): Authenticate {
-  const trustedCAs = parseCertificates(config.clientCA);
-  const allowedNames = new Set(config.allowedNames);
+export function createFrontProxyAuthenticator(config: RequestHeaderConfig | (() => RequestHeaderConfig)): Authenticate {
+  const current = typeof config === 'function' ? config : () => config;
+  let compiled: { config: RequestHeaderConfig; trustedCAs: X509Certificate[]; allowedNames: Set<string> } | undefined;
+  const trust = () => {
+    const now = current();
+    if (compiled?.config !== now) {
+      compiled = { config: now, trustedCAs: parseCertificates(now.clientCA), allowedNames: new Set(now.allowedNames) };
+    }
+    return compiled;
+  };
+  trust(); // an unusable bundle fails here, not on the first request
 
   /** The user, or why the request is not authenticated. */
   const identify = (request: FastifyRequest): UserInfo | string => {
+    const { config: active, trustedCAs, allowedNames } = trust();
     const socket = request.raw.socket;
     if (!(socket instanceof TLSSocket)) return 'not a TLS connection';
     const peer = socket.getPeerCertificate(true);
@@ -286,7 +307,7 @@ export function createFrontProxyAuthenticator(config: RequestHeaderConfig): Auth
     if (problem !== undefined) return problem;
     const cn = commonName(peer) ?? '';
     if (allowedNames.size > 0 && !allowedNames.has(cn)) return `x509: subject with cn=${cn} is not in the allowed list`;
-    return userFromHeaders(request.raw.headersDistinct, config) ?? 'no username header';
+    return userFromHeaders(request.raw.headersDistinct, active) ?? 'no username header';
   };
 
   return (request) => {

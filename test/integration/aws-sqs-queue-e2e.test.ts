@@ -88,7 +88,11 @@ describe('aws-sqs-queue on the control plane: 0 → N → 0, and a failing endpo
     });
     await relay.open();
     const kc = kubeConfig();
-    sluice = await startSluice({ logName: 'sluice-aws-sqs-queue-e2e.log' });
+    // The triggers below use sluice's own AWS identity (identityOwner: operator), which the operator must allow.
+    sluice = await startSluice({
+      logName: 'sluice-aws-sqs-queue-e2e.log',
+      extraArgs: ['--allow-operator-cloud-identity'],
+    });
     kit = new ScalingTestKit(kc, await createNamespace(kc, 'sqs-e2e'));
   });
 
@@ -118,6 +122,7 @@ describe('aws-sqs-queue on the control plane: 0 → N → 0, and a failing endpo
           metadata: {
             queueURL: queueUrl,
             awsRegion: env.region,
+            identityOwner: 'operator',
             awsEndpoint: env.endpoint,
             queueLength: '5',
             activationQueueLength: '3',
@@ -187,6 +192,7 @@ describe('aws-sqs-queue on the control plane: 0 → N → 0, and a failing endpo
           metadata: {
             queueURL: queueUrl,
             awsRegion: env.region,
+            identityOwner: 'operator',
             awsEndpoint: `http://127.0.0.1:${relay.port}`,
             queueLength: '5',
           },

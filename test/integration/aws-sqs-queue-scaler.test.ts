@@ -21,6 +21,7 @@ import { BackendError, ScalerError, describeError } from '../../src/errors.ts';
 import { createAwsSqsQueueScaler } from '../../src/scalers/aws-sqs-queue.ts';
 import { loadTestEnv, uniqueName, waitFor } from '../support/env.ts';
 import { standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
+import { pinnedAddress } from '../support/pinned-address.ts';
 
 const signal = () => AbortSignal.timeout(5000);
 
@@ -35,8 +36,19 @@ function scaler(metadata: Record<string, string>, authParams: Record<string, str
     createAwsSqsQueueScaler(
       triggerInput({
         type: 'aws-sqs-queue',
-        metadata: { awsEndpoint: endpoint, awsRegion: region, ...metadata },
-        authParams,
+        // The endpoint is the TriggerAuthentication's when it supplies the keys (test/support/pinned-address.ts);
+        // without keys, sluice's own identity (identityOwner: operator).
+        ...pinnedAddress(
+          'awsEndpoint',
+          'move',
+          {
+            awsEndpoint: endpoint,
+            awsRegion: region,
+            ...(Object.keys(authParams).length === 0 ? { identityOwner: 'operator' } : {}),
+            ...metadata,
+          },
+          authParams,
+        ),
       }),
     ),
   );
@@ -308,6 +320,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Unauthenticated actions the authenticating moto allows: the IAM calls of its beforeAll, exactly. */
+const BOOTSTRAP_ACTIONS = 9;
+/** moto's default account. */
+const MOTO_ACCOUNT = '123456789012';
+const EXTERNAL_ID = 'sluice-external-id-1';
+
 /** An IAM Query API call during moto's unauthenticated start (the credential scope routes it to IAM). */
 async function iamBootstrap(endpoint: string, params: Record<string, string>): Promise<string> {
   const response = await fetch(endpoint, {
@@ -330,6 +348,7 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
   let output = '';
   let accessKeyId: string;
   let secretAccessKey: string;
+  let assumer: Record<string, string> = {};
   const queue = uniqueName('authq');
   const scalers: StandaloneScaler[] = [];
   const track = (s: StandaloneScaler) => (scalers.push(s), s);
@@ -339,8 +358,8 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
         createAwsSqsQueueScaler(
           triggerInput({
             type: 'aws-sqs-queue',
-            metadata: { queueURL: queue, awsRegion: 'us-east-1', awsEndpoint: endpoint },
-            authParams,
+            metadata: { queueURL: queue, awsRegion: 'us-east-1' },
+            authParams: { awsEndpoint: endpoint, ...authParams },
           }),
         ),
       ),
@@ -349,9 +368,9 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
   beforeAll(async () => {
     const port = await freePort();
     endpoint = `http://127.0.0.1:${port}`;
-    // The first 3 actions are free (the IAM bootstrap below); every later one must carry valid, permitted credentials.
+    // The first 9 actions are free (the IAM bootstrap below); every later one must carry valid, permitted credentials.
     moto = spawn(motoServerBinary(), ['-H', '127.0.0.1', '-p', String(port)], {
-      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '3' },
+      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: String(BOOTSTRAP_ACTIONS) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     moto.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -387,6 +406,51 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
     accessKeyId = /<AccessKeyId>([^<]+)</.exec(key)?.[1] ?? '';
     secretAccessKey = /<SecretAccessKey>([^<]+)</.exec(key)?.[1] ?? '';
     expect(accessKeyId).not.toBe('');
+    // For awsRoleArn: a user that may only assume roles (it cannot read SQS itself), a role it may assume that may
+    // read SQS (with an external ID required by its trust policy), and one it may assume that may not.
+    await iamBootstrap(endpoint, { Action: 'CreateUser', UserName: 'assumer' });
+    const assumerKey = await iamBootstrap(endpoint, { Action: 'CreateAccessKey', UserName: 'assumer' });
+    await iamBootstrap(endpoint, {
+      Action: 'PutUserPolicy',
+      UserName: 'assumer',
+      PolicyName: 'assume',
+      PolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: '*' }],
+      }),
+    });
+    const trust = (condition?: Record<string, unknown>) =>
+      JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Principal: { AWS: `arn:aws:iam::${MOTO_ACCOUNT}:user/assumer` },
+            Action: 'sts:AssumeRole',
+            ...(condition === undefined ? {} : { Condition: condition }),
+          },
+        ],
+      });
+    await iamBootstrap(endpoint, {
+      Action: 'CreateRole',
+      RoleName: 'sqs-reader',
+      AssumeRolePolicyDocument: trust({ StringEquals: { 'sts:ExternalId': EXTERNAL_ID } }),
+    });
+    await iamBootstrap(endpoint, {
+      Action: 'PutRolePolicy',
+      RoleName: 'sqs-reader',
+      PolicyName: 'read-queues',
+      PolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'sqs:GetQueueAttributes', Resource: '*' }],
+      }),
+    });
+    await iamBootstrap(endpoint, { Action: 'CreateRole', RoleName: 'no-sqs', AssumeRolePolicyDocument: trust() });
+    assumer = {
+      awsAccessKeyID: /<AccessKeyId>([^<]+)</.exec(assumerKey)?.[1] ?? '',
+      awsSecretAccessKey: /<SecretAccessKey>([^<]+)</.exec(assumerKey)?.[1] ?? '',
+    };
+    expect(assumer['awsAccessKeyID']).toMatch(/^AKIA/);
     const admin = new SQSClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId, secretAccessKey } });
     const url = (await admin.send(new CreateQueueCommand({ QueueName: queue }))).QueueUrl ?? '';
     await admin.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'x' }));
@@ -425,5 +489,65 @@ describe('aws-sqs-queue scaler against a moto that checks credentials', () => {
     expect(err.message).toMatch(/SQS at .* refused the credentials \(HTTP 403\)/);
     expect(err).toBeInstanceOf(BackendError);
     expect(describeError(err)).not.toContain('unknown-secret-value-1234');
+  });
+
+  describe('awsRoleArn: SQS is read as the assumed role', () => {
+    const roleArn = (name: string) => `arn:aws:iam::${MOTO_ACCOUNT}:role/${name}`;
+
+    it('the control: the base user itself may not read SQS', async () => {
+      const err = await sampleError(authScaler(assumer));
+      expect(err.message).toMatch(/^SQS at http:\/\/127\.0\.0\.1:\d+ refused the credentials \(HTTP 403\)$/);
+    });
+
+    it('assumes the role with the base keys (and the external ID) and reads the queue with its credentials', async () => {
+      const s = authScaler({ ...assumer, awsRoleArn: roleArn('sqs-reader'), awsExternalID: EXTERNAL_ID });
+      // Only the role may read SQS (the control above): a value proves the request was signed with the role's
+      // temporary credentials, which moto checks against the session it issued and the role's policy.
+      expect(await s.sample(signal())).toEqual({ value: 1, active: true });
+      expect(await s.sample(signal())).toEqual({ value: 1, active: true });
+      // moto's record of the sessions it issued: one, named by sluice, with the external ID.
+      const data = (await (await fetch(`${endpoint}/moto-api/data.json`)).json()) as {
+        sts?: { AssumedRole?: { role_arn: string; session_name: string; external_id: string | null }[] };
+      };
+      const sessions = (data.sts?.AssumedRole ?? []).filter((r) => r.role_arn === roleArn('sqs-reader'));
+      expect(sessions).toEqual([
+        expect.objectContaining({ session_name: 'sluice-aws-sqs-queue', external_id: EXTERNAL_ID }),
+      ]);
+    });
+
+    it("a role without SQS permissions is refused by SQS: the role's policy applies, not the user's", async () => {
+      const err = await sampleError(authScaler({ ...assumer, awsRoleArn: roleArn('no-sqs') }));
+      expect(err.message).toMatch(/^SQS at http:\/\/127\.0\.0\.1:\d+ refused the credentials \(HTTP 403\)$/);
+    });
+
+    it('a wrong external ID: AssumeRole is refused, a BackendError naming the role, never a key', async () => {
+      const err = await sampleError(
+        authScaler({ ...assumer, awsRoleArn: roleArn('sqs-reader'), awsExternalID: 'not-the-external-id' }),
+      );
+      expect(err).toBeInstanceOf(BackendError);
+      expect(err.message).toMatch(
+        /^cannot assume role arn:aws:iam::123456789012:role\/sqs-reader: STS at http:\/\/127\.0\.0\.1:\d+ answered AccessDenied \(HTTP 403\)/,
+      );
+      const everything = `${describeError(err)} ${String(err.stack)}`;
+      expect(everything).not.toContain(assumer['awsSecretAccessKey']);
+      expect(everything).not.toContain(assumer['awsAccessKeyID']);
+    });
+
+    it('base keys STS does not know: AssumeRole is refused, naming the role', async () => {
+      const err = await sampleError(
+        authScaler({
+          awsAccessKeyID: 'AKIAUNKNOWNKEY000000',
+          awsSecretAccessKey: 'unknown-secret-value-1234',
+          awsRoleArn: roleArn('sqs-reader'),
+          awsExternalID: EXTERNAL_ID,
+        }),
+      );
+      expect(err).toBeInstanceOf(BackendError);
+      expect(err.message).toMatch(
+        /^cannot assume role arn:aws:iam::123456789012:role\/sqs-reader: STS at .* \(HTTP 403\)/,
+      );
+      expect(describeError(err)).not.toContain('unknown-secret-value-1234');
+      expect(describeError(err)).not.toContain('AKIAUNKNOWNKEY000000');
+    });
   });
 });

@@ -5,7 +5,9 @@
 // - validated by the real kube-apiserver with a server-side dry run of every object (schemas, RBAC objects, the
 //   APIService), in a throwaway namespace with the restricted Pod Security level in warn mode;
 // - the RBAC rules themselves created for real (renamed, bound to throwaway ServiceAccounts) and asked with
-//   SubjectAccessReviews whether they allow what sluice does and deny what it must not do.
+//   SubjectAccessReviews whether they allow what sluice does and deny what it must not do, the leader-election Lease
+//   included;
+// - two replicas electing a leader: rolling updates, spread over nodes, a PodDisruptionBudget.
 // cert-manager objects cannot be dry-run here (no cert-manager CRDs in the test control plane): they are checked by
 // reading them.
 import { spawn } from 'node:child_process';
@@ -23,8 +25,10 @@ import {
   type V1ClusterRoleBinding,
   type V1Container,
   type V1Deployment,
+  type V1PodDisruptionBudget,
   type V1PolicyRule,
   type V1ResourceAttributes,
+  type V1Role,
   type V1RoleBinding,
   type V1Service,
   type RbacV1Subject,
@@ -36,6 +40,8 @@ import { REPO_ROOT, deleteNamespace, kubeConfig, loadTestEnv, uniqueName, waitFo
 const NAMESPACE = 'sluice-system';
 const SERVICE_ACCOUNT = 'sluice';
 const TLS_SECRET = 'sluice-metrics-tls';
+/** The Lease the replicas elect a leader on (src/main.ts LEASE_NAME), in sluice's default namespace sluice-system. */
+const LEASE_NAME = 'sluice-operator';
 
 interface Manifest extends KubernetesObject {
   apiVersion: string;
@@ -141,6 +147,8 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
     one('Service', 'sluice-metrics', NAMESPACE);
     one('APIService', 'v1beta1.external.metrics.k8s.io');
     deployment();
+    one('PodDisruptionBudget', 'sluice', NAMESPACE);
+    one('Role', 'sluice-leader-election', NAMESPACE);
     // Everything namespaced lives in sluice-system, except the one RoleBinding that must be in kube-system.
     const elsewhere = objects.filter((o) => o.metadata.namespace !== undefined && o.metadata.namespace !== NAMESPACE);
     expect(elsewhere.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`)).toEqual([
@@ -235,7 +243,7 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
   it('runs the Deployment as non-root with a read-only root filesystem and no capabilities', () => {
     const spec = deployment().spec;
     const pod = spec?.template.spec;
-    expect(spec?.replicas).toBe(1);
+    expect(spec?.replicas).toBe(2);
     expect(pod?.serviceAccountName).toBe(SERVICE_ACCOUNT);
     expect(pod?.automountServiceAccountToken).not.toBe(false); // it talks to the API server
     expect(pod?.hostNetwork ?? false).toBe(false);
@@ -251,6 +259,43 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
     expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
     expect(c.securityContext?.capabilities?.add ?? []).toEqual([]);
     expect(c.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+  });
+
+  it('runs 2 replicas electing a leader: rolling updates, spread over nodes, a PDB, the Lease Role', () => {
+    const spec = deployment().spec;
+    // sluice's default --leader-elect=true and Lease namespace sluice-system: nothing to pass.
+    expect((container().args ?? []).filter((a) => a.startsWith('--leader-elect'))).toEqual([]);
+    expect(spec?.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+    expect(spec?.template.spec?.affinity).toEqual({
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          {
+            weight: 100,
+            podAffinityTerm: {
+              topologyKey: 'kubernetes.io/hostname',
+              labelSelector: { matchLabels: spec?.selector.matchLabels },
+            },
+          },
+        ],
+      },
+    });
+    const pdb = one<V1PodDisruptionBudget & Manifest>('PodDisruptionBudget', 'sluice', NAMESPACE);
+    expect(pdb.spec).toEqual({ minAvailable: 1, selector: spec?.selector });
+    expect(spec?.template.metadata?.labels).toMatchObject(spec?.selector.matchLabels ?? { missing: 'selector' });
+
+    const role = one<V1Role & Manifest>('Role', 'sluice-leader-election', NAMESPACE);
+    expect(role.rules).toEqual([
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: [LEASE_NAME],
+        verbs: ['get', 'update'],
+      },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    ]);
+    const binding = one<V1RoleBinding & Manifest>('RoleBinding', 'sluice-leader-election', NAMESPACE);
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
+    expect(binding.subjects).toEqual([sluiceSubject]);
   });
 
   it('starts the operator with the mounted serving certificate, on 0.0.0.0:6443, probed over HTTPS', () => {
@@ -334,13 +379,17 @@ const SLUICE_MAY: readonly V1ResourceAttributes[] = [
   ...['get', 'list', 'watch'].map((verb) => ({ verb, group: 'sluice.dev', resource: 'scaledobjects' })),
   { verb: 'patch', group: 'sluice.dev', resource: 'scaledobjects', subresource: 'status', namespace: 'apps' },
   { verb: 'update', group: 'sluice.dev', resource: 'scaledobjects', subresource: 'finalizers', namespace: 'apps' },
+  // Adding and removing sluice's finalizer (restoreToOriginalReplicaCount).
+  { verb: 'patch', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
   ...['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'].map((verb) => ({
     verb,
     group: 'autoscaling',
     resource: 'horizontalpodautoscalers',
     namespace: 'apps',
   })),
+  // Every HPA (one autoscaler per workload: the HPAs others made).
   { verb: 'list', group: 'autoscaling', resource: 'horizontalpodautoscalers' },
+  { verb: 'watch', group: 'autoscaling', resource: 'horizontalpodautoscalers' },
   ...['get', 'patch', 'update'].flatMap((verb) =>
     SCALE_TARGETS.map(([group, resource]) => ({ verb, group, resource, subresource: 'scale', namespace: 'apps' })),
   ),
@@ -356,6 +405,8 @@ const SLUICE_MAY: readonly V1ResourceAttributes[] = [
   { verb: 'get', group: 'apps', resource: 'statefulsets', namespace: 'apps', name: 'db' },
   { verb: 'get', group: '', resource: 'secrets', namespace: 'apps', name: 'rabbitmq-credentials' },
   { verb: 'get', group: '', resource: 'configmaps', namespace: 'apps', name: 'rabbitmq-settings' },
+  // The ScaledObject's Namespace, for a ClusterTriggerAuthentication's allowedNamespaceSelector.
+  { verb: 'get', group: '', resource: 'namespaces', name: 'apps' },
 ];
 
 /** What it must not be able to do. */
@@ -367,6 +418,9 @@ const SLUICE_MAY_NOT: readonly V1ResourceAttributes[] = [
   { verb: 'list', group: '', resource: 'secrets', namespace: 'apps' },
   { verb: 'watch', group: '', resource: 'secrets' },
   { verb: 'list', group: '', resource: 'configmaps' },
+  // The requestheader Role is for its one ConfigMap: no list or watch of every ConfigMap in kube-system.
+  { verb: 'list', group: '', resource: 'configmaps', namespace: 'kube-system' },
+  { verb: 'watch', group: '', resource: 'configmaps', namespace: 'kube-system' },
   { verb: 'create', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
   { verb: 'delete', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
   { verb: 'update', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
@@ -374,6 +428,10 @@ const SLUICE_MAY_NOT: readonly V1ResourceAttributes[] = [
   { verb: 'update', group: '', resource: 'services', namespace: 'apps', name: 'ingress-metrics' },
   { verb: 'create', group: 'discovery.k8s.io', resource: 'endpointslices', namespace: 'apps' },
   { verb: 'delete', group: '', resource: 'namespaces', name: 'apps' },
+  { verb: 'list', group: '', resource: 'namespaces' },
+  { verb: 'watch', group: '', resource: 'namespaces' },
+  { verb: 'update', group: '', resource: 'namespaces', name: 'apps' },
+  { verb: 'patch', group: '', resource: 'namespaces', name: 'apps' },
   { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
   { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
   { verb: 'update', group: 'apiregistration.k8s.io', resource: 'apiservices' },
@@ -386,8 +444,11 @@ describe('deploy manifests: on the real kube-apiserver', () => {
   let namespace = '';
   let objects: Manifest[] = [];
   /** Real RBAC objects this file created (cluster-scoped or in kube-system), removed in afterAll. */
-  const created: { kind: 'ClusterRole' | 'ClusterRoleBinding' | 'RoleBinding'; name: string; namespace?: string }[] =
-    [];
+  const created: {
+    kind: 'ClusterRole' | 'ClusterRoleBinding' | 'Role' | 'RoleBinding';
+    name: string;
+    namespace?: string;
+  }[] = [];
 
   /** The objects moved from sluice-system into this run's namespace (cluster-scoped names stay). */
   const relocate = (source: readonly Manifest[]): Manifest[] =>
@@ -451,6 +512,7 @@ describe('deploy manifests: on the real kube-apiserver', () => {
       try {
         if (kind === 'ClusterRole') await rbac.deleteClusterRole({ name });
         else if (kind === 'ClusterRoleBinding') await rbac.deleteClusterRoleBinding({ name });
+        else if (kind === 'Role') await rbac.deleteNamespacedRole({ name, namespace: ns ?? '' });
         else await rbac.deleteNamespacedRoleBinding({ name, namespace: ns ?? '' });
       } catch (error) {
         if (!(error instanceof ApiException && error.code === 404)) throw error;
@@ -513,11 +575,27 @@ describe('deploy manifests: on the real kube-apiserver', () => {
     // ServiceAccount of this namespace instead of kube-system's (the environment's controller is left alone).
     const hpaAccount = 'horizontal-pod-autoscaler';
     const local = relocate(objects);
-    const ownRoles = new Set(local.filter((o) => o.kind === 'ClusterRole').map((o) => o.metadata.name));
+    const ownRoles = new Set(
+      local.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').map((o) => o.metadata.name),
+    );
     for (const role of local.filter((o) => o.kind === 'ClusterRole') as (V1ClusterRole & Manifest)[]) {
       const name = renamed(role.metadata.name);
       await rbac.createClusterRole({ body: { metadata: { name }, rules: role.rules ?? [] } });
       created.push({ kind: 'ClusterRole', name });
+    }
+    // The leader-election Role, moved into this run's namespace with everything else of sluice-system.
+    const roles = local.filter((o) => o.kind === 'Role') as (V1Role & Manifest)[];
+    expect(roles.map((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`)).toEqual([
+      `${namespace}/sluice-leader-election`,
+    ]);
+    for (const role of roles) {
+      const name = renamed(role.metadata.name);
+      const ns = role.metadata.namespace ?? '';
+      await rbac.createNamespacedRole({
+        namespace: ns,
+        body: { metadata: { name, namespace: ns }, rules: role.rules ?? [] },
+      });
+      created.push({ kind: 'Role', name, namespace: ns });
     }
     const subjects = (binding: V1ClusterRoleBinding | V1RoleBinding): RbacV1Subject[] =>
       (binding.subjects ?? []).map((s) => {
@@ -579,20 +657,15 @@ describe('deploy manifests: on the real kube-apiserver', () => {
     const delegated: V1ResourceAttributes[] = [
       { verb: 'create', group: 'authorization.k8s.io', resource: 'subjectaccessreviews' },
       { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
-      {
-        verb: 'get',
+      // The requestheader ConfigMap: read at start, then listed and watched by name (a field selector on
+      // metadata.name) to reload the front-proxy CA (src/server/requestheader-watch.ts).
+      ...['get', 'list', 'watch'].map((verb) => ({
+        verb,
         group: '',
         resource: 'configmaps',
         namespace: 'kube-system',
         name: 'extension-apiserver-authentication',
-      },
-      {
-        verb: 'watch',
-        group: '',
-        resource: 'configmaps',
-        namespace: 'kube-system',
-        name: 'extension-apiserver-authentication',
-      },
+      })),
     ];
     for (const attrs of delegated) {
       if (!(await allowed(SERVICE_ACCOUNT, { resourceAttributes: attrs })))
@@ -600,6 +673,32 @@ describe('deploy manifests: on the real kube-apiserver', () => {
     }
     if (!(await allowed(SERVICE_ACCOUNT, { nonResourceAttributes: { path: '/apis/apps/v1', verb: 'get' } }))) {
       wrong.push('denied discovery GET /apis/apps/v1');
+    }
+
+    // Leader election: get, create and renew (update) its one Lease in its own namespace; no other Lease, no list,
+    // watch or delete, and nothing in another namespace (src/operator/kube.ts createLeasePort).
+    const lease = (verb: string, name?: string, ns = namespace): V1ResourceAttributes => ({
+      verb,
+      group: 'coordination.k8s.io',
+      resource: 'leases',
+      namespace: ns,
+      ...(name === undefined ? {} : { name }),
+    });
+    for (const attrs of [lease('get', LEASE_NAME), lease('update', LEASE_NAME), lease('create')]) {
+      if (!(await allowed(SERVICE_ACCOUNT, { resourceAttributes: attrs })))
+        wrong.push(`denied ${JSON.stringify(attrs)}`);
+    }
+    for (const attrs of [
+      lease('update', 'another-lease'),
+      lease('get', 'kube-controller-manager'),
+      lease('delete', LEASE_NAME),
+      lease('patch', LEASE_NAME),
+      lease('list'),
+      lease('watch'),
+      lease('update', LEASE_NAME, 'kube-system'),
+      lease('create', undefined, 'kube-system'),
+    ]) {
+      if (await allowed(SERVICE_ACCOUNT, { resourceAttributes: attrs })) wrong.push(`allowed ${JSON.stringify(attrs)}`);
     }
 
     const metric: V1ResourceAttributes = {

@@ -13,13 +13,19 @@ import {
 } from '../support/metric-server.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
 import { expectSampleError, standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
+import { pinnedAddress } from '../support/pinned-address.ts';
 
 const SECRET = 'key-8d2e51b0-secret';
 const signal = () => AbortSignal.timeout(5000);
 
 const scalers: StandaloneScaler[] = [];
 function scaler(metadata: Record<string, string>, authParams: Record<string, string> = {}): StandaloneScaler {
-  const s = standalone(createMetricsApiScaler(triggerInput({ type: 'metrics-api', metadata, authParams })));
+  // The url is also the TriggerAuthentication's when it supplies anything (test/support/pinned-address.ts).
+  const s = standalone(
+    createMetricsApiScaler(
+      triggerInput({ type: 'metrics-api', ...pinnedAddress('url', 'copy', metadata, authParams) }),
+    ),
+  );
   scalers.push(s);
   return s;
 }
@@ -73,7 +79,11 @@ describe('metrics-api: format json', () => {
     { comment: 'a missing value', body: { components: [] }, error: 'nothing at "components.0"' },
     { comment: 'null', body: { components: [{ tasks: null }] }, error: 'got null' },
     { comment: 'a boolean', body: { components: [{ tasks: true }] }, error: 'boolean true' },
-    { comment: 'a non-Quantity string', body: { components: [{ tasks: 'NaN' }] }, error: 'the string "NaN"' },
+    {
+      comment: 'a non-Quantity string (never quoted)',
+      body: { components: [{ tasks: 'NaN' }] },
+      error: 'the value at "components.0.tasks" is not a number',
+    },
     { comment: 'an empty JSON object', body: {}, error: 'nothing at "components"' },
   ])('$comment is an error', async ({ body, error }) => {
     server.respond = () => json(body);

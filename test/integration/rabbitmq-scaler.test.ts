@@ -8,7 +8,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import amqp from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BackendError, ScalerError, describeError } from '../../src/errors.ts';
 import { AmqpBroker, CONNECTION_NAME, MAX_CHANNELS } from '../../src/scalers/rabbitmq-amqp.ts';
 import { createRabbitMqScaler } from '../../src/scalers/rabbitmq.ts';
@@ -16,6 +16,7 @@ import type { Sample, SharedResources } from '../../src/scalers/scaler.ts';
 import { SharedPool } from '../../src/scalers/shared.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
 import { standalone, triggerInput, type StandaloneScaler } from '../support/trigger.ts';
+import { pinnedAddress } from '../support/pinned-address.ts';
 import { loadTestEnv, rabbitmqApi, uniqueName, waitFor } from '../support/env.ts';
 
 const signal = () => AbortSignal.timeout(5000);
@@ -27,7 +28,11 @@ function scaler(
   authParams: Record<string, string> = {},
   shared?: SharedResources,
 ): StandaloneScaler {
-  const s = standalone(createRabbitMqScaler(triggerInput({ type: 'rabbitmq', metadata, authParams })), shared);
+  // The host is the TriggerAuthentication's when it supplies anything (test/support/pinned-address.ts).
+  const s = standalone(
+    createRabbitMqScaler(triggerInput({ type: 'rabbitmq', ...pinnedAddress('host', 'move', metadata, authParams) })),
+    shared,
+  );
   scalers.push(s);
   return s;
 }
@@ -325,6 +330,149 @@ describe('rabbitmq scaler against a real broker', () => {
     const e2 = await sampleError(scaler({ host: 'amqp://guest:guest@127.0.0.1:1/', queueName: queue }));
     expect(e2.message).toMatch(/cannot connect to amqp:\/\/127\.0\.0\.1:1\/%2F over AMQP/);
     for (const e of [e1, e2]) expect(e).toBeInstanceOf(BackendError);
+  });
+
+  // The shared broker has no OAuth2 plugin configured: a local token endpoint issues tokens, and a proxy in front of
+  // the real management API lets through only requests carrying one of them (unexpired, not revoked), forwarding them
+  // with the broker's own credentials. So the value read is the broker's, and the bearer token is proven to be sent.
+  describe('OAuth2 client credentials, through a bearer-checking proxy in front of the real management API', () => {
+    const clientSecret = 'oauth-Cl1ent-secret-never-shown';
+    const scope = 'rabbitmq.read:*/* rabbitmq.tag:monitoring';
+    let idp: Server;
+    let proxy: Server;
+    let tokenUri: string;
+    let proxyHost: string;
+    /** Lifetime of the next tokens, in seconds. */
+    let expiresIn = 3600;
+    const issued = new Map<string, { expiresAt: number; revoked: boolean }>();
+    const tokenRequests: URLSearchParams[] = [];
+    const forwarded: string[] = [];
+    let refused = 0;
+
+    beforeAll(async () => {
+      idp = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const form = new URLSearchParams(Buffer.concat(chunks).toString());
+          tokenRequests.push(form);
+          const basic = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString();
+          const ok =
+            req.method === 'POST' &&
+            basic === `sluice-scaler:${encodeURIComponent(clientSecret)}` &&
+            form.get('grant_type') === 'client_credentials' &&
+            form.get('scope') === scope;
+          if (!ok) {
+            res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid_client"}');
+            return;
+          }
+          const token = `bearer-${issued.size + 1}-${uniqueName('t')}`;
+          issued.set(token, { expiresAt: Date.now() + expiresIn * 1000, revoked: false });
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: expiresIn }));
+        });
+      });
+      const { host, username, password } = managementWithoutCredentials();
+      const upstream = new URL(host);
+      const basic = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+      proxy = createServer((req, res) => {
+        const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+        const grant = token === undefined ? undefined : issued.get(token);
+        if (token === undefined || grant === undefined || grant.revoked || Date.now() >= grant.expiresAt) {
+          refused++;
+          res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"not_authorized"}');
+          return;
+        }
+        forwarded.push(token);
+        void fetch(new URL(req.url ?? '/', upstream), { headers: { authorization: basic, accept: 'application/json' } })
+          .then(async (answer) => {
+            const body = await answer.text();
+            res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' }).end(body);
+          })
+          .catch(() => res.writeHead(502).end());
+      });
+      for (const server of [idp, proxy]) {
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      }
+      tokenUri = `http://127.0.0.1:${(idp.address() as AddressInfo).port}/oauth2/token`;
+      proxyHost = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`;
+    });
+    afterAll(async () => {
+      for (const server of [idp, proxy]) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+    beforeEach(() => {
+      expiresIn = 3600;
+      tokenRequests.length = 0;
+      forwarded.length = 0;
+      refused = 0;
+    });
+
+    const oauth = {
+      oauthTokenURI: '',
+      clientID: 'sluice-scaler',
+      clientSecret,
+      scopes: 'rabbitmq.read:*/*, rabbitmq.tag:monitoring',
+    };
+    const oauthScaler = (metadata: Record<string, string> = {}, shared?: SharedResources) =>
+      scaler({ host: proxyHost, queueName: queue, ...metadata }, { ...oauth, oauthTokenURI: tokenUri }, shared);
+
+    it('the control: the proxy refuses a request without a token it issued', async () => {
+      const err = await sampleError(scaler({ host: proxyHost, queueName: queue }));
+      expect(err.message).toMatch(/refused the credentials \(401\)/);
+      expect(forwarded).toEqual([]);
+    });
+
+    it('reads the real queue with the bearer token, one token for every reader of the client', async () => {
+      const shared = new SharedPool();
+      const one = oauthScaler({}, shared);
+      const regex = oauthScaler({ queueName: `^${queue}$`, useRegex: 'true' }, shared);
+      expect(await one.sample(signal())).toEqual({ value: 7, active: true });
+      expect(await regex.sample(signal())).toEqual({ value: 7, active: true });
+      expect(tokenRequests).toHaveLength(1);
+      expect(forwarded).toHaveLength(2);
+      expect(new Set(forwarded).size).toBe(1);
+      expect(refused).toBe(0);
+    });
+
+    it('renews the token before it expires: the proxy never sees an expired one', async () => {
+      expiresIn = 1; // used for 0.9 s
+      const s = oauthScaler();
+      expect((await s.sample(signal())).value).toBe(7);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect((await s.sample(signal())).value).toBe(7);
+      expect(tokenRequests).toHaveLength(2);
+      expect(new Set(forwarded).size).toBe(2);
+      expect(refused).toBe(0);
+    });
+
+    it('a revoked token: the 401 drops it once, a new one is fetched and the read succeeds', async () => {
+      const s = oauthScaler();
+      expect((await s.sample(signal())).value).toBe(7);
+      const first = forwarded[0] ?? '';
+      const grant = issued.get(first);
+      if (grant) grant.revoked = true;
+      expect((await s.sample(signal())).value).toBe(7);
+      expect(refused).toBe(1);
+      expect(tokenRequests).toHaveLength(2);
+      expect(forwarded.at(-1)).not.toBe(first);
+    });
+
+    it('a wrong client secret: a BackendError naming the token endpoint, never the secret; the API is not asked', async () => {
+      const s = scaler(
+        { host: proxyHost, queueName: queue },
+        { ...oauth, oauthTokenURI: `${tokenUri}?tenant=x`, clientSecret: 'wrong-secret-value-1234' },
+      );
+      const err = await sampleError(s);
+      expect(err).toBeInstanceOf(BackendError);
+      expect(err.message).toBe(`the OAuth2 token endpoint ${tokenUri} answered 401 (invalid_client)`);
+      expect(describeError(err)).not.toContain('wrong-secret-value-1234');
+      expect(forwarded).toEqual([]);
+      expect(refused).toBe(0);
+    });
   });
 });
 

@@ -188,7 +188,11 @@ describe('TriggerAuthentication CRDs and resolution on the real API server', () 
         apiVersion: `${GROUP}/${VERSION}`,
         kind: 'ClusterTriggerAuthentication',
         metadata: { name: ctaName },
-        spec: { secretTargetRef: [{ parameter: 'password', name: 'shared', key: 'password' }] },
+        spec: {
+          secretTargetRef: [{ parameter: 'password', name: 'shared', key: 'password' }],
+          // Matched against the real Namespace's labels (every namespace has its name as a label).
+          allowedNamespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+        },
       },
     });
   });
@@ -374,7 +378,10 @@ describe('TriggerAuthentication CRDs and resolution on the real API server', () 
         apiVersion: `${GROUP}/${VERSION}`,
         kind: 'ClusterTriggerAuthentication',
         metadata: { name: `${ctaName}-ns` },
-        spec: { secretTargetRef: [{ parameter: 'password', name: 'rabbit-secret', key: 'password' }] },
+        spec: {
+          secretTargetRef: [{ parameter: 'password', name: 'rabbit-secret', key: 'password' }],
+          allowedNamespaces: [ns],
+        },
       },
     });
     try {
@@ -389,6 +396,62 @@ describe('TriggerAuthentication CRDs and resolution on the real API server', () 
         version: VERSION,
         plural: 'clustertriggerauthentications',
         name: `${ctaName}-ns`,
+      });
+    }
+  });
+  it('a ClusterTriggerAuthentication is used only from the namespaces it allows, by the real Namespace labels', async () => {
+    const name = `${ctaName}-sel`;
+    const label = uniqueName('team');
+    const createCta = (metadataName: string, spec: Record<string, unknown>) =>
+      custom.createClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: 'clustertriggerauthentications',
+        body: {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: 'ClusterTriggerAuthentication',
+          metadata: { name: metadataName },
+          spec,
+        },
+      });
+    // The CRD's CEL rule: In needs values (as metav1.LabelSelector).
+    const invalid: unknown = await createCta(`${name}-bad`, {
+      allowedNamespaceSelector: { matchExpressions: [{ key: 'team', operator: 'In' }] },
+    }).catch((err: unknown) => err);
+    expect(invalid).toBeInstanceOf(ApiException);
+    expect((invalid as ApiException<unknown>).code).toBe(422);
+    expect(String((invalid as ApiException<unknown>).body)).toContain('values must be non-empty for In and NotIn');
+
+    await createCta(name, {
+      secretTargetRef: [{ parameter: 'password', name: 'shared', key: 'password' }],
+      allowedNamespaceSelector: {
+        matchLabels: { 'sluice-test/team': label },
+        matchExpressions: [{ key: 'sluice-test/quarantined', operator: 'DoesNotExist' }],
+      },
+    });
+    try {
+      const uses = so([{ authenticationRef: { name, kind: 'ClusterTriggerAuthentication' } }]);
+      const refused = await failure(uses);
+      expect(refused).toBeInstanceOf(ValidationError);
+      expect(refused.message).toBe(
+        `spec.triggers[0].authenticationRef: ClusterTriggerAuthentication "${name}" may not be used from namespace "${ns}": its labels do not match the ClusterTriggerAuthentication's spec.allowedNamespaceSelector; label the namespace to match it, or add "${ns}" to spec.allowedNamespaces`,
+      );
+      const labelNamespace = (labels: Record<string, string | null>) =>
+        core.patchNamespace(
+          { name: ns, body: { metadata: { labels } } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+      await labelNamespace({ 'sluice-test/team': label });
+      expect((await resolver.resolve(uses)).triggers[0]?.authParams).toStrictEqual({ password: SECRETS.cluster });
+      await labelNamespace({ 'sluice-test/quarantined': 'true' });
+      expect(await failure(uses)).toBeInstanceOf(ValidationError);
+      await labelNamespace({ 'sluice-test/team': null, 'sluice-test/quarantined': null });
+    } finally {
+      await custom.deleteClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: 'clustertriggerauthentications',
+        name,
       });
     }
   });

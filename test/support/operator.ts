@@ -31,6 +31,13 @@ export function recordingEvents(): RecordingEvents {
 /** One call to the MemoryKube, in order. */
 export type KubeCall =
   | { readonly op: 'applyHpa'; readonly hpa: V2HorizontalPodAutoscaler }
+  | { readonly op: 'adoptHpa'; readonly hpa: V2HorizontalPodAutoscaler }
+  | {
+      readonly op: 'setFinalizers';
+      readonly ref: ObjectRef;
+      readonly finalizers: readonly string[];
+      readonly resourceVersion: string | undefined;
+    }
   | { readonly op: 'deleteHpa'; readonly namespace: string; readonly name: string }
   | { readonly op: 'patchStatus'; readonly ref: ObjectRef; readonly status: Record<string, unknown> }
   | { readonly op: 'readScale'; readonly target: ScaleTarget }
@@ -48,6 +55,9 @@ export class MemoryKube implements KubePort {
   resource = 'deployments';
   readonly calls: KubeCall[] = [];
   onApplyHpa: ((hpa: V2HorizontalPodAutoscaler) => Promise<void>) | undefined;
+  onAdoptHpa: ((hpa: V2HorizontalPodAutoscaler) => Promise<void>) | undefined;
+  onSetFinalizers:
+    ((ref: ObjectRef, finalizers: readonly string[], resourceVersion: string | undefined) => Promise<void>) | undefined;
   onPatchStatus: ((ref: ObjectRef, status: Record<string, unknown>) => Promise<void>) | undefined;
   onReadScale: ((target: ScaleTarget) => Promise<ScaleState>) | undefined;
   onWriteScale: ((target: ScaleTarget, replicas: number) => Promise<void>) | undefined;
@@ -68,6 +78,20 @@ export class MemoryKube implements KubePort {
   async applyHpa(hpa: V2HorizontalPodAutoscaler): Promise<void> {
     this.calls.push({ op: 'applyHpa', hpa });
     await this.onApplyHpa?.(hpa);
+  }
+
+  async adoptHpa(hpa: V2HorizontalPodAutoscaler): Promise<void> {
+    this.calls.push({ op: 'adoptHpa', hpa });
+    await this.onAdoptHpa?.(hpa);
+  }
+
+  async setFinalizers(
+    ref: ObjectRef,
+    finalizers: readonly string[],
+    resourceVersion: string | undefined,
+  ): Promise<void> {
+    this.calls.push({ op: 'setFinalizers', ref, finalizers: [...finalizers], resourceVersion });
+    await this.onSetFinalizers?.(ref, finalizers, resourceVersion);
   }
 
   deleteHpa(namespace: string, name: string): Promise<void> {

@@ -35,6 +35,9 @@ export interface ScaledObjectView {
     originalReplicaCount?: number;
     triggersActivity?: Record<string, { isActive: boolean }>;
     health?: Record<string, { numberOfFailures?: number; status?: string }>;
+    pausedReplicaCount?: number;
+    compositeScalerName?: string;
+    resourceMetricNames?: string[];
   };
 }
 

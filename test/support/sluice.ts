@@ -1,19 +1,35 @@
 // Runs `sluice operator --local` as a child process against the test environment, as a user would, and waits until
 // kube-apiserver reports the external-metrics APIService Available. Used by the e2e tests and `npm run demo`.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { once } from 'node:events';
 import path from 'node:path';
-import { ApiregistrationV1Api } from '@kubernetes/client-node';
+import { ApiregistrationV1Api, CoordinationV1Api } from '@kubernetes/client-node';
 import { REPO_ROOT, kubeConfig, loadTestEnv, waitFor } from './env.ts';
 
 export interface SluiceProcess {
   readonly child: ChildProcess;
   readonly port: number;
   readonly logFile: string;
+  /** Its identity in the leader-election Lease (src/main.ts: host and port with --local). */
+  readonly identity: string;
   stop(): Promise<void>;
+}
+
+/** The leader-election Lease of `sluice operator` (src/main.ts). */
+export const LEASE = { namespace: 'sluice-system', name: 'sluice-operator' };
+
+/** Who holds the Lease now ('' once released, undefined before any replica made it). */
+export async function leaseHolder(): Promise<string | undefined> {
+  try {
+    const lease = await kubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease(LEASE);
+    return lease.spec?.holderIdentity ?? '';
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -51,22 +67,30 @@ async function acquireLock(dir: string, timeoutMs: number): Promise<() => Promis
   }
 }
 
-export async function startSluice(options: { logName?: string; extraArgs?: string[] } = {}): Promise<SluiceProcess> {
+export interface StartOptions {
+  readonly logName?: string;
+  readonly extraArgs?: string[];
+  /**
+   * A second replica next to the one holding the lock (leader-election tests): it listens on `port`, registers the
+   * APIService to itself, and does not wait to lead. Default: the only sluice, on the environment's port, leading.
+   */
+  readonly secondary?: { readonly port: number };
+}
+
+export async function startSluice(options: StartOptions = {}): Promise<SluiceProcess> {
   const env = loadTestEnv();
-  const release = await acquireLock(path.join(env.stateDir, 'run', 'sluice.lock'), 600_000);
+  const port = options.secondary?.port ?? env.sluice.port;
+  const identity = `${hostname()}_${port}`;
+  const release =
+    options.secondary === undefined
+      ? await acquireLock(path.join(env.stateDir, 'run', 'sluice.lock'), 600_000)
+      : () => Promise.resolve();
   const logFile = path.join(env.logsDir, options.logName ?? 'sluice.log');
   const log = createWriteStream(logFile, { flags: 'a' });
   await once(log, 'open');
   const child = spawn(
     process.execPath,
-    [
-      path.join(REPO_ROOT, 'src/main.ts'),
-      'operator',
-      '--local',
-      '--port',
-      String(env.sluice.port),
-      ...(options.extraArgs ?? []),
-    ],
+    [path.join(REPO_ROOT, 'src/main.ts'), 'operator', '--local', '--port', String(port), ...(options.extraArgs ?? [])],
     { env: { ...process.env, KUBECONFIG: env.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout.pipe(log, { end: false });
@@ -80,12 +104,16 @@ export async function startSluice(options: { logName?: string; extraArgs?: strin
   const available = waitFor(
     async () => {
       const svc = await registration.readAPIService({ name: 'v1beta1.external.metrics.k8s.io' });
-      return svc.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') === true;
+      if (svc.spec?.service?.port !== port) return false;
+      if (svc.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') !== true) return false;
+      // The only replica leads before objects are made (the one before it released the Lease, or had its name).
+      const elects = !(options.extraArgs ?? []).includes('--leader-elect=false');
+      return options.secondary !== undefined || !elects || (await leaseHolder()) === identity;
     },
     {
       timeoutMs: 60_000,
       intervalMs: 250,
-      message: `the external-metrics APIService to become Available (log: ${logFile})`,
+      message: `the external-metrics APIService to become Available at port ${port} and sluice to lead (log: ${logFile})`,
     },
   );
   const crashed = exit.then(() => {
@@ -102,8 +130,9 @@ export async function startSluice(options: { logName?: string; extraArgs?: strin
 
   return {
     child,
-    port: env.sluice.port,
+    port,
     logFile,
+    identity,
     async stop() {
       if (exited === undefined) {
         child.kill('SIGTERM');

@@ -29,6 +29,8 @@ class MemoryPort implements AuthPort {
   readonly triggerAuths = new Map<string, unknown>();
   readonly clusterTriggerAuths = new Map<string, unknown>();
   readonly targets = new Map<string, ContainerEnv[]>();
+  /** Namespace name → its labels. */
+  readonly namespaces = new Map<string, Record<string, string>>();
   /** `<Kind>/<namespace>/<name>` → the error a read of it throws. */
   readonly failures = new Map<string, Error>();
   readonly reads: string[] = [];
@@ -53,6 +55,9 @@ class MemoryPort implements AuthPort {
   }
   readClusterTriggerAuthentication(name: string) {
     return this.#get('ClusterTriggerAuthentication', name, this.clusterTriggerAuths);
+  }
+  readNamespaceLabels(name: string) {
+    return this.#get('Namespace', name, this.namespaces);
   }
   readScaleTarget(namespace: string, apiVersion: string, kind: string, name: string) {
     return this.#get(`${apiVersion}.${kind}`, `${namespace}/${name}`, this.targets);
@@ -502,6 +507,7 @@ describe('authParams from a TriggerAuthentication', () => {
         {
           secretTargetRef: [{ parameter: 'password', name: 'creds', key: 'k' }],
           configMapTargetRef: [{ parameter: 'host', name: 'cfg', key: 'host' }],
+          allowedNamespaces: [NS],
         },
         'ClusterTriggerAuthentication',
       ),
@@ -524,7 +530,7 @@ describe('authParams from a TriggerAuthentication', () => {
   test('a ClusterTriggerAuthentication’s env still reads the scale target in the ScaledObject’s namespace', async () => {
     port.clusterTriggerAuths.set(
       'global',
-      ta('global', { env: [{ parameter: 'p', name: 'P' }] }, 'ClusterTriggerAuthentication'),
+      ta('global', { env: [{ parameter: 'p', name: 'P' }], allowedNamespaces: [NS] }, 'ClusterTriggerAuthentication'),
     );
     port.secrets.set(`${NS}/creds`, { k: SECRET_VALUES[0] });
     deployment([{ name: 'app', env: [{ name: 'P', valueFrom: { secretKeyRef: { name: 'creds', key: 'k' } } }] }]);
@@ -712,7 +718,11 @@ describe('authParams: errors', () => {
   test('a ClusterTriggerAuthentication names the namespace it read from', async () => {
     port.clusterTriggerAuths.set(
       'global',
-      ta('global', { secretTargetRef: [{ parameter: 'p', name: 'creds', key: 'k' }] }, 'ClusterTriggerAuthentication'),
+      ta(
+        'global',
+        { secretTargetRef: [{ parameter: 'p', name: 'creds', key: 'k' }], allowedNamespaces: [NS] },
+        'ClusterTriggerAuthentication',
+      ),
     );
     const err = await failure(scaledObject(ref('global', 'ClusterTriggerAuthentication')), AuthResolutionError);
     expect(err.message).toBe(
@@ -816,7 +826,11 @@ describe('no credential value in any error', () => {
     setup: () =>
       port.clusterTriggerAuths.set(
         'g',
-        ta('g', { secretTargetRef: [{ parameter: 'p', name: 'creds', key: 'nope' }] }, 'ClusterTriggerAuthentication'),
+        ta(
+          'g',
+          { secretTargetRef: [{ parameter: 'p', name: 'creds', key: 'nope' }], allowedNamespaces: [NS] },
+          'ClusterTriggerAuthentication',
+        ),
       ),
   });
   envScenario('env: Secret key missing, next to resolved values', [

@@ -13,7 +13,7 @@ import {
   toStructuralSchema,
   type JsonSchemaProps,
 } from '../../../src/operator/crd.ts';
-import { ScaledObjectSpecSchema } from '../../../src/operator/scaled-object.ts';
+import { MAX_TRIGGERS, ScaledObjectSpecSchema } from '../../../src/operator/scaled-object.ts';
 import {
   clusterTriggerAuthenticationCrd,
   triggerAuthenticationCrd,
@@ -104,13 +104,41 @@ describe('the CRD', () => {
     ]);
   });
 
-  test("KEDA's min ≤ max CEL rule on spec", () => {
+  // The CEL rules kubectl apply enforces (parseScaledObject checks the same for objects that got past an older CRD).
+  // Literal on purpose: the rule text is what the API server evaluates, and KEDA's min ≤ max comes first, verbatim.
+  test("the spec's CEL rules: KEDA's min ≤ max, then idle < min, unique trigger names and scalingModifiers", () => {
     expect(scaledObjectOpenApiSchema().properties?.['spec']?.['x-kubernetes-validations']).toStrictEqual([
       {
         rule: '!has(self.minReplicaCount) || self.minReplicaCount <= (has(self.maxReplicaCount) ? self.maxReplicaCount : 100)',
         message: 'minReplicaCount must be less than or equal to maxReplicaCount',
       },
+      {
+        rule: '!has(self.idleReplicaCount) || self.idleReplicaCount < (has(self.minReplicaCount) ? self.minReplicaCount : 0) || (self.idleReplicaCount == 0 && (!has(self.minReplicaCount) || self.minReplicaCount == 0))',
+        message: 'idleReplicaCount must be less than minReplicaCount',
+        fieldPath: '.idleReplicaCount',
+      },
+      {
+        rule: "self.triggers.all(t, !has(t.name) || t.name == '' || self.triggers.filter(u, has(u.name) && u.name == t.name).size() == 1)",
+        message: 'trigger names must be unique within the ScaledObject',
+        fieldPath: '.triggers',
+      },
+      {
+        rule: "!has(self.advanced) || !has(self.advanced.scalingModifiers) || !has(self.advanced.scalingModifiers.formula) || (has(self.advanced.scalingModifiers.target) && self.triggers.exists(t, has(t.name) && t.name != ''))",
+        message: 'a scalingModifiers formula needs a target and named triggers',
+        fieldPath: '.advanced.scalingModifiers',
+      },
+      {
+        rule: "!has(self.fallback) || self.fallback.behavior != 'scalingModifiers' || (has(self.advanced) && has(self.advanced.scalingModifiers) && has(self.advanced.scalingModifiers.formula))",
+        message: 'fallback behavior scalingModifiers needs spec.advanced.scalingModifiers.formula',
+        fieldPath: '.fallback.behavior',
+      },
     ]);
+  });
+
+  test('at most 64 triggers (MAX_TRIGGERS), at least 1', () => {
+    const triggers = scaledObjectOpenApiSchema().properties?.['spec']?.properties?.['triggers'];
+    expect([triggers?.minItems, triggers?.maxItems]).toStrictEqual([1, 64]);
+    expect(MAX_TRIGGERS).toBe(64);
   });
 
   describe('the schema is structural', () => {

@@ -55,6 +55,10 @@ function setup(
     idleReplicaCount: undefined,
     hasFallback: false,
     createdAt: new Date(T0.getTime() - 3_600_000),
+    pausedScaleIn: false,
+    pausedScaleOut: false,
+    forceActivation: false,
+    alwaysActive: false,
     ...options.settings,
   };
   const executor = new Executor(settings, state, {
@@ -246,6 +250,78 @@ describe('cooldown', () => {
     expect(t.kube.writes()).toStrictEqual([]);
     await advance(5);
     expect(t.kube.writes()).toStrictEqual([0]);
+  });
+});
+
+describe('annotations and cpu/memory-only objects', () => {
+  test('force-activation: activates from 0 with inactive triggers', async () => {
+    const t = start(setup({ settings: { forceActivation: true } }));
+    await flush();
+    expect(t.kube.writes()).toStrictEqual([1]);
+    expect(t.executor.snapshot().decision).toMatchObject({
+      rule: 'scale-from-zero',
+      condition: {
+        reason: 'ScalerActive',
+        message: 'Scaling is performed because activation is being forced by annotation',
+      },
+    });
+    expect(t.events.events[0]).toMatchObject({ reason: 'KEDAScaleTargetActivated' });
+    expect(t.events.events[0]?.note).toMatch(/^Scaled apps\/v1\.Deployment shop\/orders from 0 to 1, triggered by/);
+    expect(t.state.lastActiveTime).toStrictEqual(at(0));
+  });
+
+  test('force-activation: never scales in, however long the triggers stay inactive', async () => {
+    const t = start(setup({ replicas: 3, settings: { forceActivation: true, cooldownPeriodS: 60 } }));
+    await advance(10 * 60_000);
+    expect(t.kube.writes()).toStrictEqual([]);
+    expect(t.executor.snapshot().decision?.rule).toBe('active');
+  });
+
+  test('paused-scale-out: active at 0 is not activated', async () => {
+    const t = start(setup({ summary: ACTIVE, settings: { pausedScaleOut: true } }));
+    await advance(5 * 30_000);
+    expect(t.kube.writes()).toStrictEqual([]);
+    expect(t.executor.snapshot().decision?.rule).toBe('paused-scale-out');
+    expect(t.events.events).toStrictEqual([]);
+  });
+
+  test('paused-scale-in: the cooldown ends without a scale-in', async () => {
+    const t = start(
+      setup({
+        replicas: 3,
+        summary: ACTIVE,
+        settings: { pausedScaleIn: true, cooldownPeriodS: 60, pollingIntervalS: 3600 },
+      }),
+    );
+    await flush();
+    t.change(INACTIVE);
+    await advance(60_000 + 5);
+    expect(t.kube.writes()).toStrictEqual([]);
+    await advance(3_600_000);
+    expect(t.kube.writes()).toStrictEqual([]);
+    expect(t.executor.snapshot().decision?.rule).toBe('paused-scale-in');
+  });
+
+  test('only cpu/memory triggers (alwaysActive): no poller triggers, active, never scaled in', async () => {
+    const t = start(
+      setup({
+        replicas: 2,
+        summary: pollerSummary(),
+        settings: { alwaysActive: true, minReplicaCount: 1, cooldownPeriodS: 0 },
+      }),
+    );
+    await advance(10 * 30_000);
+    expect(t.kube.writes()).toStrictEqual([]);
+    expect(t.executor.snapshot().decision).toMatchObject({
+      rule: 'active',
+      condition: { status: 'True', message: 'Scaling is performed because triggers are active' },
+    });
+  });
+
+  test('alwaysActive found at 0 (scaled down by hand): back to max(1, min)', async () => {
+    const t = start(setup({ replicas: 0, settings: { alwaysActive: true, minReplicaCount: 2 } }));
+    await flush();
+    expect(t.kube.writes()).toStrictEqual([2]);
   });
 });
 

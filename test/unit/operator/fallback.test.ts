@@ -66,11 +66,24 @@ describe('fallbackReplicas (fallback.replicas = 4)', () => {
         current: 9,
         want: 4,
       },
+      // scalingModifiers: the failing trigger is nil in the formula; fallback.replicas is what a nil formula serves.
       {
-        comment: 'scalingModifiers needs a formula: no count',
+        comment: 'scalingModifiers, below: fallback.replicas (for a formula that gives nil)',
         behavior: 'scalingModifiers',
         current: 2,
-        want: undefined,
+        want: 4,
+      },
+      {
+        comment: 'scalingModifiers, current unknown: fallback.replicas (it never needs the current count)',
+        behavior: 'scalingModifiers',
+        current: undefined,
+        want: 4,
+      },
+      {
+        comment: 'scalingModifiers, above: still fallback.replicas',
+        behavior: 'scalingModifiers',
+        current: 9,
+        want: 4,
       },
     ];
   test.each(rows)('$comment', ({ behavior, current, want }) => {

@@ -7,7 +7,9 @@ import {
   type DesiredHpa,
   type HpaMetric,
 } from '../../../src/operator/hpa.ts';
+import { parseAnnotations } from '../../../src/operator/annotations.ts';
 import { parseScaledObject, type ScaledObject } from '../../../src/operator/scaled-object.ts';
+import type { ResourceMetric } from '../../../src/scalers/cpu-memory.ts';
 
 /** KEDA's worked example (docs/keda-compatibility.md#worked-example) with sluice's group, label and HPA prefix. */
 function ordersConsumer(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): ScaledObject {
@@ -305,5 +307,248 @@ describe('desiredHpa', () => {
     expect(caught).toBeInstanceOf(ValidationError);
     expect((caught as ValidationError).field).toBe(field);
     expect((caught as ValidationError).message).toContain(message);
+  });
+});
+
+describe('desiredHpa: cpu and memory (Resource and ContainerResource metrics)', () => {
+  const cpu: ResourceMetric = {
+    name: 'cpu',
+    container: undefined,
+    target: { type: 'Utilization', averageUtilization: 60 },
+  };
+  const memory: ResourceMetric = {
+    name: 'memory',
+    container: undefined,
+    target: { type: 'AverageValue', averageValue: '256Mi' },
+  };
+  const appMemory: ResourceMetric = { ...memory, container: 'app' };
+  const sidecarCpu: ResourceMetric = { ...cpu, container: 'sidecar' };
+
+  test('a Resource metric: Utilization as averageUtilization', () => {
+    const hpa = desiredHpa({ scaledObject: ordersConsumer(), metrics: [], resources: [cpu] });
+    expect(hpa.spec.metrics).toStrictEqual([
+      { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } },
+    ]);
+  });
+
+  test('a ContainerResource metric: AverageValue as the Quantity written, for the container', () => {
+    const hpa = desiredHpa({ scaledObject: ordersConsumer(), metrics: [], resources: [appMemory] });
+    expect(hpa.spec.metrics).toStrictEqual([
+      {
+        type: 'ContainerResource',
+        containerResource: {
+          name: 'memory',
+          container: 'app',
+          target: { type: 'AverageValue', averageValue: '256Mi' },
+        },
+      },
+    ]);
+  });
+
+  test('sorted as KEDA sorts them: ContainerResource < External < Resource, trigger order within a type', () => {
+    const hpa = desiredHpa({
+      scaledObject: ordersConsumer(),
+      metrics: [orders, { metricName: 's3-prometheus', target: 5, metricType: 'Value' }],
+      resources: [memory, appMemory, cpu, sidecarCpu],
+    });
+    expect(
+      hpa.spec.metrics.map((m) => [
+        m.type,
+        m.external?.metric.name ?? m.resource?.name ?? `${m.containerResource?.name}/${m.containerResource?.container}`,
+      ]),
+    ).toStrictEqual([
+      ['ContainerResource', 'memory/app'],
+      ['ContainerResource', 'cpu/sidecar'],
+      ['External', 's0-rabbitmq-orders'],
+      ['External', 's3-prometheus'],
+      ['Resource', 'memory'],
+      ['Resource', 'cpu'],
+    ]);
+  });
+
+  test('only cpu/memory triggers: no external metric needed', () => {
+    const hpa = desiredHpa({
+      scaledObject: ordersConsumer({ minReplicaCount: 1 }),
+      metrics: [],
+      resources: [cpu, memory],
+    });
+    expect(hpa.spec.metrics.map((m) => m.type)).toStrictEqual(['Resource', 'Resource']);
+    expect(hpa.spec.minReplicas).toBe(1);
+  });
+
+  test('no external metric and no resource: the KEDA error', () => {
+    expect(() => desiredHpa({ scaledObject: ordersConsumer(), metrics: [], resources: [] })).toThrow(
+      'no metric specs returned from scalers for ScaledObject shop/orders-consumer',
+    );
+  });
+});
+
+describe('desiredHpa: scalingModifiers (one composite metric)', () => {
+  const composite: HpaMetric = { metricName: 'composite-metric', target: 5, metricType: 'Value' };
+
+  test('the only External metric is composite-metric, selected by the ScaledObject label', () => {
+    const hpa = desiredHpa({ scaledObject: ordersConsumer(), metrics: [composite] });
+    expect(hpa.spec.metrics).toStrictEqual([
+      {
+        type: 'External',
+        external: {
+          metric: {
+            name: 'composite-metric',
+            selector: { matchLabels: { 'scaledobject.sluice.dev/name': 'orders-consumer' } },
+          },
+          target: { type: 'Value', value: '5' },
+        },
+      },
+    ]);
+  });
+
+  test('next to cpu triggers: between the ContainerResource and Resource metrics', () => {
+    const hpa = desiredHpa({
+      scaledObject: ordersConsumer(),
+      metrics: [{ ...composite, metricType: 'AverageValue', target: 2.5 }],
+      resources: [
+        { name: 'cpu', container: undefined, target: { type: 'Utilization', averageUtilization: 60 } },
+        { name: 'cpu', container: 'app', target: { type: 'Utilization', averageUtilization: 70 } },
+      ],
+    });
+    expect(hpa.spec.metrics.map((m) => m.type)).toStrictEqual(['ContainerResource', 'External', 'Resource']);
+    expect(hpa.spec.metrics[1]?.external?.target).toStrictEqual({ type: 'AverageValue', averageValue: '2500m' });
+  });
+
+  test('a composite target below the Quantity precision names spec.advanced.scalingModifiers.target', () => {
+    let caught: unknown;
+    try {
+      desiredHpa({ scaledObject: ordersConsumer(), metrics: [{ ...composite, target: 0.0004 }] });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ValidationError);
+    expect((caught as ValidationError).field).toBe('spec.advanced.scalingModifiers.target');
+    expect((caught as ValidationError).message).toContain('got 0.0004');
+  });
+});
+
+describe('desiredHpa: annotations', () => {
+  const behavior = {
+    scaleDown: {
+      stabilizationWindowSeconds: 60,
+      selectPolicy: 'Max',
+      policies: [{ type: 'Percent', value: 50, periodSeconds: 30 }],
+    },
+    scaleUp: { policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }] },
+  };
+  const withBehavior = (annotations: Record<string, string>) =>
+    ordersConsumer(
+      { advanced: { horizontalPodAutoscalerConfig: { behavior: structuredClone(behavior) } } },
+      { annotations },
+    );
+
+  const rows: { comment: string; so: ScaledObject; want: unknown }[] = [
+    {
+      comment: 'paused-scale-in without a behavior: scaleDown selectPolicy Disabled only',
+      so: ordersConsumer({}, { annotations: { 'autoscaling.keda.sh/paused-scale-in': 'true' } }),
+      want: { scaleDown: { selectPolicy: 'Disabled' } },
+    },
+    {
+      comment: 'paused-scale-out without a behavior: scaleUp selectPolicy Disabled only',
+      so: ordersConsumer({}, { annotations: { 'autoscaling.sluice.dev/paused-scale-out': 'true' } }),
+      want: { scaleUp: { selectPolicy: 'Disabled' } },
+    },
+    {
+      comment: 'both: both sides Disabled',
+      so: ordersConsumer(
+        {},
+        {
+          annotations: {
+            'autoscaling.keda.sh/paused-scale-in': 'true',
+            'autoscaling.keda.sh/paused-scale-out': 'true',
+          },
+        },
+      ),
+      want: { scaleDown: { selectPolicy: 'Disabled' }, scaleUp: { selectPolicy: 'Disabled' } },
+    },
+    {
+      comment: "paused-scale-in merged into the user's behavior: the user's policies kept, selectPolicy replaced",
+      so: withBehavior({ 'autoscaling.keda.sh/paused-scale-in': 'true' }),
+      want: {
+        scaleDown: {
+          stabilizationWindowSeconds: 60,
+          selectPolicy: 'Disabled',
+          policies: [{ type: 'Percent', value: 50, periodSeconds: 30 }],
+        },
+        scaleUp: { policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }] },
+      },
+    },
+    {
+      comment: "paused-scale-out merged into the user's behavior: scaleDown untouched",
+      so: withBehavior({ 'autoscaling.keda.sh/paused-scale-out': 'true' }),
+      want: {
+        scaleDown: behavior.scaleDown,
+        scaleUp: { policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }], selectPolicy: 'Disabled' },
+      },
+    },
+    {
+      comment: 'the annotations set to "false": the user behavior verbatim',
+      so: withBehavior({ 'autoscaling.keda.sh/paused-scale-in': 'false', 'autoscaling.keda.sh/paused-scale-out': 'f' }),
+      want: behavior,
+    },
+  ];
+  test.each(rows)('$comment', ({ so, want }) => {
+    const hpa = desiredHpa({
+      scaledObject: so,
+      metrics: [orders],
+      annotations: parseAnnotations(so.metadata.annotations),
+    });
+    expect(hpa.spec.behavior).toStrictEqual(want);
+  });
+
+  test("the ScaledObject's behavior is not modified by the injection", () => {
+    const so = withBehavior({ 'autoscaling.keda.sh/paused-scale-in': 'true' });
+    desiredHpa({ scaledObject: so, metrics: [orders], annotations: parseAnnotations(so.metadata.annotations) });
+    expect(so.spec.advanced?.horizontalPodAutoscalerConfig?.behavior).toStrictEqual(behavior);
+  });
+
+  test("the ScaledObject's annotations are copied onto the HPA, except kubectl's last-applied-configuration", () => {
+    const annotations = {
+      'kubectl.kubernetes.io/last-applied-configuration': '{"apiVersion":"sluice.dev/v1alpha1"}',
+      'autoscaling.keda.sh/paused-scale-in': 'true',
+      'example.com/owner': 'payments',
+    };
+    const so = ordersConsumer({}, { annotations });
+    const hpa = desiredHpa({ scaledObject: so, metrics: [orders], annotations: parseAnnotations(annotations) });
+    expect(hpa.metadata.annotations).toStrictEqual({
+      'autoscaling.keda.sh/paused-scale-in': 'true',
+      'example.com/owner': 'payments',
+    });
+  });
+
+  test('no annotations key when only last-applied-configuration is there (server-side apply would own it)', () => {
+    const so = ordersConsumer({}, { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } });
+    expect(desiredHpa({ scaledObject: so, metrics: [orders] }).metadata).not.toHaveProperty('annotations');
+    expect(desiredHpa({ scaledObject: ordersConsumer(), metrics: [orders] }).metadata).not.toHaveProperty(
+      'annotations',
+    );
+  });
+
+  test('hpa-excluded-labels: those labels of the ScaledObject are not copied; sluice-set labels stay', () => {
+    const annotations = {
+      'scaledobject.keda.sh/hpa-excluded-labels': 'team, cost,app.kubernetes.io/name,scaledobject.sluice.dev/name',
+    };
+    const so = ordersConsumer(
+      {},
+      {
+        annotations,
+        labels: { team: 'payments', cost: 'c-42', tier: 'backend', 'app.kubernetes.io/name': 'orders' },
+      },
+    );
+    const hpa = desiredHpa({ scaledObject: so, metrics: [orders], annotations: parseAnnotations(annotations) });
+    expect(hpa.metadata.labels).toStrictEqual({
+      // The default name label is sluice's own: only the ScaledObject's override of it is excluded.
+      'app.kubernetes.io/name': 'sluice-hpa-orders-consumer',
+      'app.kubernetes.io/part-of': 'orders-consumer',
+      tier: 'backend',
+      'app.kubernetes.io/managed-by': 'sluice-operator',
+      'scaledobject.sluice.dev/name': 'orders-consumer',
+    });
   });
 });

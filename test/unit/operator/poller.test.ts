@@ -7,6 +7,7 @@ import { BackendError, ScalerError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/log.ts';
 import { MetricStore } from '../../../src/metric-store.ts';
 import type { ObjectReference } from '../../../src/operator/events.ts';
+import { parseFormula } from '../../../src/operator/formula.ts';
 import { Poller, type ReplicaCounts } from '../../../src/operator/poller.ts';
 import type { Fallback } from '../../../src/operator/scaled-object.ts';
 import type { MetricType, Reading, Source, SourceHub, Subscription } from '../../../src/scalers/scaler.ts';
@@ -67,11 +68,21 @@ interface TriggerSpec {
   readonly target?: number;
 }
 
+/** scalingModifiers as the poller gets them: the formula over the triggers named `names` (in trigger order). */
+interface CompositeOption {
+  readonly formula: string;
+  readonly names: readonly (string | undefined)[];
+  readonly target?: number;
+  readonly activationTarget?: number;
+  readonly metricType?: MetricType;
+}
+
 function setup(
   options: {
     fallback?: Fallback;
     triggers?: TriggerSpec[];
     replicas?: ReplicaCounts | (() => Promise<ReplicaCounts>);
+    composite?: CompositeOption;
   } = {},
 ) {
   const hub = new FakeHub();
@@ -94,6 +105,18 @@ function setup(
       }),
       pollingIntervalS: INTERVAL_S,
       fallback: options.fallback,
+      composite:
+        options.composite === undefined
+          ? undefined
+          : {
+              spec: {
+                formula: parseFormula(options.composite.formula),
+                target: options.composite.target ?? 5,
+                activationTarget: options.composite.activationTarget ?? 0,
+                metricType: options.composite.metricType ?? 'AverageValue',
+              },
+              names: options.composite.names,
+            },
     },
     { hub, store, events, log, replicas, onChange },
   );
@@ -112,6 +135,7 @@ function setup(
       hub.deliver(`src-${index}`, reading, changed);
     },
     series: (index = 0) => store.find('shop', `s${index}-fake`)[0],
+    composite: () => store.find('shop', 'composite-metric')[0],
   };
 }
 
@@ -551,5 +575,196 @@ describe('fallback', () => {
     await advance(100 * INTERVAL_S * 1000);
     expect(t.series()).toMatchObject({ value: undefined, error: expect.any(String) as unknown });
     expect(t.poller.summary()).toMatchObject({ fallbackActive: false, anyError: true, allError: true });
+  });
+});
+
+describe('scalingModifiers (composite-metric)', () => {
+  const AB = { formula: 'a + b * 2', names: ['a', 'b'] };
+
+  test('one series, composite-metric, with the formula over the triggers by name; no per-trigger series', () => {
+    const t = setup({ triggers: [{}, {}], composite: AB });
+    t.deliver(ok(3), true, 0);
+    // Until every trigger was read the formula cannot run: an error series (never 0).
+    expect(t.composite()).toMatchObject({ value: undefined, error: 'not every trigger has been read yet' });
+    expect(t.poller.summary()).toMatchObject({ ready: false, active: false, anyError: false });
+    const reading = ok(4);
+    t.deliver(reading, true, 1);
+    expect(t.store.ofOwner(OWNER)).toStrictEqual([
+      {
+        namespace: 'shop',
+        metricName: 'composite-metric',
+        labels: { [LABEL]: 'orders' },
+        value: 11,
+        error: undefined,
+        timestamp: new Date(reading.at),
+        owner: OWNER,
+      },
+    ]);
+    expect(t.poller.summary()).toMatchObject({
+      ready: true,
+      active: true,
+      anyError: false,
+      allError: false,
+      activeMetrics: ['composite-metric'],
+      compositeError: undefined,
+    });
+    // The per-trigger states are still there (status.triggersActivity).
+    expect(t.poller.summary().triggers.map((x) => [x.metricName, x.value])).toStrictEqual([
+      ['s0-fake', 3],
+      ['s1-fake', 4],
+    ]);
+    // A new value of one trigger recomputes the composite value.
+    t.deliver(ok(0), true, 0);
+    expect(t.composite()).toMatchObject({ value: 8 });
+  });
+
+  test('an unchanged reading refreshes the composite series timestamp', async () => {
+    const t = setup({ triggers: [{}], composite: { formula: 'a', names: ['a'] } });
+    t.deliver(ok(2));
+    await advance(1000);
+    const again = ok(2);
+    t.deliver(again, false);
+    expect(t.composite()).toMatchObject({ value: 2, timestamp: new Date(again.at) });
+  });
+
+  const activation: { comment: string; value: number; activationTarget: number; active: boolean }[] = [
+    { comment: 'value above activationTarget: active', value: 3.5, activationTarget: 3, active: true },
+    {
+      comment: 'value equal to activationTarget: not active (strictly above)',
+      value: 3,
+      activationTarget: 3,
+      active: false,
+    },
+    { comment: 'value below activationTarget: not active', value: 2, activationTarget: 3, active: false },
+    { comment: 'default activationTarget 0, value 0: not active', value: 0, activationTarget: 0, active: false },
+    { comment: 'default activationTarget 0, value 0.1: active', value: 0.1, activationTarget: 0, active: true },
+    { comment: 'negative activationTarget, value 0: active', value: 0, activationTarget: -1, active: true },
+  ];
+  test.each(activation)('activation: $comment', ({ value, activationTarget, active }) => {
+    const t = setup({ triggers: [{}], composite: { formula: 'a', names: ['a'], activationTarget } });
+    t.deliver(ok(value));
+    expect(t.composite()).toMatchObject({ value, error: undefined });
+    expect(t.poller.summary()).toMatchObject({ active, activeMetrics: active ? ['composite-metric'] : [] });
+  });
+
+  test("activity is the composite value's, not the triggers' (a trigger above 0 does not activate)", () => {
+    const t = setup({ triggers: [{}, {}], composite: { formula: 'a - b', names: ['a', 'b'] } });
+    t.deliver(ok(5), true, 0);
+    t.deliver(ok(5), true, 1);
+    expect(t.poller.summary()).toMatchObject({ active: false, activeMetrics: [] });
+    expect(t.poller.summary().triggers.every((x) => x.active)).toBe(true);
+  });
+
+  test('a failing trigger without fallback: the composite metric is an error (no value), the summary all errors', () => {
+    const t = setup({ triggers: [{}, {}], composite: AB });
+    t.deliver(ok(3), true, 0);
+    t.deliver(fail(), true, 1);
+    expect(t.composite()).toMatchObject({ value: undefined, error: 's1-fake: connect ECONNREFUSED 10.0.0.1:5672' });
+    expect(t.poller.summary()).toMatchObject({
+      ready: true,
+      active: false,
+      anyError: true,
+      allError: true,
+      fallbackActive: false,
+      compositeError: 's1-fake: connect ECONNREFUSED 10.0.0.1:5672',
+    });
+    // It answers again: the formula's value again.
+    t.deliver(ok(1), true, 1);
+    expect(t.composite()).toMatchObject({ value: 5, error: undefined });
+    expect(t.poller.summary()).toMatchObject({ anyError: false, compositeError: undefined });
+  });
+
+  test('a formula that fails at evaluation (an operator on nil would, a division by zero does): an error', () => {
+    const t = setup({ triggers: [{}, {}], composite: { formula: 'a / b', names: ['a', 'b'] } });
+    t.deliver(ok(1), true, 0);
+    t.deliver(ok(0), true, 1);
+    expect(t.composite()).toMatchObject({ value: undefined });
+    expect(t.composite()?.error).toContain('the scalingModifiers formula failed');
+    expect(t.poller.summary()).toMatchObject({ active: false, anyError: true });
+  });
+
+  test('fallback static: the composite target × fallback.replicas (not the trigger target)', async () => {
+    const t = setup({
+      fallback: { failureThreshold: 1, replicas: 4, behavior: 'static' },
+      triggers: [{ target: 100 }, { target: 100 }],
+      composite: { ...AB, target: 5 },
+    });
+    t.deliver(ok(3), true, 0);
+    t.deliver(fail(), true, 1);
+    await advance(INTERVAL_S * 1000 - 1);
+    expect(t.composite()).toMatchObject({ value: undefined });
+    await advance(1);
+    expect(t.composite()).toMatchObject({ value: 20, error: undefined });
+    expect(t.replicas).not.toHaveBeenCalled();
+    expect(t.poller.summary()).toMatchObject({
+      fallbackActive: true,
+      fallbackReplicas: 4,
+      active: true,
+      anyError: false,
+      activeMetrics: ['composite-metric'],
+    });
+  });
+
+  test('fallback static with a Value composite metric: target × replicas / ready pods', async () => {
+    const t = setup({
+      fallback: { failureThreshold: 1, replicas: 4, behavior: 'static' },
+      triggers: [{}],
+      composite: { formula: 'a', names: ['a'], target: 5, metricType: 'Value' },
+      replicas: { replicas: 3, readyReplicas: 2 },
+    });
+    t.deliver(fail());
+    await advance(INTERVAL_S * 1000);
+    expect(t.replicas).toHaveBeenCalled();
+    expect(t.composite()).toMatchObject({ value: 10, error: undefined });
+  });
+
+  test('fallback scalingModifiers: the failing trigger is nil in the formula (`??` still gives a value)', async () => {
+    const t = setup({
+      fallback: { failureThreshold: 1, replicas: 4, behavior: 'scalingModifiers' },
+      triggers: [{}, {}],
+      composite: { formula: '(a ?? 10) + b', names: ['a', 'b'] },
+    });
+    t.deliver(fail(), true, 0);
+    t.deliver(ok(3), true, 1);
+    // Before the threshold the failure is an error, as without fallback.
+    expect(t.composite()).toMatchObject({ value: undefined, error: 's0-fake: connect ECONNREFUSED 10.0.0.1:5672' });
+    await advance(INTERVAL_S * 1000);
+    expect(t.composite()).toMatchObject({ value: 13, error: undefined });
+    expect(t.replicas).not.toHaveBeenCalled();
+    expect(t.poller.summary()).toMatchObject({ fallbackActive: true, active: true, anyError: false });
+    // A new value of the other trigger: the formula runs again with a still nil.
+    t.deliver(ok(7), true, 1);
+    expect(t.composite()).toMatchObject({ value: 17 });
+    // a answers again: its value replaces nil.
+    t.deliver(ok(1), true, 0);
+    expect(t.composite()).toMatchObject({ value: 8 });
+    expect(t.poller.summary()).toMatchObject({ fallbackActive: false });
+  });
+
+  test('fallback scalingModifiers, the whole formula nil: fallback.replicas × the composite target', async () => {
+    const t = setup({
+      fallback: { failureThreshold: 1, replicas: 4, behavior: 'scalingModifiers' },
+      triggers: [{}, {}],
+      composite: { formula: 'a ?? b', names: ['a', 'b'], target: 5 },
+    });
+    t.deliver(fail(), true, 0);
+    t.deliver(fail(), true, 1);
+    await advance(INTERVAL_S * 1000);
+    expect(t.composite()).toMatchObject({ value: 20, error: undefined });
+    expect(t.poller.summary()).toMatchObject({ fallbackActive: true, active: true, anyError: false });
+  });
+
+  test('fallback scalingModifiers, an operator on the nil trigger: an error, no value', async () => {
+    const t = setup({
+      fallback: { failureThreshold: 1, replicas: 4, behavior: 'scalingModifiers' },
+      triggers: [{}, {}],
+      composite: AB,
+    });
+    t.deliver(fail(), true, 0);
+    t.deliver(ok(3), true, 1);
+    await advance(INTERVAL_S * 1000);
+    expect(t.composite()).toMatchObject({ value: undefined });
+    expect(t.composite()?.error).toContain('the scalingModifiers formula failed');
+    expect(t.poller.summary()).toMatchObject({ active: false, anyError: true });
   });
 });

@@ -3,7 +3,7 @@
 // or a refused HPA → the same with a requeue; API errors and credential failures → retried without stopping what runs
 // on the same generation; valid → the desired HPA, a RuntimeSpec whose hashes change only with what they cover, and
 // the status written only when it differs.
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, type KubernetesObject, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { beforeEach, describe, expect, test, vi } from 'vitest';
 import { ValidationError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/log.ts';
@@ -56,8 +56,20 @@ class FakeRuntime implements RuntimePort {
 interface Raw {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; uid: string; generation: number; creationTimestamp: string };
-  spec: Record<string, unknown> & { triggers: { type: string; metadata: Record<string, string> }[] };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation: number;
+    creationTimestamp: string;
+    resourceVersion?: string;
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+    deletionTimestamp?: string;
+  };
+  spec: Record<string, unknown> & {
+    triggers: { type: string; name?: string; metricType?: string; metadata: Record<string, string> }[];
+  };
   status?: ScaledObjectStatus;
 }
 
@@ -87,9 +99,13 @@ let kube: MemoryKube;
 let runtime: FakeRuntime;
 let events: RecordingEvents;
 let cache: Map<string, Raw>;
+/** The HPA informer's cache: every HPA of the namespace, not only sluice's. */
+let hpas: V2HorizontalPodAutoscaler[];
 let resolve: ReturnType<typeof vi.fn<AuthResolver['resolve']>>;
 let reconciler: Reconciler;
 let so: Raw;
+/** Whether this replica leads (leader election); most tests lead. */
+let leading: boolean;
 
 beforeEach(() => {
   kube = new MemoryKube();
@@ -106,11 +122,22 @@ beforeEach(() => {
     object.status = status;
     return Promise.resolve();
   };
+  // The API server sets the finalizers on the object the cache then sees; one being deleted goes once they are gone.
+  kube.onSetFinalizers = (ref, finalizers) => {
+    const key = `${ref.namespace}/${ref.name}`;
+    const object = cache.get(key);
+    if (object === undefined) return Promise.reject(new ApiException(404, 'Not Found', '{}', {}));
+    object.metadata.finalizers = [...finalizers];
+    if (object.metadata.deletionTimestamp !== undefined && finalizers.length === 0) cache.delete(key);
+    return Promise.resolve();
+  };
   runtime = new FakeRuntime();
   events = recordingEvents();
   so = rawScaledObject();
   cache = new Map([[KEY, so]]);
+  hpas = [];
   resolve = vi.fn<AuthResolver['resolve']>(() => Promise.resolve(RESOLVED));
+  leading = true;
   const auth: AuthResolver = { resolve };
   reconciler = createReconciler({
     kube,
@@ -118,9 +145,15 @@ beforeEach(() => {
     cluster: noCluster,
     runtime,
     events,
-    cache: { get: (name, namespace) => cache.get(`${namespace}/${name}`) as KubernetesObject | undefined },
+    cache: {
+      get: (name, namespace) => cache.get(`${namespace}/${name}`) as KubernetesObject | undefined,
+      list: (namespace) =>
+        [...cache.values()].filter((o) => o.metadata.namespace === namespace) as unknown as KubernetesObject[],
+    },
+    hpas: { list: (namespace) => hpas.filter((h) => h.metadata?.namespace === namespace) },
     log,
     now: () => NOW,
+    leading: () => leading,
   });
 });
 
@@ -477,5 +510,621 @@ describe('credentials that may heal (AuthResolutionError)', () => {
     await reconcile();
     expect(ready()).toMatchObject({ status: 'True', reason: 'ScaledObjectReady' });
     expect(events.reasons()).toStrictEqual(['ScaledObjectReady', 'ScaledObjectCheckFailed', 'ScaledObjectReady']);
+  });
+});
+
+/** Simulates an edit of the annotations (metadata: the generation does not change). `undefined` removes a key. */
+function annotate(annotations: Record<string, string | undefined>): void {
+  const next: Record<string, string> = { ...so.metadata.annotations };
+  for (const [key, value] of Object.entries(annotations)) {
+    if (value === undefined) Reflect.deleteProperty(next, key);
+    else next[key] = value;
+  }
+  so.metadata.annotations = next;
+}
+const condition = (type: string) => status().conditions?.find((c) => c.type === type);
+/** Forgets what happened so far (calls, events, runtime history, credential lookups). */
+function reset(): void {
+  kube.calls.length = 0;
+  events.events.length = 0;
+  runtime.ensured.length = 0;
+  runtime.removed.length = 0;
+  resolve.mockClear();
+}
+/** Another ScaledObject of the namespace, in the cache. */
+function another(name: string, uid: string, creationTimestamp: string, target = 'orders'): Raw {
+  const other = rawScaledObject();
+  other.metadata = { ...other.metadata, name, uid, creationTimestamp };
+  other.spec['scaleTargetRef'] = { name: target };
+  cache.set(`shop/${name}`, other);
+  return other;
+}
+/** An HPA someone else made (or another ScaledObject's, with `owner`). */
+function foreignHpa(
+  name: string,
+  target = 'orders',
+  owner?: { name: string; uid: string },
+  annotations?: Record<string, string>,
+): V2HorizontalPodAutoscaler {
+  const hpa: V2HorizontalPodAutoscaler = {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: {
+      name,
+      namespace: 'shop',
+      ...(annotations === undefined ? {} : { annotations }),
+      ...(owner === undefined
+        ? {}
+        : {
+            ownerReferences: [{ apiVersion: 'sluice.dev/v1alpha1', kind: 'ScaledObject', ...owner, controller: true }],
+          }),
+    },
+    spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: target }, maxReplicas: 5 },
+  };
+  hpas.push(hpa);
+  return hpa;
+}
+
+describe('paused (paused-replicas, paused)', () => {
+  test('paused-replicas on a running object: HPA deleted, runtime removed, target written to n, status, one event', async () => {
+    await reconcile();
+    reset();
+    annotate({ 'autoscaling.keda.sh/paused-replicas': '2' });
+
+    expect(await reconcile()).toBeUndefined();
+    expect(kube.of('deleteHpa')).toMatchObject([{ namespace: 'shop', name: 'sluice-hpa-orders' }]);
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(runtime.ensured).toStrictEqual([]);
+    expect(kube.writes()).toStrictEqual([2]);
+    // Paused objects need no credentials.
+    expect(resolve).not.toHaveBeenCalled();
+    expect(status()).toMatchObject({ pausedReplicaCount: 2, originalReplicaCount: 1, observedGeneration: 1 });
+    expect(status()).not.toHaveProperty('hpaName');
+    expect(ready()).toMatchObject({ status: 'True', reason: 'ScaledObjectReady' });
+    expect(condition('Paused')).toMatchObject({ status: 'True', reason: 'ScaledObjectPaused' });
+    expect(events.events).toMatchObject([
+      { type: 'Normal', reason: 'ScaledObjectPaused', note: 'ScaledObject is paused at 2 replicas (paused-replicas)' },
+    ]);
+
+    // Again: the target is at 2 already; no write, no status write, no second event.
+    reset();
+    await reconcile();
+    expect(kube.writes()).toStrictEqual([]);
+    expect(patches()).toStrictEqual([]);
+    expect(events.events).toStrictEqual([]);
+  });
+
+  test('paused-replicas equal to the current count: no write', async () => {
+    kube.replicas = 3;
+    annotate({ 'autoscaling.sluice.dev/paused-replicas': '3' });
+    await reconcile();
+    expect(kube.writes()).toStrictEqual([]);
+    expect(status()).toMatchObject({ pausedReplicaCount: 3 });
+  });
+
+  test('paused-replicas "0": a real 0', async () => {
+    kube.replicas = 4;
+    annotate({ 'autoscaling.keda.sh/paused-replicas': '0' });
+    await reconcile();
+    expect(kube.writes()).toStrictEqual([0]);
+    expect(status()).toMatchObject({ pausedReplicaCount: 0, originalReplicaCount: 4 });
+  });
+
+  test('someone scales a paused-replicas target: the next reconcile puts it back', async () => {
+    annotate({ 'autoscaling.keda.sh/paused-replicas': '2' });
+    await reconcile();
+    kube.replicas = 5;
+    reset();
+    await reconcile();
+    expect(kube.writes()).toStrictEqual([2]);
+  });
+
+  test('paused: no write, no HPA, nothing running, Paused=True, no pausedReplicaCount', async () => {
+    await reconcile();
+    reset();
+    annotate({ 'autoscaling.keda.sh/paused': 'true' });
+    await reconcile();
+    expect(kube.writes()).toStrictEqual([]);
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(kube.of('deleteHpa')).toMatchObject([{ name: 'sluice-hpa-orders' }]);
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(status()).not.toHaveProperty('pausedReplicaCount');
+    expect(condition('Paused')).toMatchObject({ status: 'True', reason: 'ScaledObjectPaused' });
+    expect(events.events).toMatchObject([
+      { reason: 'ScaledObjectPaused', note: 'ScaledObject is paused at its current replica count (paused)' },
+    ]);
+  });
+
+  test('paused from the start: no HPA ever applied, the target left as it is', async () => {
+    kube.replicas = 6;
+    annotate({ 'autoscaling.keda.sh/paused': 'true' });
+    await reconcile();
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(runtime.ensured).toStrictEqual([]);
+    expect(kube.writes()).toStrictEqual([]);
+    expect(status()).toMatchObject({ originalReplicaCount: 6 });
+    expect(condition('Paused')).toMatchObject({ status: 'True' });
+  });
+
+  test('paused with a missing target: Ready=False naming spec.scaleTargetRef, checked again in 10 s', async () => {
+    annotate({ 'autoscaling.keda.sh/paused-replicas': '1' });
+    kube.onReadScale = (target) => Promise.reject(new TargetNotFoundError(target, 'not found'));
+    expect(await reconcile()).toStrictEqual({ requeueAfterMs: TARGET_RECHECK_MS });
+    expect(kube.writes()).toStrictEqual([]);
+    expect(ready()?.message).toMatch(/^spec\.scaleTargetRef: /);
+  });
+
+  test('unpaused (paused-replicas removed): HPA and runtime back, Paused=False ScaledObjectUnpaused, one event', async () => {
+    annotate({ 'autoscaling.keda.sh/paused-replicas': '2' });
+    await reconcile();
+    reset();
+    annotate({ 'autoscaling.keda.sh/paused-replicas': undefined });
+    await reconcile();
+    expect(kube.of('applyHpa')).toHaveLength(1);
+    expect(runtime.ensured).toHaveLength(1);
+    expect(status()).not.toHaveProperty('pausedReplicaCount');
+    expect(status().hpaName).toBe('sluice-hpa-orders');
+    expect(condition('Paused')).toMatchObject({
+      status: 'False',
+      reason: 'ScaledObjectUnpaused',
+      message: 'pause annotation removed for ScaledObject',
+    });
+    expect(events.events).toMatchObject([
+      { type: 'Normal', reason: 'ScaledObjectUnpaused', note: 'pause annotation removed for ScaledObject' },
+    ]);
+    reset();
+    await reconcile();
+    expect(events.events).toStrictEqual([]);
+  });
+});
+
+describe('paused-scale-in, paused-scale-out, force-activation', () => {
+  test('paused-scale-in: runtime with the flag, HPA scaleDown Disabled, Paused=True and one event; executor hash only', async () => {
+    await reconcile();
+    const before = runtime.ensured[0];
+    reset();
+    annotate({ 'autoscaling.keda.sh/paused-scale-in': 'true' });
+    await reconcile();
+    expect(runtime.removed).toStrictEqual([]);
+    expect(runtime.ensured[0]?.executor).toMatchObject({
+      pausedScaleIn: true,
+      pausedScaleOut: false,
+      forceActivation: false,
+    });
+    expect(runtime.ensured[0]?.executorHash).not.toBe(before?.executorHash);
+    expect(runtime.ensured[0]?.pollerHash).toBe(before?.pollerHash);
+    expect(kube.of('applyHpa')[0]?.hpa.spec.behavior).toStrictEqual({ scaleDown: { selectPolicy: 'Disabled' } });
+    expect(kube.writes()).toStrictEqual([]);
+    expect(ready()).toMatchObject({ status: 'True' });
+    expect(condition('Paused')).toMatchObject({ status: 'True', reason: 'ScaledObjectPaused' });
+    expect(status().hpaName).toBe('sluice-hpa-orders');
+    expect(events.events).toMatchObject([{ reason: 'ScaledObjectPaused', note: 'ScaledObject scale-in is paused' }]);
+  });
+
+  test('paused-scale-out (sluice prefix) with a user behavior: scaleUp Disabled merged, the user policies kept', async () => {
+    so.spec['advanced'] = {
+      horizontalPodAutoscalerConfig: {
+        behavior: { scaleUp: { policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }] } },
+      },
+    };
+    annotate({ 'autoscaling.sluice.dev/paused-scale-out': 'true' });
+    await reconcile();
+    expect(runtime.ensured[0]?.executor).toMatchObject({ pausedScaleIn: false, pausedScaleOut: true });
+    expect(kube.of('applyHpa')[0]?.hpa.spec.behavior).toStrictEqual({
+      scaleUp: { policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }], selectPolicy: 'Disabled' },
+    });
+    expect(condition('Paused')).toMatchObject({ status: 'True' });
+  });
+
+  test('both: one event naming both sides; removed: Paused=False ScaledObjectUnpaused and an event', async () => {
+    annotate({ 'autoscaling.keda.sh/paused-scale-in': 'true', 'autoscaling.keda.sh/paused-scale-out': 'true' });
+    await reconcile();
+    expect(events.reasons()).toStrictEqual(['ScaledObjectReady', 'ScaledObjectPaused']);
+    expect(events.events[1]?.note).toBe('ScaledObject scale-in and scale-out is paused');
+    expect(kube.of('applyHpa')[0]?.hpa.spec.behavior).toStrictEqual({
+      scaleDown: { selectPolicy: 'Disabled' },
+      scaleUp: { selectPolicy: 'Disabled' },
+    });
+
+    reset();
+    annotate({ 'autoscaling.keda.sh/paused-scale-in': undefined, 'autoscaling.keda.sh/paused-scale-out': 'false' });
+    await reconcile();
+    expect(kube.of('applyHpa')[0]?.hpa.spec).not.toHaveProperty('behavior');
+    expect(runtime.ensured[0]?.executor).toMatchObject({ pausedScaleIn: false, pausedScaleOut: false });
+    expect(condition('Paused')).toMatchObject({ status: 'False', reason: 'ScaledObjectUnpaused' });
+    expect(events.reasons()).toStrictEqual(['ScaledObjectUnpaused']);
+  });
+
+  test('force-activation: handed to the executor, not a pause', async () => {
+    annotate({ 'autoscaling.keda.sh/force-activation': 'true' });
+    await reconcile();
+    expect(runtime.ensured[0]?.executor).toMatchObject({ forceActivation: true, alwaysActive: false });
+    expect(condition('Paused')).toMatchObject({ status: 'False' });
+    expect(events.reasons()).toStrictEqual(['ScaledObjectReady']);
+  });
+
+  test('an annotation that does not parse: Ready=False naming it, nothing running, the HPA deleted', async () => {
+    await reconcile();
+    reset();
+    annotate({ 'autoscaling.keda.sh/paused': 'yes' });
+    await reconcile();
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(kube.of('deleteHpa')).toMatchObject([{ name: 'sluice-hpa-orders' }]);
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(ready()).toMatchObject({
+      status: 'False',
+      reason: 'ScaledObjectCheckFailed',
+      message: 'metadata.annotations["autoscaling.keda.sh/paused"]: must be "true" or "false", got "yes"',
+    });
+    expect(events.events).toMatchObject([
+      { type: 'Warning', reason: 'ScaledObjectCheckFailed', note: ready()?.message },
+    ]);
+  });
+});
+
+describe('restoreToOriginalReplicaCount (the finalizer)', () => {
+  const FINALIZER = 'sluice.dev/finalizer';
+
+  test('asked for: the finalizer is added, and nothing else happens that round', async () => {
+    so.spec['advanced'] = { restoreToOriginalReplicaCount: true };
+    so.metadata.resourceVersion = '7';
+    so.metadata.finalizers = ['example.com/other'];
+    expect(await reconcile()).toBeUndefined();
+    expect(kube.calls).toStrictEqual([
+      {
+        op: 'setFinalizers',
+        ref: { group: 'sluice.dev', version: 'v1alpha1', plural: 'scaledobjects', namespace: 'shop', name: 'orders' },
+        finalizers: ['example.com/other', FINALIZER],
+        resourceVersion: '7',
+      },
+    ]);
+    expect(runtime.ensured).toStrictEqual([]);
+    expect(events.events).toStrictEqual([]);
+
+    // The update brings it back with the finalizer: the usual checklist, no second setFinalizers.
+    reset();
+    await reconcile();
+    expect(kube.ops()).toStrictEqual(['readScale', 'applyHpa', 'patchStatus']);
+  });
+
+  test('no longer asked for: the finalizer is removed (other finalizers kept)', async () => {
+    so.metadata.finalizers = [FINALIZER, 'example.com/other'];
+    await reconcile();
+    expect(kube.calls).toMatchObject([{ op: 'setFinalizers', finalizers: ['example.com/other'] }]);
+  });
+
+  test('deletion with the finalizer: stop, write the original replicas back, then remove the finalizer', async () => {
+    so.spec['advanced'] = { restoreToOriginalReplicaCount: true };
+    kube.replicas = 3;
+    await reconcile(); // adds the finalizer
+    await reconcile(); // runs; status.originalReplicaCount = 3
+    expect(status().originalReplicaCount).toBe(3);
+    kube.replicas = 8; // the HPA scaled it meanwhile
+    reset();
+    so.metadata.deletionTimestamp = '2026-06-01T12:30:00Z';
+
+    expect(await reconcile()).toBeUndefined();
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(kube.calls.map((c) => c.op)).toStrictEqual(['writeScale', 'setFinalizers']);
+    expect(kube.writes()).toStrictEqual([3]);
+    expect(kube.of('setFinalizers')).toMatchObject([{ finalizers: [] }]);
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(events.events).toMatchObject([
+      { type: 'Normal', reason: 'ScaledObjectDeleted', note: 'ScaledObject was deleted' },
+    ]);
+    expect(cache.has(KEY)).toBe(false);
+  });
+
+  test('deletion with the finalizer but the workload gone: the finalizer is removed anyway', async () => {
+    so.spec['advanced'] = { restoreToOriginalReplicaCount: true };
+    so.metadata.finalizers = [FINALIZER];
+    so.status = { originalReplicaCount: 2 };
+    so.metadata.deletionTimestamp = '2026-06-01T12:30:00Z';
+    kube.onWriteScale = (target) => Promise.reject(new TargetNotFoundError(target, 'not found'));
+    await reconcile();
+    expect(kube.ops()).toStrictEqual(['writeScale', 'setFinalizers']);
+    expect(cache.has(KEY)).toBe(false);
+  });
+
+  test('deletion with the finalizer and no original count known: nothing written, finalizer removed', async () => {
+    so.spec['advanced'] = { restoreToOriginalReplicaCount: true };
+    so.metadata.finalizers = [FINALIZER];
+    so.metadata.deletionTimestamp = '2026-06-01T12:30:00Z';
+    await reconcile();
+    expect(kube.ops()).toStrictEqual(['setFinalizers']);
+  });
+
+  test('deletion without the finalizer: stopped, nothing written', async () => {
+    await reconcile();
+    reset();
+    so.metadata.deletionTimestamp = '2026-06-01T12:30:00Z';
+    await reconcile();
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(kube.calls).toStrictEqual([]);
+  });
+
+  test('deletion of an invalid object with the finalizer: let go (finalizer removed, nothing written)', async () => {
+    so.spec['maxReplicaCount'] = 0;
+    so.metadata.finalizers = [FINALIZER];
+    so.metadata.deletionTimestamp = '2026-06-01T12:30:00Z';
+    await reconcile();
+    expect(kube.calls).toMatchObject([{ op: 'setFinalizers', finalizers: [] }]);
+    expect(patches()).toStrictEqual([]);
+  });
+});
+
+describe('one autoscaler per workload', () => {
+  const TWIN = "the workload 'orders' of type 'apps/v1.Deployment' is already managed by the ScaledObject 'legacy'";
+
+  test('an older twin: refused naming it, no HPA applied, nothing of the older one touched', async () => {
+    const legacy = another('legacy', 'uid-0', '2026-06-01T10:00:00Z');
+    expect(await reconcile()).toBeUndefined();
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(runtime.ensured).toStrictEqual([]);
+    expect(ready()).toMatchObject({ status: 'False', reason: 'ScaledObjectCheckFailed', message: TWIN });
+    expect(events.events).toMatchObject([{ type: 'Warning', reason: 'ScaledObjectCheckFailed', note: TWIN }]);
+    expect(kube.of('deleteHpa')).toStrictEqual([]);
+    expect(kube.of('patchStatus').map((c) => c.ref.name)).toStrictEqual(['orders']);
+    expect(legacy.status).toBeUndefined();
+
+    // The older one is reconciled as usual.
+    reset();
+    await reconciler.reconcile('shop/legacy');
+    expect(kube.of('applyHpa').map((c) => c.hpa.metadata?.name)).toStrictEqual(['sluice-hpa-legacy']);
+    expect(legacy.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+  });
+
+  test('an older twin showing up later: our own HPA and runtime go, theirs stay', async () => {
+    await reconcile();
+    reset();
+    another('legacy', 'uid-0', '2026-06-01T10:00:00Z');
+    await reconcile();
+    expect(kube.of('deleteHpa')).toMatchObject([{ name: 'sluice-hpa-orders' }]);
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(ready()).toMatchObject({ status: 'False', message: TWIN });
+    expect(status()).not.toHaveProperty('hpaName');
+  });
+
+  test('a newer twin does not stop us; a twin on another workload is none', async () => {
+    another('zzz', 'uid-9', '2026-06-01T11:30:00Z');
+    another('invoices', 'uid-0', '2026-06-01T10:00:00Z', 'invoices');
+    await reconcile();
+    expect(kube.of('applyHpa')).toHaveLength(1);
+    expect(ready()).toMatchObject({ status: 'True' });
+  });
+
+  test('the twin is deleted: the next reconcile heals (Ready, HPA, runtime)', async () => {
+    another('legacy', 'uid-0', '2026-06-01T10:00:00Z');
+    await reconcile();
+    cache.delete('shop/legacy');
+    reset();
+    await reconcile();
+    expect(kube.of('applyHpa')).toHaveLength(1);
+    expect(events.reasons()).toStrictEqual(['ScaledObjectReady']);
+  });
+
+  test('a foreign HPA on the workload: refused with the hint; with transfer-hpa-ownership and its name: adopted', async () => {
+    foreignHpa('orders-hpa');
+    await reconcile();
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(ready()?.message).toBe(
+      "the workload 'orders' of type 'apps/v1.Deployment' is already managed by the hpa 'orders-hpa' (to take it over, name it in spec.advanced.horizontalPodAutoscalerConfig.name and annotate the ScaledObject with scaledobject.keda.sh/transfer-hpa-ownership: \"true\")",
+    );
+
+    reset();
+    edit((spec) => {
+      spec['advanced'] = { horizontalPodAutoscalerConfig: { name: 'orders-hpa' } };
+    });
+    annotate({ 'scaledobject.keda.sh/transfer-hpa-ownership': 'true' });
+    await reconcile();
+    expect(kube.calls.filter((c) => c.op === 'adoptHpa' || c.op === 'applyHpa').map((c) => c.op)).toStrictEqual([
+      'adoptHpa',
+      'applyHpa',
+    ]);
+    const [adopted] = kube.of('adoptHpa');
+    expect(adopted?.hpa).toStrictEqual(kube.of('applyHpa')[0]?.hpa);
+    expect(adopted?.hpa.metadata).toMatchObject({
+      name: 'orders-hpa',
+      ownerReferences: [{ kind: 'ScaledObject', name: 'orders', uid: 'uid-1', controller: true }],
+    });
+    expect(ready()).toMatchObject({ status: 'True' });
+    expect(runtime.ensured).toHaveLength(1);
+  });
+
+  test('transfer-hpa-ownership without naming the HPA: still refused', async () => {
+    foreignHpa('orders-hpa');
+    annotate({ 'scaledobject.keda.sh/transfer-hpa-ownership': 'true' });
+    await reconcile();
+    expect(kube.of('adoptHpa')).toStrictEqual([]);
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(ready()?.message).toContain("is already managed by the hpa 'orders-hpa'");
+  });
+
+  test('a foreign HPA that opts out (validations.keda.sh/hpa-ownership: "false"): ignored', async () => {
+    foreignHpa('orders-hpa', 'orders', undefined, { 'validations.keda.sh/hpa-ownership': 'false' });
+    await reconcile();
+    expect(kube.of('applyHpa')).toHaveLength(1);
+    expect(kube.of('adoptHpa')).toStrictEqual([]);
+  });
+
+  test('our own HPA in the HPA cache is not a conflict', async () => {
+    foreignHpa('sluice-hpa-orders', 'orders', { name: 'orders', uid: 'uid-1' });
+    await reconcile();
+    expect(kube.of('applyHpa')).toHaveLength(1);
+    expect(ready()).toMatchObject({ status: 'True' });
+  });
+
+  test("an HPA under the name we recorded, now another ScaledObject's: refused once; theirs is never deleted", async () => {
+    // Our status says we made `shared`; its controller is now the living ScaledObject `invoices`.
+    so.spec['advanced'] = { horizontalPodAutoscalerConfig: { name: 'shared' } };
+    so.status = { hpaName: 'shared' };
+    another('invoices', 'uid-2', '2026-06-01T11:30:00Z', 'invoices');
+    foreignHpa('shared', 'invoices', { name: 'invoices', uid: 'uid-2' });
+    await reconcile();
+    const message = "the HPA 'shared' is already managed by the ScaledObject 'invoices'";
+    expect(ready()).toMatchObject({ status: 'False', message });
+    expect(kube.of('deleteHpa')).toStrictEqual([]);
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+    expect(events.reasons()).toStrictEqual(['ScaledObjectCheckFailed']);
+
+    // Reconciled again with the same conflict: no new event, no status write, still nothing deleted.
+    reset();
+    await reconcile();
+    expect(events.events).toStrictEqual([]);
+    expect(patches()).toStrictEqual([]);
+    expect(kube.of('deleteHpa')).toStrictEqual([]);
+  });
+});
+
+describe('cpu and memory triggers', () => {
+  test('only a cpu trigger (min 1): an HPA with a Resource metric, nothing polled, the executor always active', async () => {
+    so.spec['minReplicaCount'] = 1;
+    so.spec.triggers = [{ type: 'cpu', metricType: 'Utilization', metadata: { value: '60' } }];
+    await reconcile();
+    expect(kube.of('applyHpa')[0]?.hpa.spec.metrics).toStrictEqual([
+      { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } },
+    ]);
+    expect(runtime.ensured[0]?.poller.triggers).toStrictEqual([]);
+    expect(runtime.ensured[0]?.executor).toMatchObject({ alwaysActive: true, minReplicaCount: 1 });
+    expect(status()).toMatchObject({ resourceMetricNames: ['cpu'], externalMetricNames: [], triggersTypes: 'cpu' });
+    expect(ready()).toMatchObject({ status: 'True' });
+  });
+
+  test('a memory trigger for one container next to rabbitmq: ContainerResource first; not always active', async () => {
+    so.spec.triggers.push({
+      type: 'memory',
+      metadata: { type: 'AverageValue', value: '256Mi', containerName: 'app' },
+    });
+    await reconcile();
+    expect(kube.of('applyHpa')[0]?.hpa.spec.metrics?.map((m) => m.type)).toStrictEqual([
+      'ContainerResource',
+      'External',
+    ]);
+    expect(runtime.ensured[0]?.executor).toMatchObject({ alwaysActive: false });
+    expect(runtime.ensured[0]?.poller.triggers.map((t) => t.metricName)).toStrictEqual(['s0-rabbitmq-orders']);
+    expect(status()).toMatchObject({ resourceMetricNames: ['memory'], externalMetricNames: ['s0-rabbitmq-orders'] });
+  });
+
+  test('a cpu trigger whose AverageValue is not a Quantity: Ready=False naming it (not a retried crash)', async () => {
+    so.spec.triggers.push({ type: 'cpu', metricType: 'AverageValue', metadata: { value: 'half a core' } });
+    await expect(reconcile()).resolves.toBeUndefined();
+    expect(ready()).toMatchObject({ status: 'False', reason: 'ScaledObjectCheckFailed' });
+    expect(ready()?.message).toMatch(/^spec\.triggers\[1\]\.metadata\.value: must be a Kubernetes Quantity/);
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+  });
+});
+
+describe('scalingModifiers', () => {
+  function composite(): void {
+    so.spec.triggers = [
+      { type: 'rabbitmq', name: 'queue', metadata: { host: 'http://guest:guest@127.0.0.1:1', queueName: 'orders' } },
+      // No threshold: a trigger that feeds the formula may leave its own target out (KEDA allows it).
+      { type: 'prometheus', name: 'lag', metadata: { serverAddress: 'http://prom:9090', query: 'lag' } },
+    ];
+    so.spec['advanced'] = {
+      scalingModifiers: { formula: 'queue + lag / 2', target: '10', activationTarget: '1', metricType: 'Value' },
+    };
+  }
+
+  test('one External metric, composite-metric, with the composite target; the poller gets the formula', async () => {
+    composite();
+    await reconcile();
+    expect(kube.of('applyHpa')[0]?.hpa.spec.metrics).toStrictEqual([
+      {
+        type: 'External',
+        external: {
+          metric: { name: 'composite-metric', selector: { matchLabels: { 'scaledobject.sluice.dev/name': 'orders' } } },
+          target: { type: 'Value', value: '10' },
+        },
+      },
+    ]);
+    const poller = runtime.ensured[0]?.poller;
+    expect(poller?.triggers.map((t) => t.metricName)).toStrictEqual(['s0-rabbitmq-orders', 's1-prometheus']);
+    expect(poller?.composite?.names).toStrictEqual(['queue', 'lag']);
+    expect(poller?.composite?.spec).toMatchObject({ target: 10, activationTarget: 1, metricType: 'Value' });
+    expect(poller?.composite?.spec.formula.source).toBe('queue + lag / 2');
+    expect(status()).toMatchObject({
+      compositeScalerName: 'composite-metric',
+      externalMetricNames: ['s0-rabbitmq-orders', 's1-prometheus'],
+    });
+    expect(ready()).toMatchObject({ status: 'True' });
+  });
+
+  test('an edit of the formula restarts the poller only', async () => {
+    composite();
+    await reconcile();
+    edit((spec) => {
+      spec['advanced'] = { scalingModifiers: { formula: 'max(queue, lag)', target: '10', metricType: 'Value' } };
+    });
+    await reconcile();
+    const [before, after] = runtime.ensured;
+    expect(after?.pollerHash).not.toBe(before?.pollerHash);
+    expect(after?.executorHash).toBe(before?.executorHash);
+  });
+
+  test('a formula naming no trigger: Ready=False naming spec.advanced.scalingModifiers.formula', async () => {
+    composite();
+    so.spec['advanced'] = { scalingModifiers: { formula: 'queue + orders', target: '10' } };
+    await reconcile();
+    expect(ready()?.message).toMatch(
+      /^spec\.advanced\.scalingModifiers\.formula: "orders" is not the name of a trigger/,
+    );
+    expect(kube.of('applyHpa')).toStrictEqual([]);
+  });
+
+  test('without scalingModifiers the prometheus threshold is still required', async () => {
+    composite();
+    so.spec['advanced'] = {};
+    await reconcile();
+    expect(ready()?.message).toMatch(/^spec\.triggers\[1\]\.metadata\.threshold: /);
+  });
+});
+
+describe('a replica that does not lead (leader election)', () => {
+  beforeEach(() => {
+    leading = false;
+  });
+
+  test('a valid object: its pollers run (the metrics API stays fresh), and nothing is written', async () => {
+    so.spec['advanced'] = { restoreToOriginalReplicaCount: true };
+    expect(await reconcile()).toBeUndefined();
+    expect(runtime.ensured.map((s) => s.key)).toStrictEqual([KEY]);
+    expect(kube.calls).toStrictEqual([]);
+    expect(events.events).toStrictEqual([]);
+  });
+
+  test('once it leads, the same reconcile writes the HPA, the finalizer and the status', async () => {
+    await reconcile();
+    leading = true;
+    await reconcile();
+    expect(kube.ops()).toStrictEqual(['readScale', 'applyHpa', 'patchStatus']);
+    expect(events.reasons()).toStrictEqual(['ScaledObjectReady']);
+  });
+
+  test('an invalid object: nothing runs, no status, no event, no HPA deleted', async () => {
+    so.status = { hpaName: 'keda-hpa-orders' };
+    so.spec['maxReplicaCount'] = -1;
+    await reconcile();
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(kube.calls).toStrictEqual([]);
+    expect(events.events).toStrictEqual([]);
+  });
+
+  test('paused: nothing runs and the target is not touched', async () => {
+    so.metadata.annotations = { 'autoscaling.keda.sh/paused-replicas': '3' };
+    await reconcile();
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(kube.calls).toStrictEqual([]);
+  });
+
+  test('being deleted: its runtime stops and the finalizer is left to the leader', async () => {
+    so.metadata.finalizers = ['sluice.dev/finalizer'];
+    so.metadata.deletionTimestamp = '2026-06-01T12:00:00Z';
+    so.spec['advanced'] = { restoreToOriginalReplicaCount: true };
+    so.status = { originalReplicaCount: 4 };
+    await reconcile();
+    expect(runtime.removed).toStrictEqual([KEY]);
+    expect(kube.calls).toStrictEqual([]);
   });
 });

@@ -30,7 +30,12 @@ interface Row {
   refresh: boolean;
   /** The whole reason sentence, or a part of it. */
   reason?: string;
+  /** The Active condition's message, when the row is about it. */
+  activeMessage?: string;
 }
+
+const TRIGGERS_ACTIVE = 'Scaling is performed because triggers are active';
+const FORCED = 'Scaling is performed because activation is being forced by annotation';
 
 const rows: Row[] = [
   // 3. active
@@ -487,6 +492,224 @@ const rows: Row[] = [
     refresh: false,
     reason: 'triggers not active; the HPA scales between 2 and 10 replicas (now 4)',
   },
+
+  // annotations: paused-scale-out (never activate from zero or idle)
+  {
+    comment: 'paused-scale-out, active at 0: not activating (Active stays True, lastActiveTime refreshed)',
+    input: { active: true, currentReplicas: 0, pausedScaleOut: true },
+    rule: 'paused-scale-out',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+    reason: 'triggers active at 0 replicas, but paused-scale-out: not activating',
+    activeMessage: TRIGGERS_ACTIVE,
+  },
+  {
+    comment: 'paused-scale-out, active at idle 1 below min 3: not activating to min',
+    input: { active: true, currentReplicas: 1, idleReplicaCount: 1, minReplicaCount: 3, pausedScaleOut: true },
+    rule: 'paused-scale-out',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+  },
+  {
+    comment: 'paused-scale-out, active at 0 with a fallback serving 4: not activating either',
+    input: { active: true, currentReplicas: 0, fallback: { replicas: 4 }, fallbackReplicas: 4, pausedScaleOut: true },
+    rule: 'paused-scale-out',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+  },
+  {
+    comment: 'paused-scale-out, active at 0 with a failing trigger: PartialTriggerError, no write',
+    input: { active: true, anyError: true, currentReplicas: 0, pausedScaleOut: true },
+    rule: 'paused-scale-out',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'PartialTriggerError',
+    refresh: true,
+  },
+  {
+    comment: 'paused-scale-out, active above zero: the HPA (scaleUp Disabled) holds it; the executor has nothing to do',
+    input: { active: true, currentReplicas: 3, pausedScaleOut: true },
+    rule: 'active',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+  },
+  {
+    comment: 'paused-scale-out does not stop a scale-in (cooled down, to 0)',
+    input: { lastActiveTime: ago(s(301)), pausedScaleOut: true },
+    rule: 'scale-in',
+    to: 0,
+    active: 'ScalerNotActive',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+  },
+  {
+    comment: 'paused-scale-out, inactive at 0: steady',
+    input: { currentReplicas: 0, pausedScaleOut: true },
+    rule: 'steady',
+    to: undefined,
+    active: 'ScalerNotActive',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+  },
+
+  // annotations: paused-scale-in (never scale in to zero or idle)
+  {
+    comment: 'paused-scale-in, cooled down (301 s of 300 s): holds instead of scaling to 0',
+    input: { lastActiveTime: ago(s(301)), pausedScaleIn: true },
+    rule: 'paused-scale-in',
+    to: undefined,
+    active: 'ScalerNotActive',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+    reason: 'triggers idle for 301s, past the 300s cooldown, but paused-scale-in: holding 3 replicas',
+  },
+  {
+    comment: 'paused-scale-in, never active past the initial cooldown: holds',
+    input: { lastActiveTime: undefined, initialCooldownPeriodS: 60, createdAt: ago(s(61)), pausedScaleIn: true },
+    rule: 'paused-scale-in',
+    to: undefined,
+    active: 'ScalerNotActive',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+    reason: 'past the 60s initial cooldown, but paused-scale-in',
+  },
+  {
+    comment: 'paused-scale-in, idle 1 below min 3, cooled down: no scale to idle',
+    input: { idleReplicaCount: 1, minReplicaCount: 3, currentReplicas: 5, pausedScaleIn: true },
+    rule: 'paused-scale-in',
+    to: undefined,
+    active: 'ScalerNotActive',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+  },
+  {
+    comment: 'paused-scale-in, inside the cooldown: ScalerCooldown as without it',
+    input: { lastActiveTime: ago(s(30)), pausedScaleIn: true },
+    rule: 'cooldown',
+    to: undefined,
+    active: 'ScalerCooldown',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+  },
+  {
+    comment: 'paused-scale-in does not stop activation from 0',
+    input: { active: true, currentReplicas: 0, pausedScaleIn: true },
+    rule: 'scale-from-zero',
+    to: 1,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+  },
+  {
+    comment: 'paused-scale-in, below min without idle: scaling up to min is not a scale-in',
+    input: { minReplicaCount: 3, currentReplicas: 1, pausedScaleIn: true },
+    rule: 'below-min',
+    to: 3,
+    active: 'ScalerNotActive',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+  },
+  {
+    comment: 'paused-scale-in and paused-scale-out together, inactive and cooled down: hold',
+    input: { lastActiveTime: ago(s(301)), pausedScaleIn: true, pausedScaleOut: true },
+    rule: 'paused-scale-in',
+    to: undefined,
+    active: 'ScalerNotActive',
+    ready: 'ScaledObjectReady',
+    refresh: false,
+  },
+
+  // annotations: force-activation (active whatever the triggers say)
+  {
+    comment: 'force-activation, inactive at 0: scales to 1, Active says it is forced',
+    input: { currentReplicas: 0, forceActivation: true },
+    rule: 'scale-from-zero',
+    to: 1,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+    reason:
+      'activation forced by annotation at 0 replicas; scaling to 1, then the HPA scales between 1 and 10 replicas',
+    activeMessage: FORCED,
+  },
+  {
+    comment: 'force-activation, inactive at idle 1 below min 3: to min',
+    input: { currentReplicas: 1, idleReplicaCount: 1, minReplicaCount: 3, forceActivation: true },
+    rule: 'scale-from-zero',
+    to: 3,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+  },
+  {
+    comment: 'force-activation, inactive at 3 and long cooled down: never scales in',
+    input: { lastActiveTime: ago(s(86_400)), forceActivation: true },
+    rule: 'active',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+    reason: 'activation forced by annotation; the HPA scales between 1 and 10 replicas (now 3)',
+    activeMessage: FORCED,
+  },
+  {
+    comment: 'force-activation with every trigger failing: active, PartialTriggerError (not the error hold)',
+    input: { anyError: true, allError: true, forceActivation: true },
+    rule: 'active',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'PartialTriggerError',
+    refresh: true,
+    reason: 'activation forced by annotation (some triggers are failing)',
+  },
+  {
+    comment: 'force-activation while the triggers are active too: the forced message',
+    input: { active: true, forceActivation: true },
+    rule: 'active',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+    activeMessage: FORCED,
+  },
+  {
+    comment: 'force-activation and paused-scale-out at 0: paused-scale-out wins (no write)',
+    input: { currentReplicas: 0, forceActivation: true, pausedScaleOut: true },
+    rule: 'paused-scale-out',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+    reason: 'activation forced by annotation at 0 replicas, but paused-scale-out: not activating',
+    activeMessage: FORCED,
+  },
+  {
+    comment: 'force-activation with paused-scale-in: the hold is the forced activity (rule active)',
+    input: { lastActiveTime: ago(s(301)), forceActivation: true, pausedScaleIn: true },
+    rule: 'active',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+  },
+  {
+    comment: 'the annotations explicitly false change nothing (3c as without them)',
+    input: { active: true, pausedScaleIn: false, pausedScaleOut: false, forceActivation: false },
+    rule: 'active',
+    to: undefined,
+    active: 'ScalerActive',
+    ready: 'ScaledObjectReady',
+    refresh: true,
+    activeMessage: TRIGGERS_ACTIVE,
+  },
 ];
 
 describe('decideScale (KEDA executor table, docs/keda-compatibility.md#executor-decision-table)', () => {
@@ -501,6 +724,7 @@ describe('decideScale (KEDA executor table, docs/keda-compatibility.md#executor-
     expect(decision.readyCondition.reason).toBe(row.ready);
     expect(decision.refreshLastActiveTime).toBe(row.refresh);
     if (row.reason !== undefined) expect(decision.reason).toContain(row.reason);
+    if (row.activeMessage !== undefined) expect(decision.condition.message).toBe(row.activeMessage);
   });
 
   test('errors never scale in, whatever the replica counts and times', () => {

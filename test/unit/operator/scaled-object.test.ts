@@ -94,9 +94,10 @@ describe('parseScaledObject: defaults (docs/keda-compatibility.md#scaledobject-s
       advanced: { restoreToOriginalReplicaCount: false },
       triggers: [
         {
+          // No metricType default: AverageValue for external triggers is applied where the metric is built, and a
+          // cpu/memory trigger may take its type from metadata `type` (KEDA's deprecated spelling).
           type: 'prometheus',
           metadata: {},
-          metricType: 'AverageValue',
           useCachedMetrics: false,
           authenticationRef: { name: 'auth', kind: 'TriggerAuthentication' },
         },
@@ -186,6 +187,46 @@ describe('parseScaledObject: accepted', () => {
       mutate: (o) => {
         trigger(o)['name'] = 'a';
         spec(o).triggers.push({ type: 'rabbitmq', name: 'b', metadata: {} });
+      },
+    },
+    {
+      comment: 'only cpu and memory triggers with minReplicaCount 1 (the HPA reads them; no scale to zero)',
+      mutate: (o) => {
+        spec(o)['minReplicaCount'] = 1;
+        spec(o)['triggers'] = [
+          { type: 'cpu', metricType: 'Utilization', metadata: { value: '50' } },
+          { type: 'memory', metadata: { type: 'AverageValue', value: '256Mi' } },
+        ];
+      },
+    },
+    {
+      comment: 'a cpu trigger next to an external one may keep minReplicaCount 0 (activity comes from the other)',
+      mutate: (o) => {
+        spec(o).triggers.push({ type: 'cpu', metricType: 'Utilization', metadata: { value: '50' } });
+      },
+    },
+    {
+      comment: 'scalingModifiers with a formula over the named triggers',
+      mutate: (o) => {
+        trigger(o)['name'] = 'orders';
+        spec(o).triggers.push({ type: 'prometheus', name: 'lag', metadata: {} });
+        spec(o)['advanced'] = {
+          scalingModifiers: { formula: 'orders + lag / 2', target: '5', activationTarget: '1', metricType: 'Value' },
+        };
+      },
+    },
+    {
+      comment: 'fallback behavior scalingModifiers with a formula',
+      mutate: (o) => {
+        trigger(o)['name'] = 'orders';
+        spec(o)['advanced'] = { scalingModifiers: { formula: 'orders ?? 0', target: '5' } };
+        spec(o)['fallback'] = { failureThreshold: 3, replicas: 1, behavior: 'scalingModifiers' };
+      },
+    },
+    {
+      comment: '64 triggers (MAX_TRIGGERS)',
+      mutate: (o) => {
+        spec(o)['triggers'] = Array.from({ length: 64 }, () => ({ type: 'prometheus', metadata: {} }));
       },
     },
     {
@@ -500,22 +541,44 @@ describe('parseScaledObject: rejected, naming the first offending field', () => 
       message: 'requires spec.advanced.scalingModifiers.formula',
     },
     {
-      comment: 'fallback with only cpu/memory triggers',
+      comment: 'fallback with only cpu/memory triggers (min 1, so that the scale-to-zero rule does not decide first)',
       mutate: (o) => {
+        spec(o)['minReplicaCount'] = 1;
         spec(o)['triggers'] = [{ type: 'cpu', metricType: 'Utilization', metadata: { value: '50' } }];
         spec(o)['fallback'] = { failureThreshold: 3, replicas: 1 };
       },
       field: 'spec.fallback',
       message: 'fallback needs at least one trigger other than cpu or memory',
     },
+    {
+      comment: 'only cpu/memory triggers with minReplicaCount 0 (KEDA: scale to zero does not work then)',
+      mutate: (o) => {
+        spec(o)['triggers'] = [
+          { type: 'cpu', metricType: 'Utilization', metadata: { value: '50' } },
+          { type: 'memory', metricType: 'Utilization', metadata: { value: '50' } },
+        ];
+      },
+      field: 'spec.minReplicaCount',
+      message: 'with only cpu and memory triggers scale to zero does not work',
+    },
     // advanced
     {
-      comment: 'scalingModifiers with a formula: not supported yet',
+      comment: 'scalingModifiers whose formula names no trigger (parseComposite runs at validation)',
       mutate: (o) => {
+        trigger(o)['name'] = 'a';
         spec(o)['advanced'] = { scalingModifiers: { formula: 'a + b', target: '5' } };
       },
-      field: 'spec.advanced.scalingModifiers',
-      message: 'not supported by sluice yet',
+      field: 'spec.advanced.scalingModifiers.formula',
+      message: '"b" is not the name of a trigger (the formula can use: a;',
+    },
+    {
+      comment: 'scalingModifiers with a formula and no target',
+      mutate: (o) => {
+        trigger(o)['name'] = 'a';
+        spec(o)['advanced'] = { scalingModifiers: { formula: 'a' } };
+      },
+      field: 'spec.advanced.scalingModifiers.target',
+      message: 'formula is given but target is empty',
     },
     {
       comment: 'scalingModifiers metricType Utilization',
@@ -577,6 +640,14 @@ describe('parseScaledObject: rejected, naming the first offending field', () => 
       },
       field: 'spec.triggers',
       message: 'must have at least 1 item(s)',
+    },
+    {
+      comment: '65 triggers: over MAX_TRIGGERS',
+      mutate: (o) => {
+        spec(o)['triggers'] = Array.from({ length: 65 }, () => ({ type: 'prometheus', metadata: {} }));
+      },
+      field: 'spec.triggers',
+      message: 'must not have more than 64 items',
     },
     {
       comment: 'trigger without type',

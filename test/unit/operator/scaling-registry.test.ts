@@ -83,6 +83,10 @@ function spec(
       idleReplicaCount: undefined,
       hasFallback: false,
       createdAt: new Date(T0.getTime() - 86_400_000),
+      pausedScaleIn: false,
+      pausedScaleOut: false,
+      forceActivation: false,
+      alwaysActive: false,
       ...executor,
     },
     pollerHash: hashes.poller,
@@ -279,5 +283,53 @@ describe('remove', () => {
     });
     await registry.remove(KEY);
     expect(store.ofOwner(KEY)).toStrictEqual([]);
+  });
+});
+
+describe('leader election: executors only on the leader', () => {
+  function follower(): ScalingRegistry {
+    return new ScalingRegistry({ hub, store, kube, events: recordingEvents(), log, onChange, leading: false });
+  }
+
+  test('a follower polls (the store fills) and never writes the scale', async () => {
+    registry = follower();
+    const a = new FakeSource('rabbit|a', 'rabbit').value(7);
+    await registry.ensure(spec([{ name: 'a', source: a }], { poller: 'p1', executor: 'e1' }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(values()).toStrictEqual({ 's0-a': 7 });
+    expect(registry.snapshot(KEY)?.executor.evaluations).toBe(0);
+    expect(kube.calls.filter((c) => c.op === 'writeScale' || c.op === 'readScale')).toStrictEqual([]);
+  });
+
+  test('lead() starts every executor at once; follow() stops them and the pollers carry on', async () => {
+    registry = follower();
+    const a = new FakeSource('rabbit|a', 'rabbit').value(7);
+    await registry.ensure(spec([{ name: 'a', source: a }], { poller: 'p1', executor: 'e1' }));
+    await flush();
+    registry.lead();
+    await flush();
+    expect(kube.writes()).toStrictEqual([1]);
+    await registry.follow();
+    expect(registry.leading).toBe(false);
+    a.value(0);
+    kube.replicas = 1;
+    await vi.advanceTimersByTimeAsync(400_000); // past the cooldown: a leader would scale to zero
+    expect(kube.writes()).toStrictEqual([1]);
+    expect(values()).toStrictEqual({ 's0-a': 0 });
+  });
+
+  test("a follower takes lastActiveTime from the leader's status: the cooldown resumes where it was", async () => {
+    registry = follower();
+    kube.replicas = 1;
+    const a = new FakeSource('rabbit|a', 'rabbit').value(0);
+    await registry.ensure(spec([{ name: 'a', source: a }], { poller: 'p1', executor: 'e1' }));
+    // The leader last saw activity 290 s ago (status.lastActiveTime), of a 300 s cooldown.
+    const lastActiveTime = new Date(Date.now() - 290_000);
+    await registry.ensure({ ...spec([{ name: 'a', source: a }], { poller: 'p1', executor: 'e1' }), lastActiveTime });
+    registry.lead();
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(kube.writes()).toStrictEqual([]);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(kube.writes()).toStrictEqual([0]);
   });
 });

@@ -15,6 +15,8 @@ import {
   checkFailedStatus,
   health,
   isNewFailure,
+  pausedCondition,
+  pausedStatus,
   runningStatus,
   sameStatus,
   statusPatch,
@@ -119,6 +121,13 @@ describe('runningStatus', () => {
     conditions: Record<string, Expected>;
     fields?: Partial<ScaledObjectStatus>;
     absent?: (keyof ScaledObjectStatus)[];
+    /** runningStatus's options beyond the object, the previous status and the runtime. */
+    options?: {
+      pausedScale?: boolean;
+      composite?: boolean;
+      resourceMetricNames?: string[];
+      originalReplicaCount?: number;
+    };
   }[] = [
     {
       comment: 'no runtime yet: Ready, Active unknown, the static fields',
@@ -288,7 +297,8 @@ describe('runningStatus', () => {
       },
     },
     {
-      comment: 'originalReplicaCount, lastActiveTime, GVKR, activity and Paused are kept from the previous status',
+      comment:
+        'originalReplicaCount, lastActiveTime, GVKR and activity are kept from the previous status; Paused=True without a pause annotation becomes Unpaused',
       previous: {
         originalReplicaCount: 5,
         lastActiveTime: EARLIER,
@@ -305,15 +315,63 @@ describe('runningStatus', () => {
         { lastActiveTime: undefined, firstSeenReplicas: 2 },
       ),
       conditions: {
-        Paused: { status: 'True', reason: 'ScaledObjectPaused' },
+        Paused: {
+          status: 'False',
+          reason: 'ScaledObjectUnpaused',
+          message: 'pause annotation removed for ScaledObject',
+        },
         Active: { status: 'True', reason: 'ScalerActive' },
       },
+      // The count reconcile read does not replace the one already recorded.
+      options: { originalReplicaCount: 9 },
       fields: {
         originalReplicaCount: 5,
         lastActiveTime: EARLIER,
         scaleTargetGVKR: { group: 'apps', version: 'v1', kind: 'Deployment', resource: 'deployments' },
         triggersActivity: { 's0-rabbitmq-orders': { isActive: true } },
       },
+    },
+    {
+      comment: 'paused-scale-in/out in effect: Paused=True ScaledObjectPaused while the object runs',
+      runtime: view({ triggers: [ok(false)] }, executor()),
+      options: { pausedScale: true },
+      conditions: {
+        Ready: { status: 'True', reason: 'ScaledObjectReady' },
+        Paused: { status: 'True', reason: 'ScaledObjectPaused', message: 'ScaledObject is paused' },
+      },
+    },
+    {
+      comment: 'still paused (previous Paused=True): stays True',
+      previous: { conditions: [{ type: 'Paused', status: 'True', reason: 'ScaledObjectPaused' }] },
+      runtime: view({ triggers: [ok(false)] }, executor()),
+      options: { pausedScale: true },
+      conditions: { Paused: { status: 'True', reason: 'ScaledObjectPaused' } },
+    },
+    {
+      comment: 'a previous Unpaused condition is kept as it is (not reset to the initial reason-less False)',
+      previous: { conditions: [{ type: 'Paused', status: 'False', reason: 'ScaledObjectUnpaused' }] },
+      runtime: view({ triggers: [ok(false)] }, executor()),
+      conditions: { Paused: { status: 'False', reason: 'ScaledObjectUnpaused' } },
+    },
+    {
+      comment: 'originalReplicaCount: the count reconcile read comes before the executor first-seen one',
+      runtime: view({ triggers: [ok(false)] }, executor(), { firstSeenReplicas: 2 }),
+      options: { originalReplicaCount: 7 },
+      conditions: {},
+      fields: { originalReplicaCount: 7 },
+    },
+    {
+      comment: 'cpu/memory triggers: resourceMetricNames; scalingModifiers: compositeScalerName composite-metric',
+      runtime: view({ triggers: [ok(false)] }, executor()),
+      options: { resourceMetricNames: ['cpu', 'memory'], composite: true },
+      conditions: {},
+      fields: { resourceMetricNames: ['cpu', 'memory'], compositeScalerName: 'composite-metric' },
+    },
+    {
+      comment: 'no cpu/memory triggers and no scalingModifiers: neither field',
+      runtime: view({ triggers: [ok(false)] }, executor()),
+      conditions: {},
+      absent: ['resourceMetricNames', 'compositeScalerName', 'pausedReplicaCount'],
     },
     {
       comment: 'a custom HPA name and a target of another group',
@@ -331,8 +389,9 @@ describe('runningStatus', () => {
     },
   ];
 
-  test.each(rows)('$comment', ({ so, previous, runtime, conditions, fields, absent }) => {
+  test.each(rows)('$comment', ({ so, previous, runtime, conditions, fields, absent, options }) => {
     const status = runningStatus({
+      ...options,
       so: so ?? scaledObject(),
       previous: previous ?? {},
       runtime,
@@ -369,6 +428,173 @@ describe('runningStatus', () => {
     });
     expect(conditionOf(status, 'Ready')?.lastTransitionTime).toBe(EARLIER);
     expect(conditionOf(status, 'Active')?.lastTransitionTime).toBe('2026-06-01T12:00:00Z');
+  });
+});
+
+describe('pausedCondition', () => {
+  const paused = { type: 'Paused', status: 'True', reason: 'ScaledObjectPaused', lastTransitionTime: EARLIER } as const;
+  const unpaused = {
+    type: 'Paused',
+    status: 'False',
+    reason: 'ScaledObjectUnpaused',
+    lastTransitionTime: EARLIER,
+  } as const;
+  const initial = { type: 'Paused', status: 'False', lastTransitionTime: EARLIER } as const;
+  const rows: { comment: string; previous: Condition | undefined; paused: boolean; want: Record<string, unknown> }[] = [
+    {
+      comment: 'never paused, not paused: KEDA initial Paused=False without a reason',
+      previous: undefined,
+      paused: false,
+      want: { type: 'Paused', status: 'False' },
+    },
+    {
+      comment: 'initial False, not paused: kept as it is',
+      previous: initial,
+      paused: false,
+      want: { type: 'Paused', status: 'False', lastTransitionTime: EARLIER },
+    },
+    {
+      comment: 'never paused, now paused: True ScaledObjectPaused',
+      previous: undefined,
+      paused: true,
+      want: { type: 'Paused', status: 'True', reason: 'ScaledObjectPaused', message: 'ScaledObject is paused' },
+    },
+    {
+      comment: 'initial False, now paused: True',
+      previous: initial,
+      paused: true,
+      want: { status: 'True', reason: 'ScaledObjectPaused' },
+    },
+    {
+      comment: 'paused, still paused: True',
+      previous: paused,
+      paused: true,
+      want: { status: 'True', reason: 'ScaledObjectPaused' },
+    },
+    {
+      comment: 'paused, annotation removed: False ScaledObjectUnpaused (KEDA reason and message)',
+      previous: paused,
+      paused: false,
+      want: {
+        type: 'Paused',
+        status: 'False',
+        reason: 'ScaledObjectUnpaused',
+        message: 'pause annotation removed for ScaledObject',
+      },
+    },
+    {
+      comment: 'unpaused, still not paused: the Unpaused condition stays (no flip back to the initial one)',
+      previous: unpaused,
+      paused: false,
+      want: { status: 'False', reason: 'ScaledObjectUnpaused', lastTransitionTime: EARLIER },
+    },
+    {
+      comment: 'unpaused, paused again: True',
+      previous: unpaused,
+      paused: true,
+      want: { status: 'True', reason: 'ScaledObjectPaused' },
+    },
+  ];
+  test.each(rows)('$comment', ({ previous, paused: isPaused, want }) => {
+    const got = pausedCondition({ conditions: previous === undefined ? [] : [previous] }, isPaused);
+    expect(got).toMatchObject(want);
+    if (want['reason'] === undefined) expect(got).not.toHaveProperty('reason');
+  });
+});
+
+describe('pausedStatus', () => {
+  const running: ScaledObjectStatus = {
+    scaleTargetKind: 'apps/v1.Deployment',
+    originalReplicaCount: 3,
+    lastActiveTime: EARLIER,
+    hpaName: 'sluice-hpa-orders',
+    externalMetricNames: ['s0-rabbitmq-orders'],
+    triggersTypes: 'rabbitmq',
+    triggersActivity: { 's0-rabbitmq-orders': { isActive: true } },
+    observedGeneration: 1,
+    conditions: [
+      { type: 'Ready', status: 'True', reason: 'ScaledObjectReady', lastTransitionTime: EARLIER },
+      { type: 'Active', status: 'True', reason: 'ScalerActive', lastTransitionTime: EARLIER },
+      { type: 'Fallback', status: 'False', reason: 'NoFallbackFound', lastTransitionTime: EARLIER },
+      { type: 'Paused', status: 'False', lastTransitionTime: EARLIER },
+    ],
+  };
+  const rows: {
+    comment: string;
+    previous: ScaledObjectStatus;
+    pausedReplicas: number | undefined;
+    originalReplicaCount: number | undefined;
+    want: Partial<ScaledObjectStatus>;
+    absent: (keyof ScaledObjectStatus)[];
+  }[] = [
+    {
+      comment: 'paused-replicas 2 on a running object: pausedReplicaCount 2, no hpaName, the rest kept',
+      previous: running,
+      pausedReplicas: 2,
+      originalReplicaCount: 5,
+      want: {
+        pausedReplicaCount: 2,
+        originalReplicaCount: 3,
+        lastActiveTime: EARLIER,
+        externalMetricNames: ['s0-rabbitmq-orders'],
+        triggersActivity: { 's0-rabbitmq-orders': { isActive: true } },
+        observedGeneration: 2,
+      },
+      absent: ['hpaName'],
+    },
+    {
+      comment: 'paused-replicas "0" is a real 0',
+      previous: running,
+      pausedReplicas: 0,
+      originalReplicaCount: 5,
+      want: { pausedReplicaCount: 0 },
+      absent: ['hpaName'],
+    },
+    {
+      comment: 'paused (no count): no pausedReplicaCount, and a previous one is dropped',
+      previous: { ...running, pausedReplicaCount: 4 },
+      pausedReplicas: undefined,
+      originalReplicaCount: 5,
+      want: { originalReplicaCount: 3 },
+      absent: ['hpaName', 'pausedReplicaCount'],
+    },
+    {
+      comment: 'a new object paused from the start: originalReplicaCount is the count read',
+      previous: {},
+      pausedReplicas: 1,
+      originalReplicaCount: 5,
+      want: { originalReplicaCount: 5, pausedReplicaCount: 1, observedGeneration: 2 },
+      absent: ['hpaName', 'externalMetricNames'],
+    },
+    {
+      comment: 'count unknown and none recorded: no originalReplicaCount',
+      previous: {},
+      pausedReplicas: undefined,
+      originalReplicaCount: undefined,
+      want: {},
+      absent: ['originalReplicaCount', 'pausedReplicaCount'],
+    },
+  ];
+  test.each(rows)('$comment', ({ previous, pausedReplicas, originalReplicaCount, want, absent }) => {
+    const status = pausedStatus({ so: scaledObject(), previous, pausedReplicas, originalReplicaCount, at: AT });
+    expect(status).toMatchObject(want);
+    for (const field of absent) expect(status, field).not.toHaveProperty(field);
+    // Ready stays True, Paused=True; the other conditions as they were.
+    expect(conditionOf(status, 'Ready')).toMatchObject({ status: 'True', reason: 'ScaledObjectReady' });
+    expect(conditionOf(status, 'Paused')).toMatchObject({ status: 'True', reason: 'ScaledObjectPaused' });
+    expect(conditionOf(status, 'Active')).toStrictEqual(conditionOf(previous, 'Active'));
+  });
+
+  test('the transition time: Paused gets `at`, an unchanged Ready keeps its own', () => {
+    const status = pausedStatus({
+      so: scaledObject(),
+      previous: running,
+      pausedReplicas: 2,
+      originalReplicaCount: 3,
+      at: AT,
+    });
+    expect(conditionOf(status, 'Paused')?.lastTransitionTime).toBe('2026-06-01T12:00:00Z');
+    expect(conditionOf(status, 'Ready')?.lastTransitionTime).toBe(EARLIER);
   });
 });
 

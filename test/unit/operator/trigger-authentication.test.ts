@@ -204,3 +204,85 @@ describe('parseTriggerAuthentication: rejected', () => {
     expect(err.message).toMatch(message);
   });
 });
+
+describe('ClusterTriggerAuthentication: allowedNamespaces and allowedNamespaceSelector', () => {
+  const cluster = (spec: Record<string, unknown>) => ({
+    apiVersion: 'sluice.dev/v1alpha1',
+    kind: 'ClusterTriggerAuthentication',
+    metadata: { name: 'shared' },
+    spec: { secretTargetRef: [{ parameter: 'password', name: 's', key: 'k' }], ...spec },
+  });
+
+  test('both fields parse on the cluster kind', () => {
+    const selector = {
+      matchLabels: { team: 'a' },
+      matchExpressions: [
+        { key: 'tier', operator: 'In', values: ['gold'] },
+        { key: 'env', operator: 'NotIn', values: ['dev'] },
+        { key: 'owner', operator: 'Exists' },
+        { key: 'quarantined', operator: 'DoesNotExist', values: [] },
+      ],
+    };
+    const parsed = parseTriggerAuthentication(
+      cluster({ allowedNamespaces: ['team-a', 'team-b'], allowedNamespaceSelector: selector }),
+      'ClusterTriggerAuthentication',
+    );
+    expect(parsed.spec.allowedNamespaces).toStrictEqual(['team-a', 'team-b']);
+    expect(parsed.spec.allowedNamespaceSelector).toStrictEqual(selector);
+  });
+
+  const rows: { comment: string; obj: unknown; kind?: 'TriggerAuthentication'; field: string; message: RegExp }[] = [
+    {
+      comment: 'allowedNamespaces on a (namespaced) TriggerAuthentication: only the cluster kind has it',
+      obj: { ...cluster({ allowedNamespaces: ['x'] }), kind: 'TriggerAuthentication' },
+      kind: 'TriggerAuthentication',
+      field: 'spec.allowedNamespaces',
+      message: /unknown field/,
+    },
+    {
+      comment: 'a namespace name that is not a DNS label',
+      obj: cluster({ allowedNamespaces: ['Team_A'] }),
+      field: 'spec.allowedNamespaces[0]',
+      message: /is not a valid name/,
+    },
+    {
+      comment: 'an unknown operator',
+      obj: cluster({
+        allowedNamespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Equals', values: ['b'] }] },
+      }),
+      field: 'spec.allowedNamespaceSelector.matchExpressions[0].operator',
+      message: /In, NotIn, Exists, DoesNotExist|one of/,
+    },
+    {
+      comment: 'In without values',
+      obj: cluster({ allowedNamespaceSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } }),
+      field: 'spec.allowedNamespaceSelector.matchExpressions[0].values',
+      message: /must not be empty for operator In/,
+    },
+    {
+      comment: 'NotIn with an empty list',
+      obj: cluster({ allowedNamespaceSelector: { matchExpressions: [{ key: 'a', operator: 'NotIn', values: [] }] } }),
+      field: 'spec.allowedNamespaceSelector.matchExpressions[0].values',
+      message: /must not be empty for operator NotIn/,
+    },
+    {
+      comment: 'Exists with values',
+      obj: cluster({
+        allowedNamespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['b'] }] },
+      }),
+      field: 'spec.allowedNamespaceSelector.matchExpressions[0].values',
+      message: /must be empty for operator Exists/,
+    },
+    {
+      comment: 'a selector field sluice does not know',
+      obj: cluster({ allowedNamespaceSelector: { matchLabel: { a: 'b' } } }),
+      field: 'spec.allowedNamespaceSelector.matchLabel',
+      message: /unknown field/,
+    },
+  ];
+  test.each(rows)('$comment → $field', ({ obj, kind, field, message }) => {
+    const err = parseError(obj, kind ?? 'ClusterTriggerAuthentication');
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(message);
+  });
+});

@@ -4,6 +4,7 @@ import {
   SQSServiceException,
   type SQSClientConfig,
 } from '@aws-sdk/client-sqs';
+import { AssumeRoleCommand, STSServiceException, type STSClientConfig } from '@aws-sdk/client-sts';
 import { describe, expect, it } from 'vitest';
 import { BackendError, ScalerError, ValidationError, describeError } from '../../../src/errors.ts';
 import {
@@ -12,13 +13,17 @@ import {
   parseAwsSqsQueueConfig,
   type SqsPort,
 } from '../../../src/scalers/aws-sqs-queue.ts';
+import type { StsPort } from '../../../src/scalers/aws-credentials.ts';
 import { createScaler } from '../../../src/scalers/registry.ts';
+import { SharedPool } from '../../../src/scalers/shared.ts';
 import type { TriggerInput } from '../../../src/scalers/scaler.ts';
 import { standalone, triggerInput, type StandaloneScaler } from '../../support/trigger.ts';
 
 const properUrl = 'https://sqs.eu-west-1.amazonaws.com/account_id/DeleteArtifactQ';
 const SECRET = 'S3CRET-value-never-shown';
 const TOKEN = 'T0KEN-value-never-shown';
+const ROLE = 'arn:aws:iam::123456789012:role/sqs-reader';
+const EXTERNAL = 'ext-id-never-quoted';
 const staticAuth = { awsAccessKeyId: 'AKIDEXAMPLE', awsSecretAccessKey: SECRET };
 
 function trigger(
@@ -76,9 +81,29 @@ describe('aws-sqs-queue metadata', () => {
       expect: { queueName: 'jobs.fifo' },
     },
     {
-      comment: 'custom endpoint (emulators, VPC endpoints)',
-      metadata: { ...base, awsEndpoint: 'http://localhost:4566' },
+      comment: 'custom endpoint (emulators, VPC endpoints) from the TriggerAuthentication that has the keys',
+      metadata: base,
+      authParams: { ...staticAuth, awsEndpoint: 'http://localhost:4566' },
       expect: { endpoint: 'http://localhost:4566' },
+    },
+    {
+      comment: "custom endpoint in metadata with sluice's own identity (identityOwner operator)",
+      metadata: { ...base, awsEndpoint: 'http://localhost:4566', identityOwner: 'operator' },
+      authParams: {},
+      expect: { endpoint: 'http://localhost:4566', credentials: undefined },
+    },
+    {
+      comment:
+        "custom endpoint in metadata with KEDA's legacy keys from the container environment (not a TriggerAuthentication's)",
+      metadata: {
+        ...base,
+        awsEndpoint: 'http://localhost:4566',
+        awsAccessKeyIDFromEnv: 'AWS_KEY',
+        awsSecretAccessKeyFromEnv: 'AWS_SECRET',
+      },
+      authParams: {},
+      resolvedEnv: { AWS_KEY: 'AKIDENV', AWS_SECRET: SECRET },
+      expect: { endpoint: 'http://localhost:4566', credentials: { accessKeyId: 'AKIDENV', secretAccessKey: SECRET } },
     },
     {
       comment: 'scaleOnInFlight false: visible messages only (KEDA row)',
@@ -124,8 +149,9 @@ describe('aws-sqs-queue metadata', () => {
       expect: { credentials: { accessKeyId: 'AKIDUPPER', secretAccessKey: SECRET } },
     },
     {
-      comment: 'no credentials at all: the SDK default chain',
-      metadata: base,
+      comment:
+        'no credentials and identityOwner operator (KEDA: required for the operator identity): the SDK default chain',
+      metadata: { ...base, identityOwner: 'operator' },
       authParams: {},
       expect: { credentials: undefined },
     },
@@ -159,6 +185,53 @@ describe('aws-sqs-queue metadata', () => {
       authParams: {},
       resolvedEnv: { AWS_KEY: 'AKIDENV', AWS_SECRET: SECRET },
       expect: { credentials: { accessKeyId: 'AKIDENV', secretAccessKey: SECRET } },
+    },
+    {
+      comment: 'a role to assume with static keys (KEDA row "with AWS Role from TriggerAuthentication")',
+      metadata: base,
+      authParams: { ...staticAuth, awsRoleArn: ROLE },
+      expect: {
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET },
+        role: { roleArn: ROLE, externalId: undefined },
+      },
+    },
+    {
+      comment: 'a role with an external ID',
+      metadata: { ...base, identityOwner: 'operator' },
+      authParams: { awsRoleArn: ROLE, awsExternalID: EXTERNAL },
+      expect: { credentials: undefined, role: { roleArn: ROLE, externalId: EXTERNAL } },
+    },
+    {
+      comment: "KEDA's spelling awsExternalId",
+      metadata: { ...base, identityOwner: 'operator' },
+      authParams: { awsRoleArn: ROLE, awsExternalId: EXTERNAL },
+      expect: { role: { roleArn: ROLE, externalId: EXTERNAL } },
+    },
+    {
+      comment: 'both spellings of the external ID with the same value',
+      metadata: { ...base, identityOwner: 'operator' },
+      authParams: { awsRoleArn: ROLE, awsExternalID: EXTERNAL, awsExternalId: EXTERNAL },
+      expect: { role: { roleArn: ROLE, externalId: EXTERNAL } },
+    },
+    {
+      comment: 'a role with a path, in another partition, assumed with the default chain (identityOwner operator)',
+      metadata: { ...base, identityOwner: 'operator' },
+      authParams: { awsRoleArn: 'arn:aws-us-gov:iam::210987654321:role/team/queues/sqs-reader@x' },
+      expect: {
+        credentials: undefined,
+        role: { roleArn: 'arn:aws-us-gov:iam::210987654321:role/team/queues/sqs-reader@x', externalId: undefined },
+      },
+    },
+    {
+      comment: "identityOwner operator with a role: assumed with sluice's own identity",
+      metadata: { ...base, identityOwner: 'operator' },
+      authParams: { awsRoleArn: ROLE },
+      expect: { credentials: undefined, role: { roleArn: ROLE, externalId: undefined } },
+    },
+    {
+      comment: 'no role: none',
+      metadata: base,
+      expect: { role: undefined },
     },
     {
       comment: 'values are trimmed; empty counts as absent',
@@ -292,15 +365,63 @@ describe('aws-sqs-queue metadata', () => {
     },
     {
       comment: 'awsEndpoint not a URL',
-      metadata: { ...base, awsEndpoint: 'localhost:4566' },
+      metadata: { ...base, awsEndpoint: 'localhost:4566', identityOwner: 'operator' },
+      authParams: {},
       field: `${p}.awsEndpoint`,
       message: /not an http\(s\) URL/,
     },
     {
       comment: 'awsEndpoint with credentials (never echoed)',
-      metadata: { ...base, awsEndpoint: `http://k:${SECRET}@localhost:4566` },
+      metadata: { ...base, awsEndpoint: `http://k:${SECRET}@localhost:4566`, identityOwner: 'operator' },
+      authParams: {},
       field: `${p}.awsEndpoint`,
       message: /must not contain credentials/,
+    },
+    {
+      comment: "the TriggerAuthentication's awsEndpoint not a URL (never echoed)",
+      metadata: base,
+      authParams: { ...staticAuth, awsEndpoint: 'localhost:4566' },
+      field: ref,
+      message: /awsEndpoint is not an http\(s\) URL/,
+    },
+    {
+      comment:
+        "awsEndpoint in metadata with the TriggerAuthentication's keys (sluice: the keys go to its endpoint only)",
+      metadata: { ...base, awsEndpoint: 'http://attacker.example:4566' },
+      field: `${p}.awsEndpoint`,
+      message:
+        /must not be set in trigger metadata: the TriggerAuthentication supplies credentials \(awsAccessKeyId, awsSecretAccessKey\).*only to the awsEndpoint it gives too/,
+    },
+    {
+      comment: 'awsEndpoint in metadata with a session token from the TriggerAuthentication, whatever the TA says',
+      metadata: { ...base, awsEndpoint: 'http://127.0.0.1:4566' },
+      authParams: { ...staticAuth, awsSessionToken: TOKEN, awsEndpoint: 'http://127.0.0.1:4566' },
+      field: `${p}.awsEndpoint`,
+      message: /awsSessionToken/,
+    },
+    {
+      comment: 'no credentials and no identityOwner operator (KEDA: an error too)',
+      metadata: base,
+      authParams: {},
+      field: ref,
+      message:
+        /the trigger has no AWS credentials: give awsAccessKeyID and awsSecretAccessKey through a TriggerAuthentication, or set identityOwner: "operator".*--allow-operator-cloud-identity/,
+    },
+    {
+      comment: 'identityOwner pod without credentials (pod identity is not supported): no default chain',
+      metadata: { ...base, identityOwner: 'pod' },
+      authParams: {},
+      field: ref,
+      message: /no AWS credentials/,
+    },
+    {
+      comment:
+        "a role without base keys and without identityOwner operator: it would be assumed with sluice's identity",
+      metadata: base,
+      authParams: { awsRoleArn: ROLE },
+      field: ref,
+      message:
+        /awsRoleArn without awsAccessKeyID and awsSecretAccessKey would be assumed with sluice's own AWS identity.*--allow-operator-cloud-identity/,
     },
     {
       comment: 'static credentials, missing Access Key Id (KEDA row)',
@@ -361,11 +482,80 @@ describe('aws-sqs-queue metadata', () => {
       message: /must not be written in trigger metadata/,
     },
     {
-      comment: 'a role to assume (KEDA row "with AWS Role from TriggerAuthentication"): not supported',
+      comment: 'awsRoleArn that is not an ARN',
       metadata: base,
-      authParams: { awsRoleArn: 'arn:aws:iam::123456789012:role/sqs' },
+      authParams: { ...staticAuth, awsRoleArn: 'sqs-reader' },
       field: ref,
-      message: /awsRoleArn .* not supported/,
+      message: /awsRoleArn "sqs-reader" is not an IAM role ARN/,
+    },
+    {
+      comment: 'awsRoleArn naming a user, not a role',
+      metadata: base,
+      authParams: { awsRoleArn: 'arn:aws:iam::123456789012:user/sqs' },
+      field: ref,
+      message: /is not an IAM role ARN/,
+    },
+    {
+      comment: 'awsRoleArn with an 11-digit account',
+      metadata: base,
+      authParams: { awsRoleArn: 'arn:aws:iam::12345678901:role/sqs' },
+      field: ref,
+      message: /is not an IAM role ARN/,
+    },
+    {
+      comment: 'awsRoleArn without a role name',
+      metadata: base,
+      authParams: { awsRoleArn: 'arn:aws:iam::123456789012:role/' },
+      field: ref,
+      message: /is not an IAM role ARN/,
+    },
+    {
+      comment: 'an STS ARN (an assumed-role session) is not a role ARN',
+      metadata: base,
+      authParams: { awsRoleArn: 'arn:aws:sts::123456789012:assumed-role/sqs/session' },
+      field: ref,
+      message: /is not an IAM role ARN/,
+    },
+    {
+      comment: 'awsExternalID without awsRoleArn (KEDA logs and ignores it)',
+      metadata: base,
+      authParams: { ...staticAuth, awsExternalID: EXTERNAL },
+      field: ref,
+      message: /awsExternalID is given without awsRoleArn/,
+    },
+    {
+      comment: 'awsExternalId (KEDA spelling) without awsRoleArn',
+      metadata: base,
+      authParams: { awsExternalId: EXTERNAL },
+      field: ref,
+      message: /awsExternalID is given without awsRoleArn/,
+    },
+    {
+      comment: 'an external ID STS would reject (a space), never quoted',
+      metadata: base,
+      authParams: { awsRoleArn: ROLE, awsExternalID: `${EXTERNAL} x` },
+      field: ref,
+      message: /awsExternalID must be 2 to 1224 characters/,
+    },
+    {
+      comment: 'both spellings of the external ID, different',
+      metadata: base,
+      authParams: { awsRoleArn: ROLE, awsExternalID: EXTERNAL, awsExternalId: 'other-id' },
+      field: ref,
+      message: /both given, with different values/,
+    },
+    {
+      comment: 'awsRoleArn in trigger metadata (KEDA reads it from the TriggerAuthentication only)',
+      metadata: { ...base, awsRoleArn: ROLE },
+      field: `${p}.awsRoleArn`,
+      message: /must come from a TriggerAuthentication/,
+    },
+    {
+      comment: 'awsExternalID in trigger metadata',
+      metadata: { ...base, awsExternalID: EXTERNAL },
+      authParams: { awsRoleArn: ROLE },
+      field: `${p}.awsExternalID`,
+      message: /must come from a TriggerAuthentication/,
     },
     {
       comment: 'identityOwner operator together with static credentials',
@@ -406,6 +596,7 @@ describe('aws-sqs-queue metadata', () => {
     expect(err.message).toMatch(message);
     expect(err.message).not.toContain(SECRET);
     expect(err.message).not.toContain(TOKEN);
+    expect(err.message).not.toContain(EXTERNAL);
   });
 
   it('uses the trigger index in error paths', () => {
@@ -485,7 +676,7 @@ describe('aws-sqs-queue sample() against a stub client', () => {
   it('creates the client lazily, once, with the endpoint, region and credentials, and destroys it on close', async () => {
     const { factory, state } = stubClient(() => ({ Attributes: attrs }));
     const scaler = factory(
-      trigger({ ...base, awsEndpoint: 'http://127.0.0.1:4566' }, { ...staticAuth, awsSessionToken: TOKEN }),
+      trigger(base, { ...staticAuth, awsSessionToken: TOKEN, awsEndpoint: 'http://127.0.0.1:4566' }),
     );
     expect(state.configs).toHaveLength(0); // building never connects
     await scaler.sample(signal());
@@ -513,9 +704,9 @@ describe('aws-sqs-queue sample() against a stub client', () => {
     expect(state.destroyed).toBe(1);
   });
 
-  it('leaves credentials to the default chain when the trigger has none', async () => {
+  it('leaves credentials to the default chain when the trigger has none and says identityOwner: operator', async () => {
     const { factory, state } = stubClient(() => ({ Attributes: attrs }));
-    await factory(trigger(base, {})).sample(signal());
+    await factory(trigger({ ...base, identityOwner: 'operator' }, {})).sample(signal());
     expect(state.configs[0]).toEqual({ region: 'eu-west-1', useQueueUrlAsEndpoint: false });
   });
 
@@ -716,7 +907,8 @@ describe('aws-sqs-queue sample() against a stub client', () => {
           $metadata: { httpStatusCode: 400 },
           message: 'unknown attribute',
         }),
-      expected: /SQS answered InvalidAttributeName \(HTTP 400\).*unknown attribute/,
+      // The code is one SQS has: named. Its message is the endpoint's text: never quoted.
+      expected: /^SQS answered InvalidAttributeName \(HTTP 400\) for queue "DeleteArtifactQ" at region eu-west-1$/,
       backend: false,
     },
   ];
@@ -732,6 +924,45 @@ describe('aws-sqs-queue sample() against a stub client', () => {
     expect(everything).not.toContain(TOKEN);
     expect(err.cause).toBeDefined();
     expect(err instanceof BackendError).toBe(backend);
+  });
+
+  // awsEndpoint may point at any server: what it answers (a code, a message, a body the SDK cannot parse) is its text.
+  it.each([
+    {
+      comment: 'an error code SQS does not have',
+      error: () =>
+        new SQSServiceException({
+          name: 'AKIAIOSFODNN7EXAMPLE',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+          message: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+        }),
+      expected: /^SQS answered an error code sluice does not know \(HTTP 400\) for queue "DeleteArtifactQ"/,
+    },
+    {
+      comment: 'a known code with a message',
+      error: () =>
+        new SQSServiceException({
+          name: 'AccessDenied',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+          message: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY AKIAIOSFODNN7EXAMPLE',
+        }),
+      expected: /^SQS at region eu-west-1 refused the credentials \(AccessDenied \(HTTP 403\)\)$/,
+    },
+    {
+      comment: 'a body the SDK cannot parse (the SyntaxError quotes its start)',
+      error: () =>
+        Object.assign(new SyntaxError('Unexpected token \'A\', "AKIAIOSFODNN7EXAMPLE" is not valid JSON'), {
+          $metadata: { httpStatusCode: 200 },
+        }),
+      expected: /^the SQS endpoint sent a malformed answer \(HTTP 200\)/,
+    },
+  ])('$comment: quotes nothing the endpoint sent, not even in the cause', async ({ error, expected }) => {
+    const { factory } = stubClient(() => error());
+    const err = await sampleError(factory(trigger(base)).sample(signal()));
+    expect(err.message).toMatch(expected);
+    expect(describeError(err)).not.toMatch(/AKIA|wJalr/);
   });
 
   it('an aborted signal is a timeout error', async () => {
@@ -751,5 +982,229 @@ describe('aws-sqs-queue sample() against a stub client', () => {
     const aborted = await sampleError(pending);
     expect(aborted.message).toBe('a read from SQS at region eu-west-1 timed out');
     expect(aborted).toBeInstanceOf(BackendError);
+  });
+});
+
+/**
+ * Stub SQS and STS clients for a role: STS answers AssumeRole with numbered temporary credentials (ASIA1, ASIA2, …)
+ * valid for `validForMs`, or fails with `stsError`; SQS resolves its `credentials` as the SDK does before signing and
+ * records the access key it would have signed with.
+ */
+function roleStub(options: { validForMs?: number; stsError?: () => unknown; stsHangs?: boolean } = {}) {
+  const clock = { now: Date.now() };
+  const state = {
+    sqsConfigs: [] as SQSClientConfig[],
+    stsConfigs: [] as STSClientConfig[],
+    assumed: [] as AssumeRoleCommand['input'][],
+    signedWith: [] as string[],
+    sqsDestroyed: 0,
+    stsDestroyed: 0,
+  };
+  let issued = 0;
+  const build = awsSqsQueueScalerFactory(
+    (config) => {
+      state.sqsConfigs.push(config);
+      const port = {
+        send: async () => {
+          const provider = config.credentials;
+          const credentials = typeof provider === 'function' ? await provider() : provider;
+          state.signedWith.push(credentials?.accessKeyId ?? 'none');
+          return { Attributes: attrs };
+        },
+        destroy: () => {
+          state.sqsDestroyed++;
+        },
+      };
+      return port;
+    },
+    (config) => {
+      state.stsConfigs.push(config);
+      const port = {
+        send: async (command: AssumeRoleCommand, sendOptions?: { abortSignal?: AbortSignal }) => {
+          state.assumed.push(command.input);
+          await Promise.resolve();
+          if (options.stsHangs === true) {
+            await new Promise((_resolve, reject) => {
+              sendOptions?.abortSignal?.addEventListener('abort', () => {
+                reject(Object.assign(new Error('Request aborted'), { name: 'AbortError' }));
+              });
+            });
+          }
+          if (options.stsError) throw options.stsError();
+          issued++;
+          return {
+            Credentials: {
+              AccessKeyId: `ASIA${issued}`,
+              SecretAccessKey: `temporary-secret-${issued}`,
+              SessionToken: `temporary-token-${issued}`,
+              Expiration: new Date(clock.now + (options.validForMs ?? 3_600_000)),
+            },
+          };
+        },
+        destroy: () => {
+          state.stsDestroyed++;
+        },
+      };
+      return port as unknown as StsPort;
+    },
+    () => clock.now,
+  );
+  const factory = (input: TriggerInput): StandaloneScaler => standalone(build(input));
+  return { factory, build, state, clock };
+}
+
+describe('aws-sqs-queue with a role to assume, against stub SQS and STS clients', () => {
+  const roleAuth = { ...staticAuth, awsRoleArn: ROLE, awsExternalID: EXTERNAL };
+
+  it('assumes the role once with the base keys and reads SQS with the temporary credentials', async () => {
+    const { factory, state } = roleStub();
+    const scaler = factory(trigger(base, { ...roleAuth, awsEndpoint: 'http://127.0.0.1:4566' }));
+    expect(state.stsConfigs).toHaveLength(0); // building never connects
+    expect(await scaler.sample(signal())).toEqual({ value: 300, active: true });
+    expect(await scaler.sample(signal())).toEqual({ value: 300, active: true });
+    // STS at the trigger's endpoint and region, called with the static keys of the TriggerAuthentication.
+    expect(state.stsConfigs).toEqual([
+      {
+        region: 'eu-west-1',
+        endpoint: 'http://127.0.0.1:4566',
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET },
+      },
+    ]);
+    expect(state.assumed).toEqual([
+      { RoleArn: ROLE, RoleSessionName: 'sluice-aws-sqs-queue', DurationSeconds: 3600, ExternalId: EXTERNAL },
+    ]);
+    // SQS is signed with the role's credentials, never the base keys; one AssumeRole served both reads.
+    expect(state.signedWith).toEqual(['ASIA1', 'ASIA1']);
+    expect(state.sqsConfigs[0]?.credentials).toBeTypeOf('function');
+    await scaler.close();
+    expect(state.sqsDestroyed).toBe(1);
+    expect(state.stsDestroyed).toBe(1);
+  });
+
+  it('without base keys, STS gets no credentials (the SDK default chain) and no ExternalId when none is given', async () => {
+    const { factory, state } = roleStub();
+    await factory(trigger({ ...base, identityOwner: 'operator' }, { awsRoleArn: ROLE })).sample(signal());
+    expect(state.stsConfigs).toEqual([{ region: 'eu-west-1' }]);
+    expect(state.assumed).toEqual([{ RoleArn: ROLE, RoleSessionName: 'sluice-aws-sqs-queue', DurationSeconds: 3600 }]);
+  });
+
+  it('renews the temporary credentials 5 minutes before they expire, not before', async () => {
+    const { factory, state, clock } = roleStub({ validForMs: 3_600_000 });
+    const scaler = factory(trigger(base, roleAuth));
+    await scaler.sample(signal());
+    clock.now += 54 * 60_000; // 6 minutes left: still good
+    await scaler.sample(signal());
+    expect(state.assumed).toHaveLength(1);
+    clock.now += 2 * 60_000; // 4 minutes left: renewed, once, and SQS is signed with the new ones
+    await scaler.sample(signal());
+    await scaler.sample(signal());
+    expect(state.assumed).toHaveLength(2);
+    expect(state.signedWith).toEqual(['ASIA1', 'ASIA1', 'ASIA2', 'ASIA2']);
+  });
+
+  it('credentials that live less than 10 minutes are renewed halfway through', async () => {
+    const { factory, state, clock } = roleStub({ validForMs: 6 * 60_000 });
+    const scaler = factory(trigger(base, roleAuth));
+    await scaler.sample(signal());
+    clock.now += 2 * 60_000;
+    await scaler.sample(signal());
+    expect(state.assumed).toHaveLength(1);
+    clock.now += 60_001;
+    await scaler.sample(signal());
+    expect(state.signedWith).toEqual(['ASIA1', 'ASIA1', 'ASIA2']);
+  });
+
+  it('readers of one role share one client and one AssumeRole; other roles or external IDs do not', async () => {
+    const { build, state } = roleStub();
+    const shared = new SharedPool();
+    const one = standalone(build(trigger(base, roleAuth)), shared);
+    const two = standalone(build(trigger({ ...base, queueURL: 'other-queue' }, roleAuth)), shared);
+    await Promise.all([one.sample(signal()), two.sample(signal())]);
+    expect(state.sqsConfigs).toHaveLength(1);
+    expect(state.assumed).toHaveLength(1);
+    await Promise.all([one.close(), two.close()]);
+
+    const key = (authParams: Record<string, string>) => build(trigger(base, authParams)).sourceKey;
+    const keys = [
+      key(roleAuth),
+      key({ ...roleAuth, awsRoleArn: 'arn:aws:iam::123456789012:role/other' }),
+      key({ ...roleAuth, awsExternalID: 'another-external-id' }),
+      key({ ...staticAuth, awsRoleArn: ROLE }),
+      key(staticAuth),
+    ];
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(key(roleAuth)).toBe(keys[0]);
+    for (const k of keys) {
+      expect(k).not.toContain(EXTERNAL);
+      expect(k).not.toContain(SECRET);
+    }
+  });
+
+  const failures = [
+    {
+      comment: 'AssumeRole refused (AccessDenied), with a message that echoes the base keys',
+      error: () =>
+        new STSServiceException({
+          name: 'AccessDenied',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+          message: `User AKIDEXAMPLE (${SECRET}) is not authorized to perform: sts:AssumeRole`,
+        }),
+      expected:
+        /^cannot assume role arn:aws:iam::123456789012:role\/sqs-reader: STS at region eu-west-1 answered AccessDenied \(HTTP 403\)$/,
+    },
+    {
+      comment: 'unknown base keys (InvalidClientTokenId)',
+      error: () =>
+        new STSServiceException({
+          name: 'InvalidClientTokenId',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+          message: 'The security token included in the request is invalid.',
+        }),
+      expected: /^cannot assume role .*sqs-reader: STS at region eu-west-1 answered InvalidClientTokenId \(HTTP 403\)/,
+    },
+    {
+      comment: 'no base credentials anywhere',
+      error: () =>
+        Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }),
+      expected: /^cannot assume role .*sqs-reader: no AWS credentials to call STS with/,
+    },
+    {
+      comment: 'STS unreachable',
+      error: () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+      expected: /^cannot assume role .*sqs-reader: cannot reach STS at region eu-west-1: ECONNREFUSED$/,
+    },
+    {
+      comment: 'STS down (HTTP 503)',
+      error: () =>
+        new STSServiceException({
+          name: 'ServiceUnavailable',
+          $fault: 'server',
+          $metadata: { httpStatusCode: 503 },
+          message: '',
+        }),
+      expected: /^cannot assume role .*sqs-reader: STS at region eu-west-1 answered ServiceUnavailable \(HTTP 503\)$/,
+    },
+  ];
+  it.each(failures)('$comment is a BackendError naming the role, never a key', async ({ error, expected }) => {
+    const { factory, state } = roleStub({ stsError: error });
+    const err = await sampleError(factory(trigger(base, roleAuth)).sample(signal()));
+    expect(err).toBeInstanceOf(BackendError); // the role's backend cannot be read: its breaker counts it
+    expect(err.message).toMatch(expected);
+    expect(err.message).toMatch(/assume role arn:aws:iam::123456789012:role\/sqs-reader/);
+    const everything = `${describeError(err)} ${String(err.stack)}`;
+    expect(everything).not.toContain(SECRET);
+    expect(everything).not.toContain('AKIDEXAMPLE');
+    expect(state.signedWith).toEqual([]); // SQS was never asked
+  });
+
+  it('a slow STS is bounded by the read signal, and the failure names the role', async () => {
+    const { factory } = roleStub({ stsHangs: true });
+    const started = Date.now();
+    const err = await sampleError(factory(trigger(base, roleAuth)).sample(AbortSignal.timeout(100)));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(err).toBeInstanceOf(BackendError);
+    expect(err.message).toBe(`assuming role ${ROLE} at STS region eu-west-1 timed out`);
   });
 });

@@ -183,7 +183,11 @@ describe('parseSelector', () => {
   it.each(accepted)('accepts: $comment', ({ text: selector, expect: want }) => {
     const parsed = parseSelector(selector, FIELD);
     expect(parsed.name).toBe(want.name);
-    expect(parsed.matchers).toEqual(want.matchers);
+    expect(parsed.matchers.map(({ label, op, value }) => ({ label, op, value }))).toEqual(want.matchers);
+    for (const m of parsed.matchers) {
+      // Regular expressions are compiled once, here.
+      expect('pattern' in m).toBe(m.op === '=~' || m.op === '!~');
+    }
     expect(parsed.text).toBe(selector.trim());
   });
 

@@ -217,7 +217,13 @@ describe('http-rate metadata', () => {
       comment: 'counter with an invalid regex',
       metadata: { ...viaUrl, counter: 'x{code=~"("}' },
       field: 'counter',
-      message: 'invalid regular expression',
+      message: '"(" is not a valid RE2 regular expression: missing closing )',
+    },
+    {
+      comment: 'counter with a lookahead (RE2 has none, as in Prometheus)',
+      metadata: { ...viaUrl, counter: 'x{code=~"(?!5)..."}' },
+      field: 'counter',
+      message: 'uses a lookahead `(?!`, which is not supported by RE2',
     },
     {
       comment: 'counter without a metric name',

@@ -16,6 +16,7 @@ import {
   type AuthOptions,
   type HttpClientOptions,
 } from '../../../src/scalers/http.ts';
+import { OutboundGuard } from '../../../src/scalers/address-filter.ts';
 import { SharedPool } from '../../../src/scalers/shared.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
 import { triggerInput, expectValidationError } from '../../support/trigger.ts';
@@ -336,6 +337,36 @@ describe('URLs and headers', () => {
       checkHeaders({ 'X-A': 'a\nb' }, 'f');
     }).toThrow(ValidationError);
   });
+  it.each([
+    ['Metadata-Flavor', /cloud metadata and identity endpoints require it/],
+    ['metadata', /cloud metadata/],
+    ['X-aws-ec2-metadata-token', /cloud metadata/],
+    ['X-AWS-EC2-METADATA-TOKEN-TTL-SECONDS', /cloud metadata/],
+    ['X-Google-Metadata-Request', /cloud metadata/],
+    ['X-IDENTITY-HEADER', /cloud metadata/],
+    ['X-aliyun-ecs-metadata-token', /cloud metadata/],
+    ['Connection', /hop-by-hop/],
+    ['Transfer-Encoding', /hop-by-hop/],
+    ['Upgrade', /hop-by-hop/],
+    ['Host', /the host is the URL's/],
+    ['Content-Length', /the HTTP client sets it/],
+  ])('checkHeaders refuses %s, naming the field', (name, why) => {
+    const message = expectValidationError(() => {
+      checkHeaders({ [name]: 'true' }, `${META}.customHeaders`);
+    }, `${META}.customHeaders`);
+    expect(message).toMatch(new RegExp(`header "${name}" may not be set: `));
+    expect(message).toMatch(why);
+  });
+  it('an auth mode cannot set a metadata header either (keyParamName, customAuthHeader)', () => {
+    expectValidationError(
+      () => auth({ authModes: 'apiKey', keyParamName: 'Metadata-Flavor' }, { apiKey: 'Google' }),
+      AUTH_REF,
+    );
+    expectValidationError(
+      () => auth({ authModes: 'custom' }, { customAuthHeader: 'Metadata', customAuthValue: 'true' }),
+      AUTH_REF,
+    );
+  });
   it('mergeHeaders refuses a header set twice (case-insensitive)', () => {
     expect(mergeHeaders('f', { headers: { A: '1' }, from: 'x' }, { headers: { B: '2' }, from: 'y' })).toEqual({
       A: '1',
@@ -452,6 +483,16 @@ describe('createHttpClient', () => {
     expect(message).toBe(`authentication failed: ${base}/m answered HTTP ${status}`);
   });
 
+  it('quotes no part of an error body, nor of a header, without errorDetail', async () => {
+    handler = (_req, res) => {
+      res.statusCode = 400;
+      res.setHeader('x-secret', 'AKIAIOSFODNN7EXAMPLE');
+      res.end('{"error":"AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}');
+    };
+    const message = await failure(get(`${base}/m`), false);
+    expect(message).toBe(`${base}/m answered HTTP 400`);
+  });
+
   it('passes an error body through errorDetail', async () => {
     handler = (_req, res) => {
       res.statusCode = 422;
@@ -476,8 +517,27 @@ describe('createHttpClient', () => {
     };
     const before = seen.length;
     const message = await failure(get(`${base}/r`, { headers: { authorization: `Bearer ${SECRET}` } }), false);
-    expect(message).toContain('HTTP 302 (a redirect to http://elsewhere.example/x)');
+    expect(message).toBe(
+      `${base}/r answered HTTP 302 (a redirect to http on another host); redirects are not followed: use the final URL`,
+    );
     expect(seen.length).toBe(before + 1);
+  });
+
+  // The Location is the server's choice (a name, a token in a path): said where it points, never quoted.
+  it.each([
+    { location: 'http://AKIAIOSFODNN7EXAMPLE.example/', said: 'to http on another host' },
+    { location: 'https://127.0.0.1:1/AKIAIOSFODNN7EXAMPLE', said: 'to https on another host' },
+    { location: '/AKIAIOSFODNN7EXAMPLE/x', said: 'to another path on the same host' },
+    { location: 'http://[AKIAIOSFODNN7EXAMPLE/', said: 'to an invalid URL' },
+  ])('a redirect $said never quotes its Location', async ({ location, said }) => {
+    handler = (_req, res) => {
+      res.statusCode = 301;
+      res.setHeader('location', location);
+      res.end('moved to AKIAIOSFODNN7EXAMPLE');
+    };
+    const message = await failure(get(`${base}/r`), false);
+    expect(message).toContain(`HTTP 301 (a redirect ${said})`);
+    expect(message).not.toContain('AKIA');
   });
 
   it('a server that does not answer in time is a timeout error', async () => {
@@ -548,6 +608,14 @@ describe('createHttpClient', () => {
     it('is trusted with ca', async () => {
       handler = (_req, res) => res.end('ok');
       expect((await get(`${tlsBase}/m`, { tls: { ca: pki.caCert } })).body).toBe('ok');
+    });
+    it('a certificate that does not name the host: said so, without the names the certificate holds', async () => {
+      const port = new URL(tlsBase).port;
+      const guard = new OutboundGuard({ hosts: new Map([['other.test', ['127.0.0.1']]]) });
+      const message = await failure(get(`https://other.test:${port}/m`, { tls: { ca: pki.caCert }, guard }), true);
+      expect(message).toBe(
+        `cannot reach https://other.test:${port}/m: the server's certificate does not name the host (ERR_TLS_CERT_ALTNAME_INVALID)`,
+      );
     });
     it('the wrong CA is refused', async () => {
       expect(await failure(get(`${tlsBase}/m`, { tls: { ca: pki.otherCaCert } }))).toContain('cannot reach');

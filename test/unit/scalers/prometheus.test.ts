@@ -12,13 +12,15 @@ import {
 import { createScaler } from '../../../src/scalers/registry.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
 import { expectSampleError, expectValidationError, standalone, triggerInput } from '../../support/trigger.ts';
+import { pinnedAddress } from '../../support/pinned-address.ts';
 
 const META = 'spec.triggers[0].metadata';
 const AUTH_REF = 'spec.triggers[0].authenticationRef';
 const SECRET = 's3cret-token';
 
 function trigger(metadata: Record<string, string>, authParams: Record<string, string> = {}, index = 0) {
-  return triggerInput({ type: 'prometheus', metadata, authParams, index });
+  // The address is also the TriggerAuthentication's when it supplies anything (test/support/pinned-address.ts).
+  return triggerInput({ type: 'prometheus', ...pinnedAddress('serverAddress', 'copy', metadata, authParams), index });
 }
 
 // KEDA's testPromMetadata "all properly formed" row (metricName is ignored, as in KEDA).
@@ -142,6 +144,16 @@ describe('prometheus metadata (KEDA testPromMetadata)', () => {
     {
       comment: 'customHeaders with an invalid header name',
       metadata: { ...base, customHeaders: 'bad name=1' },
+      field: `${META}.customHeaders`,
+    },
+    {
+      comment: 'customHeaders setting a header metadata endpoints require (Google Cloud)',
+      metadata: { ...base, customHeaders: 'Metadata-Flavor=Google' },
+      field: `${META}.customHeaders`,
+    },
+    {
+      comment: 'customHeaders setting the AWS IMDSv2 token header',
+      metadata: { ...base, customHeaders: 'X-aws-ec2-metadata-token=x' },
       field: `${META}.customHeaders`,
     },
     {
@@ -421,7 +433,34 @@ describe('parsePrometheusResponse (KEDA testPromQueryResult, strict)', () => {
       comment: 'status error',
       body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'parse error' }),
       ignoreNullValues: true,
-      error: /failed .*bad_data: parse error/,
+      error: /failed .*bad_data \(the query or its parameters are invalid/,
+    },
+    {
+      comment: 'status error of a type Prometheus does not have',
+      body: JSON.stringify({ status: 'error', errorType: 'AKIAIOSFODNN7EXAMPLE', error: 'AKIAIOSFODNN7EXAMPLE' }),
+      ignoreNullValues: true,
+      error: /failed the query "q": an error of an unknown type$/,
+    },
+    {
+      comment: 'a status that is not a string Prometheus sends',
+      body: JSON.stringify({ status: 'AKIAIOSFODNN7EXAMPLE' }),
+      ignoreNullValues: true,
+      error: /"status" is a string, not "success"$/,
+    },
+    {
+      comment: 'a resultType Prometheus does not have',
+      body: JSON.stringify({ status: 'success', data: { resultType: 'AKIAIOSFODNN7EXAMPLE', result: [] } }),
+      ignoreNullValues: true,
+      error: /"resultType" is a string; the query must give a vector or a scalar$/,
+    },
+    {
+      comment: 'a value that is not a number',
+      body: JSON.stringify({
+        status: 'success',
+        data: { resultType: 'vector', result: [{ metric: {}, value: [1, 'AKIAIOSFODNN7EXAMPLE'] }] },
+      }),
+      ignoreNullValues: true,
+      error: /the value at data\.result\[0\]\.value\[1\] is not a number$/,
     },
     {
       comment: 'matrix result (a range query)',
@@ -549,14 +588,16 @@ describe('prometheus sample against an in-process server', () => {
     await scaler.close();
   });
 
-  it("a 400 carries Prometheus' own error text", async () => {
+  it("a 400 is named by Prometheus' errorType; its error text is never quoted", async () => {
     handler = (_req, res) => {
       res.statusCode = 400;
-      res.end(JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'invalid parameter "query"' }));
+      res.end(JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'AKIAIOSFODNN7EXAMPLE at char 3' }));
     };
     const scaler = standalone(createPrometheusScaler(trigger({ serverAddress: address, query: 'x(', threshold: '1' })));
-    const err = await expectSampleError(scaler);
-    expect(err).toBe(`${address}/api/v1/query answered HTTP 400: bad_data: invalid parameter "query"`);
+    const err = await expectSampleError(scaler, ['AKIA']);
+    expect(err).toBe(
+      `${address}/api/v1/query answered HTTP 400: bad_data (the query or its parameters are invalid, e.g. a PromQL syntax error; Prometheus' own error text is not shown)`,
+    );
     await scaler.close();
   });
 });

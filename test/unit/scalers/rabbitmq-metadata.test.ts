@@ -14,6 +14,7 @@ import type { TriggerInput } from '../../../src/scalers/scaler.ts';
 import { SharedPool } from '../../../src/scalers/shared.ts';
 import { makeTestPki, type TestPki } from '../../support/pki.ts';
 import { triggerInput } from '../../support/trigger.ts';
+import { pinnedAddress } from '../../support/pinned-address.ts';
 
 const amqpHost = 'amqp://user:s3cret@broker:5672/';
 const httpHost = 'http://user:s3cret@broker:15672/';
@@ -25,7 +26,8 @@ const resolvedEnv = {
 };
 
 function trigger(metadata: Record<string, string>, authParams: Record<string, string> = {}, index = 0): TriggerInput {
-  return triggerInput({ type: 'rabbitmq', metadata, authParams, resolvedEnv, index });
+  // The host is the TriggerAuthentication's when it supplies anything (test/support/pinned-address.ts).
+  return triggerInput({ type: 'rabbitmq', ...pinnedAddress('host', 'move', metadata, authParams), resolvedEnv, index });
 }
 
 interface Row {
@@ -509,14 +511,14 @@ describe('rabbitmq metadata', () => {
     },
     {
       comment: 'KEDA auth row: username without password',
-      metadata: { queueName: 'q', hostFromEnv: 'myHostSecret' },
+      metadata: { queueName: 'q', host: resolvedEnv.myHostSecret },
       authParams: { username: 'user' },
       field: authRef,
       message: /"username" and "password" must be given together/,
     },
     {
       comment: 'KEDA auth row: password without username',
-      metadata: { queueName: 'q', hostFromEnv: 'myHostSecret' },
+      metadata: { queueName: 'q', host: resolvedEnv.myHostSecret },
       authParams: { password: 'PASSWORD' },
       field: authRef,
       message: /together/,
@@ -578,13 +580,6 @@ describe('rabbitmq metadata', () => {
       authParams: { ca: 'PEM' },
       field: authRef,
       message: /"ca" is only used with tls "enable"/,
-    },
-    {
-      comment: 'OAuth2 is not supported yet (KEDA row)',
-      metadata: { queueName: 'q', host: 'http://b/' },
-      authParams: { oauthTokenURI: 'https://idp/token', clientID: 'c', clientSecret: 's' },
-      field: authRef,
-      message: /"oauthTokenURI" .*not supported/,
     },
     {
       comment: 'KEDA auth row: Azure workload identity is not supported yet',

@@ -123,7 +123,7 @@ describe('discovery', () => {
     });
   });
 
-  it('lists every metric name in the store once, across namespaces, without a SubjectAccessReview', async () => {
+  it("lists only KEDA's placeholder, never a namespace's metric names, without a SubjectAccessReview", async () => {
     const { app, store, authorize } = harness({ user: { username: 'system:kube-aggregator', groups: [], extra: {} } });
     store.set(series({ namespace: 'shop', metricName: 's0-rabbitmq-orders' }));
     store.set(series({ namespace: 'billing', metricName: 's0-rabbitmq-orders', owner: 'billing/other' }));
@@ -131,11 +131,8 @@ describe('discovery', () => {
     const response = await get(app, `${BASE}/`);
     expect(response.status).toBe(200);
     const body = response.body as { resources: { name: string; singularName: string }[] };
-    expect(body.resources.map((r) => r.name)).toEqual([
-      'externalmetrics',
-      's0-rabbitmq-orders',
-      's1-aws-sqs-queue-invoices',
-    ]);
+    expect(body.resources.map((r) => r.name)).toEqual(['externalmetrics']);
+    expect(JSON.stringify(response.body)).not.toContain('orders');
     expect(body.resources.every((r) => r.singularName === '')).toBe(true);
     expect(authorize).not.toHaveBeenCalled();
   });

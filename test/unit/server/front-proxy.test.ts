@@ -391,6 +391,24 @@ describe('userFromHeaders', () => {
   it('is undefined without a username', () => {
     expect(userFromHeaders({ 'x-remote-user': [''] }, config())).toBeUndefined();
   });
+
+  it('takes extras named __proto__ and constructor as keys like any other (no prototype is touched)', () => {
+    const user = userFromHeaders(
+      {
+        'x-remote-user': ['bob'],
+        'x-remote-extra-__proto__': ['a'],
+        'x-remote-extra-constructor': ['b'],
+        'x-remote-extra-tostring': ['c'],
+      },
+      config(),
+    );
+    expect(Object.entries(user?.extra ?? {})).toEqual([
+      ['__proto__', ['a']],
+      ['constructor', ['b']],
+      ['tostring', ['c']],
+    ]);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
 });
 
 describe('parseRequestHeaderConfig / loadRequestHeaderConfig', () => {
