@@ -264,9 +264,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const now = deps.now ?? (() => new Date());
   const leading = deps.leading ?? (() => true);
   const ensured = new Map<string, Ensured>();
+  /**
+   * The objects (key → uid) whose ScaledObjectReady was emitted and that have not been refused since. The cache can
+   * still show the status from before our own write when the next reconcile comes (a poller's news right after the
+   * first write): without this, that reconcile announces Ready a second time.
+   */
+  const announcedReady = new Map<string, string>();
 
   async function stop(key: string): Promise<void> {
     ensured.delete(key);
+    announcedReady.delete(key);
     await deps.runtime.remove(key);
   }
 
@@ -479,6 +486,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // May heal by itself: keep what runs for this same generation, stop what ran on an older spec; retry.
       const running = ensured.get(key);
       if (running !== undefined && (running.uid !== uid || running.generation !== generation)) await stop(key);
+      announcedReady.delete(key);
       if (isNewFailure(previous, err.message)) {
         deps.events.emit(objectReference(so), 'Warning', 'ScaledObjectCheckFailed', err.message);
       }
@@ -566,7 +574,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       at: now(),
     });
     const reference = objectReference(so);
-    if (!wasReady(previous) && wasReady(next)) {
+    if (!wasReady(next)) announcedReady.delete(key);
+    else if (!wasReady(previous) && announcedReady.get(key) !== uid) {
+      announcedReady.set(key, uid);
       deps.events.emit(reference, 'Normal', 'ScaledObjectReady', 'ScaledObject is ready for scaling');
     }
     const wasPaused = findCondition(previous.conditions, PAUSED)?.status === 'True';

@@ -216,6 +216,15 @@ describe('valid', () => {
     expect(runtime.removed).toStrictEqual([]);
   });
 
+  test('ScaledObjectReady once, even when the next reconcile still sees the status from before our write', async () => {
+    // The informer has not delivered our status write yet (a poller's news comes right after the first write).
+    kube.onPatchStatus = () => Promise.resolve();
+    await reconcile();
+    await reconcile();
+    expect(patches()).toHaveLength(2);
+    expect(events.reasons()).toStrictEqual(['ScaledObjectReady']);
+  });
+
   test('a second reconcile of the same object writes no status and emits no event; same hashes', async () => {
     await reconcile();
     await reconcile();
