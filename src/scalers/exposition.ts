@@ -79,7 +79,10 @@ export interface Selector {
   readonly text: string;
 }
 
-/** The exposition text cannot be read. The message names the line, never its contents beyond the metric name. */
+/**
+ * The exposition text cannot be read. The message names the line and what is wrong there in sluice's own words, never
+ * any of its text (the server wrote it: a metric name or a label can carry what the server knows).
+ */
 export class ExpositionError extends SluiceError {
   override name = 'ExpositionError';
   readonly line: number;
@@ -166,7 +169,7 @@ class Cursor {
         if (next === 'n') out += '\n';
         else if (next === 't') out += '\t';
         else if (next === '\\' || next === '"' || next === "'") out += next;
-        else this.fail(`invalid escape "\\${next}" in quoted string`);
+        else this.fail(`invalid escape in a quoted string at column ${this.pos}`);
       } else {
         out += ch;
       }
@@ -231,7 +234,7 @@ function readLabelBlock(c: Cursor, items: LabelBlockItems): void {
 
 /**
  * Samples read from one body at most: more is an ExpositionError. An exporter page is small (node_exporter ≈ 1 000
- * samples); the bodies' byte limits (16 MiB for metrics-api, 8 MiB for http-rate) would otherwise allow millions of
+ * samples); the bodies' byte limits (4 MiB for metrics-api and http-rate) would otherwise allow millions of
  * tiny lines, each an object in the heap and a candidate for the selector's matchers.
  */
 export const MAX_SAMPLES = 100_000;
@@ -280,7 +283,7 @@ function parseLine(line: string, lineNo: number): ExpositionSample {
         c.expect('=');
         c.skipSpaces();
         const value = c.quoted();
-        if (Object.hasOwn(labels, label)) fail(`label "${label}" is repeated`);
+        if (Object.hasOwn(labels, label)) fail('a label is given twice in one sample');
         labels[label] = value;
       },
     });
@@ -289,21 +292,21 @@ function parseLine(line: string, lineNo: number): ExpositionSample {
     spaced = c.pos > afterLabels;
   }
   if (name === undefined || name === '') return fail('a sample has no metric name');
-  if (!spaced || c.done) fail(`expected a space and a value after "${name}"`);
+  if (!spaced || c.done) fail('expected a space and a value after the metric name');
   const valueToken = c.token();
   const value = parseSampleValue(valueToken);
-  if (value === undefined) return fail(`"${name}" has an invalid value "${valueToken}"`);
+  if (value === undefined) return fail("a sample's value is not a number");
   c.skipSpaces();
   let timestamp: number | undefined;
   if (!c.done && c.peek() !== '#') {
     const tsToken = c.token();
     const ts = parseSampleValue(tsToken);
-    if (ts === undefined || !Number.isFinite(ts)) fail(`"${name}" has an invalid timestamp "${tsToken}"`);
+    if (ts === undefined || !Number.isFinite(ts)) fail("a sample's timestamp is not a number");
     timestamp = ts;
     c.skipSpaces();
   }
   // OpenMetrics exemplar (` # {trace_id="..."} 1.0 [ts]`): ignored. Anything else after the sample is an error.
-  if (!c.done && c.peek() !== '#') fail(`unexpected text after the value of "${name}"`);
+  if (!c.done && c.peek() !== '#') fail("unexpected text after a sample's value");
   return timestamp === undefined ? { name, labels, value } : { name, labels, value, timestamp };
 }
 

@@ -77,8 +77,11 @@ const params = {
 export const DEFAULT_PATH = '/metrics';
 export const MAX_POINTS_PER_SERIES = 256;
 export const MAX_SERIES = 2000;
-/** An exporter page is small; the shared client's limit is for query APIs. */
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+/**
+ * Per scraped page: an application's or a proxy's own metrics (ingress-nginx's ≈ 100 KiB per 100 Ingresses; what
+ * parses beyond MAX_SAMPLES is refused anyway).
+ */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Endpoints scraped at once (KEDA's metrics-api scrapes 5 at a time). */
 const SCRAPE_CONCURRENCY = 8;
 const ACCEPT = 'text/plain;version=0.0.4;q=1.0,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1';
@@ -444,10 +447,8 @@ async function scrape(
     samples = parseExposition(text, where);
   } catch (cause) {
     if (!(cause instanceof ExpositionError)) throw cause;
-    // The parser's message quotes the line (server text): only its number is shown, and the error is not the cause.
-    throw new ScalerError(
-      `${where} sent a body that is not Prometheus text exposition (line ${cause.line} cannot be read; its text is not shown)`,
-    );
+    // The parser's message holds none of the server's text (exposition.ts), so it can be the cause.
+    throw new ScalerError(`${where} sent a body that is not Prometheus text exposition (${cause.message})`, { cause });
   }
   const selected = selectSamples(samples, config.selector, { where });
   if (selected.length === 0) {

@@ -28,7 +28,7 @@
  * Deliberate differences from KEDA: secrets written in trigger metadata (`apiKey`, `bearerToken`, `password`, …) and
  * credentials in the URL are validation errors, not used; an unknown or unsupported auth mode (e.g. `oauth`) is an
  * error, never ignored; redirects are not followed (a redirect is an error saying whether it points to another host,
- * never quoting it), so credentials never travel to another host; a body over 16 MiB is an error; `customHeaders` and
+ * never quoting it), so credentials never travel to another host; a body over the scaler's limit (1–8 MiB) is an error; `customHeaders` and
  * auth header names may not set the headers metadata endpoints require, hop-by-hop headers or `Host`.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
@@ -318,7 +318,6 @@ export function safeUrl(url: URL): string {
 }
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 3000;
-export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 export interface HttpClientOptions {
   readonly timeoutMs: number;
@@ -328,7 +327,11 @@ export interface HttpClientOptions {
   readonly headers: Readonly<Record<string, string>>;
   /** Added to every request URL (auth query parameters). */
   readonly query?: Readonly<Record<string, string>>;
-  readonly maxBodyBytes?: number;
+  /**
+   * The largest body read (more is an error): each scaler sizes it to what it reads, so that its concurrent reads
+   * (at most the hub's read budget) fit in the process's memory.
+   */
+  readonly maxBodyBytes: number;
   /** Where connections may go (default: the process-wide guard, address-filter.ts). Tests inject their own. */
   readonly guard?: OutboundGuard;
 }
@@ -416,7 +419,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 }
 
 function clientOver(agent: Dispatcher, options: HttpClientOptions, release: () => Promise<void>): HttpClient {
-  const maxBody = options.maxBodyBytes ?? MAX_BODY_BYTES;
+  const maxBody = options.maxBodyBytes;
   let closed: Promise<void> | undefined;
 
   return {

@@ -49,6 +49,9 @@ import {
 } from './metadata.ts';
 import { defineScaler, metricNameFor, type ScalerFactory, type Source, type TriggerInput } from './scaler.ts';
 
+/** One JSON document or one exporter page (node_exporter's ≈ 150 KiB; past MAX_SAMPLES a page is refused anyway). */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
 const params = {
   url: { type: 'string', fromAuth: true },
   valueLocation: { type: 'string' },
@@ -240,10 +243,8 @@ export function valueFromExposition(text: string, selector: Selector, where: str
     matches = selectSamples(parseExposition(text, where), selector, { where });
   } catch (cause) {
     if (cause instanceof ExpositionError) {
-      // The parser's message quotes the line (server text): only its number is shown, and the error is not the cause.
-      throw new ScalerError(
-        `${where}: the answer is not Prometheus text exposition (line ${cause.line} cannot be read; its text is not shown)`,
-      );
+      // The parser's message holds none of the server's text (exposition.ts), so it can be the cause.
+      throw new ScalerError(`${where}: the answer is not Prometheus text exposition (${cause.message})`, { cause });
     }
     throw cause;
   }
@@ -279,6 +280,7 @@ export const createMetricsApiScaler: ScalerFactory = (trigger) => {
         tls: config.auth.tls,
         headers: config.auth.headers,
         query: config.auth.query,
+        maxBodyBytes: MAX_BODY_BYTES,
       });
       return {
         read: async (signal) => (await client.get(config.url, signal, { accept })).body,

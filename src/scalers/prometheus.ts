@@ -41,6 +41,12 @@ import {
 } from './metadata.ts';
 import { defineScaler, metricNameFor, type ScalerFactory, type Source, type TriggerInput } from './scaler.ts';
 
+/**
+ * A query answer: sluice reads one element of it (KEDA takes the first of a vector); 1 MiB holds ≈ 5,000 series, far
+ * past a query meant for scaling.
+ */
+const MAX_BODY_BYTES = 1024 * 1024;
+
 const params = {
   serverAddress: { type: 'string', fromAuth: true },
   query: { type: 'string' },
@@ -147,6 +153,7 @@ export const createPrometheusScaler: ScalerFactory = (trigger) => {
         unsafeSsl: config.unsafeSsl,
         tls: config.auth.tls,
         headers: config.headers,
+        maxBodyBytes: MAX_BODY_BYTES,
       });
       return {
         async read(signal) {

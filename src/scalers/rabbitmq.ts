@@ -139,6 +139,8 @@ const DEFAULT_QUEUE_LENGTH = 20;
 const DEFAULT_TIMEOUT_MS = 3000;
 /** The management API answers 400 to a larger page_size. */
 const MAX_PAGE_SIZE = 500;
+/** A vhost's queue list with the four columns read (≈ 400 bytes a queue: ≈ 20,000 queues), or one page of a regex. */
+const MAX_MANAGEMENT_BODY_BYTES = 8 * 1024 * 1024;
 /** KEDA's Azure workload identity parameter: rejected rather than ignored (which would mean no auth). */
 const UNSUPPORTED_AUTH = ['workloadIdentityResource'] as const;
 const RATE_OF: Readonly<Record<RabbitMqMode, RateField | undefined>> = {
@@ -509,8 +511,12 @@ export function readingFor(
   const rateField = RATE_OF[config.mode];
   const counts: number[] = [];
   const rates: number[] = [];
-  for (const queue of reading.queues) {
-    const where = config.useRegex ? `queue "${queue.name}" (matching "${config.queueName}")` : `queue "${queue.name}"`;
+  for (const [i, queue] of reading.queues.entries()) {
+    // With useRegex the broker chose the queue: its name is not quoted (it may belong to another team sharing the
+    // credentials), only its place among the matches, which the pages list sorted by name.
+    const where = config.useRegex
+      ? `queue ${i + 1} of ${reading.queues.length} matching "${config.queueName}" (by name; names are not shown)`
+      : `queue "${queue.name}"`;
     const count = field === 'messages' ? queue.messages : queue.messagesReady;
     if (count === undefined) {
       // Right after a queue is created the API has no statistics yet; or the broker does not collect them.
@@ -622,6 +628,7 @@ function managementClient(
       unsafeSsl: config.unsafeSsl,
       tls: config.tls ?? {},
       headers,
+      maxBodyBytes: MAX_MANAGEMENT_BODY_BYTES,
     });
   const headers: Record<string, string> = {};
   if (config.credentials) {

@@ -155,7 +155,7 @@ describe('http-rate: url form against a real exporter', () => {
     {
       comment: 'malformed body',
       mode: 'malformed',
-      message: /not Prometheus text exposition \(line 1 cannot be read; its text is not shown\)$/,
+      message: /not Prometheus text exposition \(line 1: [a-z ]+\)$/,
       backend: false,
     },
     { comment: 'empty body', mode: 'empty', message: /sent an empty body/, backend: false },
@@ -299,6 +299,34 @@ describe('http-rate: url form against a real exporter', () => {
       expect(recovered).toBeLessThan(25);
       expect(breaker()).toBe('closed');
     } finally {
+      await hub.close();
+    }
+  });
+
+  it('an open breaker stops the background reads: five readers of one failing exporter cost one probe per interval', async () => {
+    await server.control({ rate: 20, mode: 'ok' });
+    const hub = new ReaderHub();
+    // Five sources (five windows), one backend: the exporter's URL.
+    const triggers = [1, 2, 3, 4, 5].map((i) => urlTrigger(server.url, { window: `${i + 1}s` }));
+    const watched = triggers.map((trigger) => watch(hub, trigger));
+    const breaker = () => hub.stats().breakers[`http://127.0.0.1:${server.port}/metrics`];
+    try {
+      await waitFor(() => watched.every((w) => w.latest()?.ok), { timeoutMs: 10_000, message: 'five rates' });
+      const healthy = server.scrapes();
+      await sleep(3000);
+      // Closed: every reader reads once per interval (≈ 15 in 3 s).
+      expect(server.scrapes() - healthy).toBeGreaterThanOrEqual(10);
+      await server.control({ mode: 500 });
+      await waitFor(() => breaker() === 'open', { timeoutMs: 15_000, message: 'the circuit to open' });
+      const opened = server.scrapes();
+      await sleep(5000);
+      const whileOpen = server.scrapes() - opened;
+      // Open: one probe per interval at most (≈ 5 in 5 s, against ≈ 25 without the breaker), and never none.
+      expect(whileOpen).toBeGreaterThanOrEqual(2);
+      expect(whileOpen).toBeLessThanOrEqual(7);
+      expect(watched.every((w) => w.latest()?.ok === false)).toBe(true);
+    } finally {
+      for (const w of watched) w.subscription.close();
       await hub.close();
     }
   });

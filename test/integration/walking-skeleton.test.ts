@@ -115,6 +115,13 @@ describe('walking skeleton: ScaledObject → HPA → external metrics → scale 
       metricName: metric,
       value: '43',
     });
+    // Discovery through kube-apiserver lists no metric of any namespace (as KEDA ≥ 2.11): neither the metric name
+    // nor the queue name it holds, only the placeholder resource.
+    const discovery = await kit.kubeGet('/apis/external.metrics.k8s.io/v1beta1');
+    expect(discovery.status).toBe(200);
+    expect(discovery.text).not.toContain(queue);
+    const resources = (JSON.parse(discovery.text) as { resources: { name: string }[] }).resources;
+    expect(resources.map((r) => r.name)).toStrictEqual(['externalmetrics']);
     expect(await kit.waitForCondition('consumer', 'Active', 'ScalerActive')).toMatchObject({ status: 'True' });
     expect(await kit.waitForCondition('consumer', 'Ready', 'ScaledObjectReady')).toMatchObject({ status: 'True' });
 

@@ -202,12 +202,24 @@ export class ScalingTestKit {
 
   /** GET an external metric through kube-apiserver and its aggregator, as the HPA controller does. */
   async externalMetric(metric: string, selector: string): Promise<ExternalMetricReply> {
+    const { status, text } = await this.kubeGet(
+      `/apis/external.metrics.k8s.io/v1beta1/namespaces/${this.namespace}/${metric}?labelSelector=${encodeURIComponent(selector)}`,
+    );
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      body = { text };
+    }
+    const items = Array.isArray(body['items']) ? (body['items'] as { value?: unknown }[]) : [];
+    return { status, body, values: items.map((i) => String(i.value)) };
+  }
+
+  /** A GET through kube-apiserver (with the test's admin credentials), as text. */
+  async kubeGet(path: string): Promise<{ status: number; text: string }> {
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new Error('no cluster in kubeconfig');
-    const url = new URL(
-      `/apis/external.metrics.k8s.io/v1beta1/namespaces/${this.namespace}/${metric}?labelSelector=${encodeURIComponent(selector)}`,
-      cluster.server,
-    );
+    const url = new URL(path, cluster.server);
     const options: RequestOptions = { host: url.hostname, port: url.port, path: `${url.pathname}${url.search}` };
     await this.kc.applyToHTTPSOptions(options);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -221,14 +233,7 @@ export class ScalingTestKit {
       req.on('error', reject);
       req.end();
     });
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      body = { text };
-    }
-    const items = Array.isArray(body['items']) ? (body['items'] as { value?: unknown }[]) : [];
-    return { status, body, values: items.map((i) => String(i.value)) };
+    return { status, text };
   }
 
   /** The selector sluice's HPAs send for a ScaledObject. */

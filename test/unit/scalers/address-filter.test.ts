@@ -330,7 +330,14 @@ describe('every outbound connection a trigger causes is refused before it is att
 
   describe('the HTTP scalers (undici)', () => {
     const get = async (url: string, with_ = guard) => {
-      const client = createHttpClient({ timeoutMs: 2000, unsafeSsl: false, tls: {}, headers: {}, guard: with_ });
+      const client = createHttpClient({
+        timeoutMs: 2000,
+        unsafeSsl: false,
+        tls: {},
+        headers: {},
+        maxBodyBytes: 1024,
+        guard: with_,
+      });
       try {
         return await client.get(new URL(url), AbortSignal.timeout(3000), { accept: '*/*' });
       } finally {

@@ -84,23 +84,23 @@ describe('parseExposition', () => {
   });
 
   const rejected = [
-    { comment: 'no value', line: 'metric' },
-    { comment: 'no value after labels', line: 'metric{a="b"}' },
-    { comment: 'value glued to labels', line: 'metric{a="b"}1' },
-    { comment: 'non-numeric value', line: 'metric 12abc' },
-    { comment: 'value "1,5"', line: 'metric 1,5' },
-    { comment: 'unquoted label value', line: 'metric{a=b} 1' },
-    { comment: 'unterminated label value', line: 'metric{a="b} 1' },
-    { comment: 'unterminated label set', line: 'metric{a="b" 1' },
-    { comment: 'bad escape', line: 'metric{a="\\x"} 1' },
-    { comment: 'repeated label', line: 'metric{a="1",a="2"} 1' },
-    { comment: 'label name starting with a digit', line: 'metric{1a="1"} 1' },
-    { comment: 'name starting with a digit', line: '1metric 1' },
-    { comment: 'invalid timestamp', line: 'metric 1 abc' },
-    { comment: 'text after the timestamp', line: 'metric 1 2 3' },
+    { comment: 'no value', line: 'tok3n_metric' },
+    { comment: 'no value after labels', line: 'tok3n_metric{a="tok3n_b"}' },
+    { comment: 'value glued to labels', line: 'tok3n_metric{a="tok3n_b"}1' },
+    { comment: 'non-numeric value', line: 'tok3n_metric 12abc' },
+    { comment: 'value "1,5"', line: 'tok3n_metric 1,5' },
+    { comment: 'unquoted label value', line: 'tok3n_metric{a=b} 1' },
+    { comment: 'unterminated label value', line: 'tok3n_metric{a="tok3n_b} 1' },
+    { comment: 'unterminated label set', line: 'tok3n_metric{a="tok3n_b" 1' },
+    { comment: 'bad escape', line: 'tok3n_metric{a="tok3n\\x"} 1' },
+    { comment: 'repeated label', line: 'tok3n_metric{a="1",a="2"} 1' },
+    { comment: 'label name starting with a digit', line: 'tok3n_metric{1a="1"} 1' },
+    { comment: 'name starting with a digit', line: '1tok3n_metric 1' },
+    { comment: 'invalid timestamp', line: 'tok3n_metric 1 abc' },
+    { comment: 'text after the timestamp', line: 'tok3n_metric 1 2 3' },
     { comment: 'HTML', line: '<html><body>502 Bad Gateway</body></html>' },
     { comment: 'JSON', line: '{"value": 3}' },
-    { comment: 'labels without a name', line: '{a="b"} 1' },
+    { comment: 'labels without a name', line: '{a="tok3n_b"} 1' },
   ];
   it.each(rejected)('rejects: $comment', ({ line }) => {
     expect(() => parseExposition(`ok 1\n${line}\n`)).toThrow(ExpositionError);
@@ -109,6 +109,8 @@ describe('parseExposition', () => {
     } catch (err) {
       expect((err as ExpositionError).line).toBe(2);
       expect((err as ExpositionError).message).toMatch(/^line 2: /);
+      // The server wrote the line: nothing of it is quoted (the metric name, label names and values, the value).
+      expect((err as ExpositionError).message).not.toMatch(/tok3n|12abc|1,5|abc|Bad Gateway|"value"/);
     }
   });
 });

@@ -419,6 +419,7 @@ describe('createHttpClient', () => {
     unsafeSsl: false,
     tls: {},
     headers: {},
+    maxBodyBytes: 1024 * 1024,
     ...over,
   });
   const get = async (url: string, over: Partial<HttpClientOptions> = {}, signal = new AbortController().signal) => {
@@ -643,6 +644,7 @@ describe('openHttpClient: one connection pool per origin and TLS settings, lease
     unsafeSsl: false,
     tls: {},
     headers: {},
+    maxBodyBytes: 1024 * 1024,
     ...over,
   });
 
