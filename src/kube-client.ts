@@ -5,6 +5,9 @@
  * fails like any other API error; the caller's error handling (retry, backoff, a condition) takes it from there.
  *
  * Watches are not made through these clients (the informers' watch connections are long-lived by design).
+ *
+ * Every request is also counted by verb and resource (`kubeRequests`), so that what sluice asks of the API server at
+ * rest and per tick can be read from its own metrics rather than guessed.
  */
 import {
   ApiException,
@@ -17,6 +20,69 @@ import { describeError } from './errors.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 export const DEFAULT_API_TIMEOUT_MS = 10_000;
+
+/** What a request does, as kube-apiserver's own `apiserver_request_total` names it. */
+export interface KubeRequestKind {
+  /** get, list, create, update, patch (server-side apply included), delete. */
+  readonly verb: string;
+  /** `group/resource[/subresource]` (`apps/deployments/scale`; the core group is empty: `/secrets`). */
+  readonly resource: string;
+}
+
+/**
+ * The verb and resource of a request to the API server, from its method and path. Paths that name no resource
+ * (discovery, `/version`) are `resource: ""`.
+ */
+export function requestKind(method: string, path: string): KubeRequestKind {
+  const parts =
+    path
+      .split('?', 1)[0]
+      ?.split('/')
+      .filter((p) => p !== '') ?? [];
+  let rest: string[];
+  let group: string;
+  if (parts[0] === 'api' && parts.length >= 2) {
+    group = '';
+    rest = parts.slice(2);
+  } else if (parts[0] === 'apis' && parts.length >= 3) {
+    group = parts[1] ?? '';
+    rest = parts.slice(3);
+  } else {
+    return { verb: method.toLowerCase(), resource: '' };
+  }
+  if (rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
+  const [resource, name, subresource] = rest;
+  if (resource === undefined) return { verb: method.toLowerCase(), resource: '' };
+  const verb = verbOf(method.toUpperCase(), name !== undefined);
+  return { verb, resource: `${group}/${resource}${subresource === undefined ? '' : `/${subresource}`}` };
+}
+
+function verbOf(method: string, named: boolean): string {
+  switch (method) {
+    case 'GET':
+      return named ? 'get' : 'list';
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return 'patch';
+    default:
+      return method.toLowerCase();
+  }
+}
+
+const counts = new Map<string, number>();
+
+/** Requests made through apiClient since the process started, by `verb resource`. */
+export function kubeRequests(): ReadonlyMap<string, number> {
+  return counts;
+}
+
+function count(kind: KubeRequestKind): void {
+  const key = `${kind.verb} ${kind.resource}`;
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
 
 export function apiClient<T>(
   kc: KubeConfig,
@@ -32,6 +98,7 @@ export function apiClient<T>(
       promiseMiddleware: [
         {
           pre: (context) => {
+            count(requestKind(context.getHttpMethod(), new URL(context.getUrl()).pathname));
             context.setSignal(AbortSignal.timeout(timeoutMs));
             context.setHeaderParam('User-Agent', `sluice/${packageJson.version}`);
             return Promise.resolve(context);

@@ -19,6 +19,7 @@ import {
 import { createLogger } from './log.ts';
 import { MAX_METRIC_NAME_LENGTH, MetricStore } from './metric-store.ts';
 import { createController } from './operator/controller.ts';
+import { createWorkloadCache } from './operator/workloads.ts';
 import { createAuthResolver, createKubeAuthPort } from './operator/auth-resolver.ts';
 import { createEventRecorder, createKubeEventsPort } from './operator/events.ts';
 import { createClusterPort, createKubePort, createLeasePort } from './operator/kube.ts';
@@ -116,7 +117,9 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       if (registry.leading) recorder.emit(...args);
     },
   };
-  const kube = createKubePort(kc);
+  // Replicas of Deployments and StatefulSets from watch caches: no API call per scaling-loop tick.
+  const workloads = createWorkloadCache(kc, log);
+  const kube = createKubePort(kc, workloads);
   const registry = new ScalingRegistry({
     hub,
     store,
@@ -147,6 +150,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   });
   // The Lease's namespace exists before anyone campaigns (in a cluster, deploy/ makes it).
   if (config.local && config.leaderElection !== undefined) await ensureNamespace(kc, config.leaderElection.namespace);
+  await workloads.start();
   await controller.start((key) => reconciler.reconcile(key));
   let elector: LeaderElector | undefined;
   if (config.leaderElection !== undefined) {
@@ -198,6 +202,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       await registry.follow();
       await elector?.stop();
       await controller.stop();
+      await workloads.stop();
       await registry.stopAll();
       await hub.close();
       await recorder.stop();

@@ -2,24 +2,22 @@
  * The controller: informers on ScaledObjects and on the HPAs sluice manages feed keys (`namespace/name`) into a
  * keyed work queue; workers call reconcile(key). Events carry no meaning beyond "look at this key again".
  *
- * @kubernetes/client-node's informer relists by itself on 410 Gone and reconnects after a client timeout; any other
- * error stops it, so the controller restarts it with backoff and then re-enqueues every key it knows.
+ * Informers stopped by an error are restarted with backoff (informers.ts), then every key is queued again. Their caches
+ * hold the objects without `managedFields`.
  */
 import { apiClient, apiErrorMessage } from '../kube-client.ts';
 import {
   AutoscalingV2Api,
   CustomObjectsApi,
-  makeInformer,
-  type Informer,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
   type ObjectCache,
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
-import { describeError } from '../errors.ts';
 import { refersToAuthentication } from './auth-resolver.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './hpa.ts';
+import { slimInformer, supervise, withoutManagedFields } from './informers.ts';
 import { workloadOf, type Workload } from './ownership.ts';
 import { GROUP, PLURAL, SCALED_OBJECT_LABEL, VERSION } from './scaled-object.ts';
 import { CLUSTER_TRIGGER_AUTHENTICATION, TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
@@ -97,17 +95,22 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   // An informer's start() resolves even when its list fails (it emits 'error' instead), so "synced" is recorded
   // by the list functions themselves.
   const synced = { so: false, hpa: false };
-  const soInformer = makeInformer<KubernetesObject>(kc, `/apis/${GROUP}/${VERSION}/${PLURAL}`, async () => {
-    const list = (await custom.listClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-    })) as KubernetesListObject<KubernetesObject>;
-    synced.so = true;
-    return list;
-  });
+  const soInformer = slimInformer<KubernetesObject>(
+    kc,
+    `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+    async () => {
+      const list = (await custom.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+      })) as KubernetesListObject<KubernetesObject>;
+      synced.so = true;
+      return list;
+    },
+    withoutManagedFields,
+  );
   // Every HPA, not only sluice's: one autoscaler per workload means seeing the HPAs others made.
-  const hpaInformer = makeInformer<V2HorizontalPodAutoscaler>(
+  const hpaInformer = slimInformer<V2HorizontalPodAutoscaler>(
     kc,
     '/apis/autoscaling/v2/horizontalpodautoscalers',
     async () => {
@@ -115,6 +118,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
       synced.hpa = true;
       return list;
     },
+    withoutManagedFields,
   );
 
   const enqueueSo = (obj: KubernetesObject): void => {
@@ -165,7 +169,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   // A (Cluster)TriggerAuthentication that changes concerns every ScaledObject referring to it. These two informers
   // are not part of readiness: without them, the periodic resync still picks changes up.
   const authInformers = ([TRIGGER_AUTHENTICATION, CLUSTER_TRIGGER_AUTHENTICATION] as const).map((names) => {
-    const informer = makeInformer<KubernetesObject>(
+    const informer = slimInformer<KubernetesObject>(
       kc,
       `/apis/${GROUP}/${VERSION}/${names.plural}`,
       async () =>
@@ -174,6 +178,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
           version: VERSION,
           plural: names.plural,
         })) as KubernetesListObject<KubernetesObject>,
+      withoutManagedFields,
     );
     const enqueueUsers = (auth: KubernetesObject): void => {
       const name = auth.metadata?.name;
@@ -228,34 +233,11 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
     enqueueOwner(obj);
   });
 
-  let stopped = false;
-  const restartTimers = new Set<NodeJS.Timeout>();
-
-  const supervise = <T extends KubernetesObject>(name: string, informer: Informer<T>): void => {
-    let failures = 0;
-    informer.on('connect', () => {
-      failures = 0;
-    });
-    informer.on('error', (err: unknown) => {
-      if (stopped) return;
-      failures++;
-      const delayMs = Math.min(500 * 2 ** (failures - 1), 30_000);
-      log('warn', `watch of ${name} ended; restarting in ${delayMs} ms`, {
-        error: describeError(err),
-      });
-      const timer = setTimeout(() => {
-        restartTimers.delete(timer);
-        if (stopped) return;
-        informer.start().then(enqueueAll, () => {
-          // start() failing emits 'error' again, which schedules the next attempt.
-        });
-      }, delayMs);
-      restartTimers.add(timer);
-    });
-  };
-  supervise('ScaledObjects', soInformer);
-  supervise('HPAs', hpaInformer);
-  for (const { name, informer } of authInformers) supervise(`${name}s`, informer);
+  const supervisions = [
+    supervise('ScaledObjects', soInformer, log, enqueueAll),
+    supervise('HPAs', hpaInformer, log, enqueueAll),
+    ...authInformers.map(({ name, informer }) => supervise(`${name}s`, informer, log, enqueueAll)),
+  ];
 
   let resync: NodeJS.Timeout | undefined;
 
@@ -280,9 +262,8 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
       resync.unref();
     },
     async stop() {
-      stopped = true;
       clearInterval(resync);
-      for (const timer of restartTimers) clearTimeout(timer);
+      for (const supervision of supervisions) supervision.stop();
       await Promise.all([soInformer.stop(), hpaInformer.stop(), ...authInformers.map((a) => a.informer.stop())]);
       await queue.stop();
     },

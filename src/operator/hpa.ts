@@ -10,7 +10,9 @@ import type {
   V2HorizontalPodAutoscalerSpec,
   V2MetricSpec,
 } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
+import { canonicalJson } from '../fingerprint.ts';
 import { MAX_METRIC_NAME_LENGTH } from '../metric-store.ts';
 import { formatQuantity } from '../quantity.ts';
 import type { ResourceMetric } from '../scalers/cpu-memory.ts';
@@ -200,4 +202,47 @@ function triggerField(metricName: string): string {
 /** KEDA's label value for app.kubernetes.io/name: truncated to 63 characters, trailing non-alphanumerics trimmed. */
 function labelValue(value: string): string {
   return value.slice(0, MAX_NAME_LENGTH).replace(/[^A-Za-z0-9]+$/, '');
+}
+
+/**
+ * The annotation that records which desired HPA sluice last applied: a digest of everything it sets. With the cached
+ * HPA it lets a reconcile skip the apply when nothing would change (hpaUpToDate), so objects at rest cost no write.
+ */
+export const DESIRED_DIGEST_ANNOTATION = 'sluice.dev/desired-digest';
+
+/** `hpa` with DESIRED_DIGEST_ANNOTATION set to the digest of the rest of it (stable across processes). */
+export function withDesiredDigest(hpa: DesiredHpa): DesiredHpa {
+  const copy = structuredClone(hpa);
+  const annotations = Object.fromEntries(
+    Object.entries(copy.metadata.annotations ?? {}).filter(([key]) => key !== DESIRED_DIGEST_ANNOTATION),
+  );
+  copy.metadata.annotations = annotations;
+  const digest = createHash('sha256').update(canonicalJson(copy)).digest('hex').slice(0, 32);
+  annotations[DESIRED_DIGEST_ANNOTATION] = digest;
+  return copy;
+}
+
+/**
+ * Whether applying `desired` (withDesiredDigest) would change nothing in `current` (the informer's copy): the same
+ * digest (so nothing sluice set before has since been dropped from what it wants) and every field of `desired`
+ * present in `current` with the same value (so nobody changed what sluice owns). Fields others own and the server's
+ * defaults are not compared.
+ */
+export function hpaUpToDate(desired: DesiredHpa, current: V2HorizontalPodAutoscaler | undefined): boolean {
+  if (current === undefined) return false;
+  const digest = desired.metadata.annotations?.[DESIRED_DIGEST_ANNOTATION];
+  if (digest === undefined || current.metadata?.annotations?.[DESIRED_DIGEST_ANNOTATION] !== digest) return false;
+  return contains(current.metadata, desired.metadata) && contains(current.spec, desired.spec);
+}
+
+/** Whether `whole` holds `part`: its keys with equal values at every level, arrays element by element. */
+function contains(whole: unknown, part: unknown): boolean {
+  if (part === undefined) return true;
+  if (part === null || typeof part !== 'object') return Object.is(whole, part);
+  if (whole === null || typeof whole !== 'object') return false;
+  if (Array.isArray(part)) {
+    return Array.isArray(whole) && whole.length === part.length && part.every((p, i) => contains(whole[i], p));
+  }
+  if (Array.isArray(whole)) return false;
+  return Object.entries(part).every(([key, value]) => contains((whole as Record<string, unknown>)[key], value));
 }

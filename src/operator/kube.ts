@@ -21,6 +21,7 @@ import {
 import { ScalerError, SluiceError } from '../errors.ts';
 import { apiClient } from '../kube-client.ts';
 import type { LeasePort, LeaseRecord } from './leader.ts';
+import type { WorkloadCache } from './workloads.ts';
 import type { ClusterPort } from '../scalers/scaler.ts';
 
 export const FIELD_MANAGER = 'sluice-operator';
@@ -37,7 +38,6 @@ export interface ScaleState {
   readonly replicas: number;
   /** `status.replicas`. */
   readonly statusReplicas: number;
-  readonly selector: string | undefined;
   /** The target's resource (plural) name, from discovery. */
   readonly resource: string;
 }
@@ -96,10 +96,14 @@ function splitApiVersion(apiVersion: string): { group: string; version: string }
 
 interface ScaleObject {
   spec?: { replicas?: number };
-  status?: { replicas?: number; selector?: string };
+  status?: { replicas?: number };
 }
 
-export function createKubePort(kc: KubeConfig): KubePort {
+/**
+ * The port over the API server. With `workloads`, replicas of Deployments and StatefulSets come from its watch caches
+ * when it has them (workloads.ts), so the scaling loops' ticks make no API call; everything else reads `/scale`.
+ */
+export function createKubePort(kc: KubeConfig, workloads?: Pick<WorkloadCache, 'get'>): KubePort {
   const objects = apiClient(kc, KubernetesObjectApi);
   const custom = apiClient(kc, CustomObjectsApi);
   const autoscaling = apiClient(kc, AutoscalingV2Api);
@@ -172,6 +176,10 @@ export function createKubePort(kc: KubeConfig): KubePort {
     },
 
     async readScale(target) {
+      const cached = workloads?.get(target);
+      if (cached !== undefined) {
+        return { replicas: cached.replicas, statusReplicas: cached.statusReplicas, resource: cached.resource };
+      }
       const ref = await scaleRef(target);
       let scale: ScaleObject;
       try {
@@ -183,7 +191,6 @@ export function createKubePort(kc: KubeConfig): KubePort {
       return {
         replicas: scale.spec?.replicas ?? 0,
         statusReplicas: scale.status?.replicas ?? 0,
-        selector: scale.status?.selector,
         resource: ref.plural,
       };
     },
@@ -194,6 +201,8 @@ export function createKubePort(kc: KubeConfig): KubePort {
     },
 
     async readReadyReplicas(target) {
+      const cached = workloads?.get(target);
+      if (cached !== undefined) return cached.readyReplicas;
       const ref = await scaleRef(target);
       const object = (await custom.getNamespacedCustomObject(ref)) as { status?: { readyReplicas?: unknown } };
       const ready = object.status?.readyReplicas;

@@ -34,7 +34,7 @@ import type { EventRecorder, ObjectReference } from './events.ts';
 import { anyPause, parseAnnotations, type ObjectAnnotations } from './annotations.ts';
 import { COMPOSITE_METRIC, parseComposite, type CompositeSpec } from './composite.ts';
 import { PAUSED, findCondition } from './conditions.ts';
-import { desiredHpa, type DesiredHpa } from './hpa.ts';
+import { desiredHpa, hpaUpToDate, withDesiredDigest, type DesiredHpa } from './hpa.ts';
 import {
   TargetNotFoundError,
   isNotFound,
@@ -89,7 +89,10 @@ export interface ReconcilerDeps {
     list(namespace: string): readonly KubernetesObject[];
   };
   /** Every HPA of a namespace (the HPA informer's cache): one autoscaler per workload. */
-  readonly hpas: { list(namespace: string): readonly V2HorizontalPodAutoscaler[] };
+  readonly hpas: {
+    list(namespace: string): readonly V2HorizontalPodAutoscaler[];
+    get(name: string, namespace: string): V2HorizontalPodAutoscaler | undefined;
+  };
   readonly log: Logger;
   readonly now?: () => Date;
   /**
@@ -535,11 +538,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (previous.hpaName !== undefined && previous.hpaName !== hpaName) {
         await deps.kube.deleteHpa(namespace, previous.hpaName);
       }
+      const applied = withDesiredDigest(hpa);
       if (ownership.kind === 'adopt') {
-        await deps.kube.adoptHpa(hpa);
+        await deps.kube.adoptHpa(applied);
         deps.log('info', `took over HPA ${namespace}/${ownership.hpa} for ScaledObject ${key}`);
       }
-      await deps.kube.applyHpa(hpa);
+      // At rest the informer's copy already is what sluice wants: no write.
+      if (ownership.kind === 'adopt' || !hpaUpToDate(applied, deps.hpas.get(hpaName, namespace))) {
+        await deps.kube.applyHpa(applied);
+      }
     } catch (err) {
       if (!isRefusal(err)) throw err;
       const message = `failed to ensure HPA is correctly created for ScaledObject: HPA ${namespace}/${hpaName}: ${apiErrorMessage(err)}`;

@@ -107,7 +107,7 @@ export class MemoryKube implements KubePort {
   async readScale(target: ScaleTarget): Promise<ScaleState> {
     this.calls.push({ op: 'readScale', target });
     if (this.onReadScale) return this.onReadScale(target);
-    return { replicas: this.replicas, statusReplicas: this.replicas, selector: 'app=x', resource: this.resource };
+    return { replicas: this.replicas, statusReplicas: this.replicas, resource: this.resource };
   }
 
   async writeScale(target: ScaleTarget, replicas: number): Promise<void> {

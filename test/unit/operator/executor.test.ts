@@ -451,7 +451,7 @@ describe('failures', () => {
 
   test('an evaluation hanging on the API server for 30 s is reported as stuck (snapshot.stuckSince, onChange)', async () => {
     const t = setup({ summary: ACTIVE });
-    const hang = deferred<{ replicas: number; statusReplicas: number; selector: undefined; resource: string }>();
+    const hang = deferred<{ replicas: number; statusReplicas: number; resource: string }>();
     t.kube.onReadScale = () => hang.promise;
     start(t);
     await advance(30_000 - 1);
@@ -461,7 +461,7 @@ describe('failures', () => {
     expect(t.executor.snapshot().stuckSince).toStrictEqual(at(0));
     expect(t.onChange).toHaveBeenCalledTimes(1);
 
-    hang.resolve({ replicas: 0, statusReplicas: 0, selector: undefined, resource: 'deployments' });
+    hang.resolve({ replicas: 0, statusReplicas: 0, resource: 'deployments' });
     await flush();
     expect(t.executor.snapshot()).toMatchObject({ stuckSince: undefined, currentReplicas: 1 });
   });
@@ -477,7 +477,7 @@ describe('scheduling', () => {
         first = false;
         await gate.promise;
       }
-      return { replicas: t.kube.replicas, statusReplicas: 0, selector: undefined, resource: 'deployments' };
+      return { replicas: t.kube.replicas, statusReplicas: 0, resource: 'deployments' };
     };
     start(t);
     await flush();

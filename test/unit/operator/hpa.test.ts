@@ -1,7 +1,9 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, it, test } from 'vitest';
 import { ValidationError } from '../../../src/errors.ts';
 import {
   desiredHpa,
+  hpaUpToDate,
+  withDesiredDigest,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   type DesiredHpa,
@@ -550,5 +552,87 @@ describe('desiredHpa: annotations', () => {
       'app.kubernetes.io/managed-by': 'sluice-operator',
       'scaledobject.sluice.dev/name': 'orders-consumer',
     });
+  });
+});
+
+describe('hpaUpToDate: a reconcile at rest writes no HPA', () => {
+  const desired = withDesiredDigest(desiredHpa({ scaledObject: ordersConsumer(), metrics: [orders] }));
+  /** What the informer holds after the apply: the server's fields, defaults and the HPA controller's status. */
+  const stored = (): DesiredHpa => {
+    const hpa = structuredClone(desired);
+    Object.assign(hpa.metadata, { uid: 'u', resourceVersion: '9', generation: 2, creationTimestamp: new Date(0) });
+    hpa.status = { currentReplicas: 3, desiredReplicas: 3 };
+    return hpa;
+  };
+  const rows: { comment: string; change: (hpa: DesiredHpa) => void; upToDate: boolean }[] = [
+    { comment: 'as applied, with server fields and a status', change: () => undefined, upToDate: true },
+    {
+      comment: 'a label someone else added',
+      change: (h) => {
+        h.metadata.labels['team'] = 'a';
+      },
+      upToDate: true,
+    },
+    {
+      comment: 'a behavior someone else set (not a field sluice sets)',
+      change: (h) => {
+        h.spec.behavior = { scaleDown: { stabilizationWindowSeconds: 60 } };
+      },
+      upToDate: true,
+    },
+    {
+      comment: 'maxReplicas changed by hand',
+      change: (h) => {
+        h.spec.maxReplicas = 99;
+      },
+      upToDate: false,
+    },
+    {
+      comment: 'a metric removed by hand',
+      change: (h) => {
+        h.spec.metrics = [];
+      },
+      upToDate: false,
+    },
+    {
+      comment: "sluice's label removed",
+      change: (h) => {
+        delete h.metadata.labels['app.kubernetes.io/managed-by'];
+      },
+      upToDate: false,
+    },
+    {
+      comment: 'no digest (made by an older sluice, or by hand)',
+      change: (h) => {
+        delete h.metadata.annotations?.['sluice.dev/desired-digest'];
+      },
+      upToDate: false,
+    },
+    {
+      comment: 'another digest (sluice wanted something else then, e.g. a field it no longer sets)',
+      change: (h) => {
+        h.metadata.annotations = { 'sluice.dev/desired-digest': 'f'.repeat(32) };
+      },
+      upToDate: false,
+    },
+  ];
+  it.each(rows)('$comment → $upToDate', ({ change, upToDate }) => {
+    const hpa = stored();
+    change(hpa);
+    expect(hpaUpToDate(desired, hpa)).toBe(upToDate);
+  });
+
+  it('not in the cache: apply', () => {
+    expect(hpaUpToDate(desired, undefined)).toBe(false);
+  });
+
+  it('the digest depends on what sluice wants, not on the process', () => {
+    const again = withDesiredDigest(structuredClone(desired));
+    expect(again.metadata.annotations).toStrictEqual(desired.metadata.annotations);
+    const other = structuredClone(desired);
+    other.spec.maxReplicas = 11;
+    expect(withDesiredDigest(other).metadata.annotations?.['sluice.dev/desired-digest']).not.toBe(
+      desired.metadata.annotations?.['sluice.dev/desired-digest'],
+    );
   });
 });

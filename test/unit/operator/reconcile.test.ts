@@ -8,7 +8,7 @@ import { beforeEach, describe, expect, test, vi } from 'vitest';
 import { ValidationError } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/log.ts';
 import { AuthResolutionError, type AuthResolution, type AuthResolver } from '../../../src/operator/auth-resolver.ts';
-import { desiredHpa } from '../../../src/operator/hpa.ts';
+import { desiredHpa, withDesiredDigest } from '../../../src/operator/hpa.ts';
 import { TargetNotFoundError } from '../../../src/operator/kube.ts';
 import {
   createReconciler,
@@ -150,7 +150,10 @@ beforeEach(() => {
       list: (namespace) =>
         [...cache.values()].filter((o) => o.metadata.namespace === namespace) as unknown as KubernetesObject[],
     },
-    hpas: { list: (namespace) => hpas.filter((h) => h.metadata?.namespace === namespace) },
+    hpas: {
+      list: (namespace) => hpas.filter((h) => h.metadata?.namespace === namespace),
+      get: (name, namespace) => hpas.find((h) => h.metadata?.namespace === namespace && h.metadata.name === name),
+    },
     log,
     now: () => NOW,
     leading: () => leading,
@@ -181,10 +184,12 @@ describe('valid', () => {
     expect(await reconcile()).toBeUndefined();
     const parsed = parseScaledObject(rawScaledObject());
     expect(kube.of('applyHpa').map((c) => c.hpa)).toStrictEqual([
-      desiredHpa({
-        scaledObject: parsed,
-        metrics: [{ metricName: 's0-rabbitmq-orders', target: 20, metricType: 'AverageValue' }],
-      }),
+      withDesiredDigest(
+        desiredHpa({
+          scaledObject: parsed,
+          metrics: [{ metricName: 's0-rabbitmq-orders', target: 20, metricType: 'AverageValue' }],
+        }),
+      ),
     ]);
     expect(kube.ops()).toStrictEqual(['readScale', 'applyHpa', 'patchStatus']);
     expect(runtime.ensured).toHaveLength(1);
@@ -233,6 +238,24 @@ describe('valid', () => {
     const [first, second] = runtime.ensured;
     expect(second?.pollerHash).toBe(first?.pollerHash);
     expect(second?.executorHash).toBe(first?.executorHash);
+  });
+
+  test('at rest no write at all: the HPA in the cache is what sluice applied (with server defaults and a status)', async () => {
+    await reconcile();
+    const applied = kube.calls.find((c) => c.op === 'applyHpa')?.hpa;
+    expect(applied?.metadata?.annotations?.['sluice.dev/desired-digest']).toMatch(/^[0-9a-f]{32}$/);
+    // What the informer holds: the applied object plus what the API server and the HPA controller add.
+    const stored = structuredClone(applied) as V2HorizontalPodAutoscaler & { spec: { maxReplicas: number } };
+    Object.assign(stored.metadata ?? {}, { resourceVersion: '7', uid: 'hpa-uid', generation: 1 });
+    stored.status = { currentReplicas: 1, desiredReplicas: 1 };
+    hpas.push(stored);
+    kube.calls.length = 0;
+    await reconcile();
+    expect(kube.calls.filter((c) => c.op !== 'readScale')).toStrictEqual([]);
+    // Someone changed a field sluice owns: applied again.
+    stored.spec.maxReplicas = 99;
+    await reconcile();
+    expect(kube.calls.filter((c) => c.op === 'applyHpa')).toHaveLength(1);
   });
 
   const hashRows: { comment: string; change: (spec: Raw['spec']) => void; poller: boolean; executor: boolean }[] = [

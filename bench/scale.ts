@@ -1,0 +1,236 @@
+/**
+ * What sluice costs as the number of ScaledObjects grows, on the real test environment (control plane, RabbitMQ):
+ *
+ *   node bench/scale.ts [--scale 0,1,100,1000] [--only reconcile|footprint] [--window 60]
+ *                       [--json bench/results/scale.json]
+ *
+ * For each N of --scale, against a fresh `sluice operator --local` (so each row starts from an empty process):
+ * - reconcile: N queues, N Deployments at 0 replicas, then N ScaledObjects (RabbitMQ management API, pollingInterval
+ *   unset = 30 s, created 32 at a time); the time from the first create until N HPAs exist, and until all N are
+ *   Ready=True.
+ * - footprint: after a 15 s settle, over --window seconds: sluice's CPU (mCPU, from /proc), its RSS at the end, and
+ *   the writes at rest seen by kube-apiserver (its own apiserver_request_total: ScaledObject status, HPA specs,
+ *   /scale patches), which should be 0. With `--scale 10000` this is the memory at 10,000 objects.
+ *
+ * Numbers, not pass/fail: a busy machine makes them slower. Brings the environment up when it is not.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { AppsV1Api, AutoscalingV2Api, CustomObjectsApi } from '@kubernetes/client-node';
+import amqp from 'amqplib';
+import { REPO_ROOT, createNamespace, deleteNamespace, kubeConfig, loadTestEnv } from '../test/support/env.ts';
+import { ScalingTestKit } from '../test/support/scaling.ts';
+import { startSluice } from '../test/support/sluice.ts';
+
+const { values } = parseArgs({
+  options: {
+    scale: { type: 'string', default: '0,1,100,1000' },
+    only: { type: 'string' },
+    window: { type: 'string', default: '60' },
+    json: { type: 'string', default: path.join(REPO_ROOT, 'bench', 'results', 'scale.json') },
+  },
+});
+const scales = values.scale.split(',').map(Number);
+const windowS = Number(values.window);
+const wants = (part: string): boolean => values.only === undefined || values.only === part;
+
+if (spawnSync('bash', ['scripts/env/status.sh'], { cwd: REPO_ROOT, stdio: 'ignore' }).status !== 0) {
+  console.log('bench: the test environment is not up; starting it (scripts/env/up.sh)');
+  if (spawnSync('bash', ['scripts/env/up.sh'], { cwd: REPO_ROOT, stdio: 'inherit' }).status !== 0) process.exit(1);
+}
+
+const env = loadTestEnv();
+const kc = kubeConfig();
+const apps = kc.makeApiClient(AppsV1Api);
+const autoscaling = kc.makeApiClient(AutoscalingV2Api);
+const custom = kc.makeApiClient(CustomObjectsApi);
+const CLK_TCK = 100;
+
+/** Runs `work` for 0..n-1 with at most `width` in flight; prints progress every 10 %. */
+async function inBatches(what: string, n: number, width: number, work: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let done = 0;
+  const step = Math.max(1, Math.floor(n / 10));
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      await work(i);
+      if (++done % step === 0 && n >= 100) process.stdout.write(`  ${what}: ${done}/${n}\r`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+  if (n >= 100) process.stdout.write('\n');
+}
+
+/** utime + stime of `pid`, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
+  return Number(line?.split(/\s+/)[1] ?? NaN) / 1024;
+}
+
+/** Writes kube-apiserver counted that only sluice makes, by kind (its own apiserver_request_total). */
+async function writesSeen(kit: ScalingTestKit): Promise<Record<string, number>> {
+  const { text } = await kit.kubeGet('/metrics');
+  const counts: Record<string, number> = {};
+  const add = (kind: string, value: number): void => {
+    counts[kind] = (counts[kind] ?? 0) + value;
+  };
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const label = (name: string): string => new RegExp(`${name}="([^"]*)"`).exec(line)?.[1] ?? '';
+    const verb = label('verb');
+    if (!['PATCH', 'APPLY', 'PUT', 'POST', 'DELETE'].includes(verb)) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    const [group, resource, subresource] = [label('group'), label('resource'), label('subresource')];
+    if (group === 'sluice.dev' && resource === 'scaledobjects') add('ScaledObject status', value);
+    // The HPA controller writes only the status subresource.
+    if (resource === 'horizontalpodautoscalers' && subresource === '') add('HPA spec', value);
+    // The HPA controller updates /scale (PUT); sluice patches it.
+    if (subresource === 'scale' && verb === 'PATCH') add('/scale patch', value);
+    if (resource === 'events' && group === 'events.k8s.io') add('events', value);
+  }
+  return counts;
+}
+
+interface Result {
+  objects: number;
+  hpasMs?: number;
+  readyMs?: number;
+  cpuMilli?: number;
+  rssMiB?: number;
+  writesAtRest?: Record<string, number>;
+}
+
+const results: Result[] = [];
+const connection = await amqp.connect(env.rabbitmq.amqpUrl);
+const channel = await connection.createChannel();
+
+for (const n of scales) {
+  console.log(`\n${n} ScaledObjects`);
+  const sluice = await startSluice({ logName: `sluice-bench-scale-${n}.log` });
+  const pid = sluice.child.pid ?? 0;
+  const namespace = await createNamespace(kc, `bench-scale-${n}`);
+  const kit = new ScalingTestKit(kc, namespace);
+  const queue = (i: number): string => `${namespace}-q${i}`;
+  const result: Result = { objects: n };
+  try {
+    await inBatches('queues', n, 64, async (i) => {
+      await channel.assertQueue(queue(i), { durable: false });
+    });
+    await inBatches('Deployments', n, 32, async (i) => {
+      await apps.createNamespacedDeployment({
+        namespace,
+        body: {
+          metadata: { name: `w${i}` },
+          spec: {
+            replicas: 0,
+            selector: { matchLabels: { app: `w${i}` } },
+            template: {
+              metadata: { labels: { app: `w${i}` } },
+              spec: { containers: [{ name: 'worker', image: 'registry.invalid/worker:1' }] },
+            },
+          },
+        },
+      });
+    });
+    const started = performance.now();
+    await inBatches('ScaledObjects', n, 32, async (i) => {
+      await custom.createNamespacedCustomObject({
+        group: 'sluice.dev',
+        version: 'v1alpha1',
+        plural: 'scaledobjects',
+        namespace,
+        body: {
+          apiVersion: 'sluice.dev/v1alpha1',
+          kind: 'ScaledObject',
+          metadata: { name: `w${i}` },
+          spec: {
+            scaleTargetRef: { name: `w${i}` },
+            minReplicaCount: 0,
+            triggers: [
+              {
+                type: 'rabbitmq',
+                metadata: { host: env.rabbitmq.managementUrl, queueName: queue(i), mode: 'QueueLength', value: '10' },
+              },
+            ],
+          },
+        },
+      });
+    });
+    if (n > 0 && wants('reconcile')) {
+      for (;;) {
+        const hpas = (await autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace })).items.length;
+        if (hpas >= n) break;
+        if (performance.now() - started > 600_000) throw new Error(`only ${hpas} of ${n} HPAs after 10 minutes`);
+        await sleep(250);
+      }
+      result.hpasMs = performance.now() - started;
+      for (;;) {
+        const list = (await custom.listNamespacedCustomObject({
+          group: 'sluice.dev',
+          version: 'v1alpha1',
+          plural: 'scaledobjects',
+          namespace,
+        })) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] };
+        const ready = list.items.filter((so) =>
+          so.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        ).length;
+        if (ready >= n) break;
+        if (performance.now() - started > 600_000) throw new Error(`only ${ready} of ${n} Ready after 10 minutes`);
+        await sleep(250);
+      }
+      result.readyMs = performance.now() - started;
+      console.log(
+        `  ${n} HPAs in ${(result.hpasMs / 1000).toFixed(1)} s; all Ready in ${(result.readyMs / 1000).toFixed(1)} s`,
+      );
+    }
+    if (wants('footprint')) {
+      await sleep(15_000);
+      const before = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit) };
+      await sleep(windowS * 1000);
+      const after = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit) };
+      result.cpuMilli = ((after.cpu - before.cpu) / ((after.at - before.at) / 1000)) * 1000;
+      result.rssMiB = rssMiB(pid);
+      result.writesAtRest = Object.fromEntries(
+        Object.entries(after.writes).map(([kind, value]) => [kind, value - (before.writes[kind] ?? 0)]),
+      );
+      console.log(
+        `  at rest over ${windowS} s: ${result.cpuMilli.toFixed(0)} mCPU, RSS ${result.rssMiB.toFixed(0)} MiB, writes ${JSON.stringify(result.writesAtRest)}`,
+      );
+    }
+  } finally {
+    await sluice.stop();
+    await inBatches('cleanup', n, 64, async (i) => {
+      await channel.deleteQueue(queue(i)).catch(() => undefined);
+    });
+    await deleteNamespace(kc, namespace, 600_000).catch((err: unknown) => {
+      console.log(`  (namespace ${namespace} not deleted yet: ${String(err)})`);
+    });
+  }
+  results.push(result);
+}
+await connection.close();
+
+const cell = (v: number | undefined, digits = 1): string => (v === undefined ? '—' : v.toFixed(digits));
+console.log('\nsluice at scale (one run; pollingInterval 30, idle queues)\n');
+console.log('objects | → HPAs (s) | → Ready (s) | CPU at rest (mCPU) | RSS (MiB) | writes at rest');
+console.log('--------|-----------|-------------|--------------------|-----------|---------------');
+for (const r of results) {
+  const writes = r.writesAtRest === undefined ? '—' : String(Object.values(r.writesAtRest).reduce((a, b) => a + b, 0));
+  console.log(
+    `${String(r.objects).padStart(7)} | ${cell(r.hpasMs && r.hpasMs / 1000).padStart(9)} | ${cell(r.readyMs && r.readyMs / 1000).padStart(11)} | ${cell(r.cpuMilli, 0).padStart(18)} | ${cell(r.rssMiB, 0).padStart(9)} | ${writes}`,
+  );
+}
+mkdirSync(path.dirname(values.json), { recursive: true });
+writeFileSync(values.json, `${JSON.stringify({ at: new Date().toISOString(), results }, null, 2)}\n`);
+console.log(`\nJSON: ${path.relative(REPO_ROOT, values.json)}`);
