@@ -12,7 +12,6 @@
  * Brings the environment up when it is not (scripts/env/up.sh), starts `sluice operator --local` (the same way the e2e
  * tests do) and cleans up its namespace. Numbers, not pass/fail: a busy machine makes them slower.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,6 +27,7 @@ import {
   uniqueName,
 } from '../test/support/env.ts';
 import { startSluice } from '../test/support/sluice.ts';
+import { ensureEnvironment } from './environment.ts';
 
 const { values } = parseArgs({
   options: {
@@ -38,10 +38,7 @@ const { values } = parseArgs({
 });
 const trials = Number(values.trials);
 
-if (spawnSync('bash', ['scripts/env/status.sh'], { cwd: REPO_ROOT, stdio: 'ignore' }).status !== 0) {
-  console.log('bench: the test environment is not up; starting it (scripts/env/up.sh)');
-  if (spawnSync('bash', ['scripts/env/up.sh'], { cwd: REPO_ROOT, stdio: 'inherit' }).status !== 0) process.exit(1);
-}
+ensureEnvironment();
 
 const env = loadTestEnv();
 const kc = kubeConfig();

@@ -12,9 +12,11 @@
  *   the writes at rest seen by kube-apiserver (its own apiserver_request_total: ScaledObject status, HPA specs,
  *   /scale patches), which should be 0. With `--scale 10000` this is the memory at 10,000 objects.
  *
+ * `--profile DIR`: sluice runs with `--cpu-prof` (written to DIR when it stops) and writes a heap snapshot to DIR at
+ * the end of each footprint window (`--heapsnapshot-signal`), for what dominated each number.
+ *
  * Numbers, not pass/fail: a busy machine makes them slower. Brings the environment up when it is not.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +26,7 @@ import amqp from 'amqplib';
 import { REPO_ROOT, createNamespace, deleteNamespace, kubeConfig, loadTestEnv } from '../test/support/env.ts';
 import { ScalingTestKit } from '../test/support/scaling.ts';
 import { startSluice } from '../test/support/sluice.ts';
+import { ensureEnvironment } from './environment.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,16 +34,14 @@ const { values } = parseArgs({
     only: { type: 'string' },
     window: { type: 'string', default: '60' },
     json: { type: 'string', default: path.join(REPO_ROOT, 'bench', 'results', 'scale.json') },
+    profile: { type: 'string' },
   },
 });
 const scales = values.scale.split(',').map(Number);
 const windowS = Number(values.window);
 const wants = (part: string): boolean => values.only === undefined || values.only === part;
 
-if (spawnSync('bash', ['scripts/env/status.sh'], { cwd: REPO_ROOT, stdio: 'ignore' }).status !== 0) {
-  console.log('bench: the test environment is not up; starting it (scripts/env/up.sh)');
-  if (spawnSync('bash', ['scripts/env/up.sh'], { cwd: REPO_ROOT, stdio: 'inherit' }).status !== 0) process.exit(1);
-}
+ensureEnvironment();
 
 const env = loadTestEnv();
 const kc = kubeConfig();
@@ -117,7 +118,14 @@ const channel = await connection.createChannel();
 
 for (const n of scales) {
   console.log(`\n${n} ScaledObjects`);
+  if (values.profile !== undefined) {
+    mkdirSync(values.profile, { recursive: true });
+    // The child inherits the environment at spawn.
+    process.env['NODE_OPTIONS'] =
+      `--cpu-prof --cpu-prof-dir=${values.profile} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${values.profile}`;
+  }
   const sluice = await startSluice({ logName: `sluice-bench-scale-${n}.log` });
+  delete process.env['NODE_OPTIONS'];
   const pid = sluice.child.pid ?? 0;
   const namespace = await createNamespace(kc, `bench-scale-${n}`);
   const kit = new ScalingTestKit(kc, namespace);
@@ -201,6 +209,10 @@ for (const n of scales) {
       const after = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit) };
       result.cpuMilli = ((after.cpu - before.cpu) / ((after.at - before.at) / 1000)) * 1000;
       result.rssMiB = rssMiB(pid);
+      if (values.profile !== undefined) {
+        process.kill(pid, 'SIGUSR2');
+        await sleep(Math.max(5000, n * 20));
+      }
       result.writesAtRest = Object.fromEntries(
         Object.entries(after.writes).map(([kind, value]) => [kind, value - (before.writes[kind] ?? 0)]),
       );

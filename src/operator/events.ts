@@ -22,6 +22,7 @@
  * Notes are readable by anyone who may `get events` in the namespace: callers must never put credentials (or
  * anything read from a Secret) in a note.
  */
+import { apiClient } from '../kube-client.ts';
 import {
   ApiException,
   EventsV1Api,
@@ -469,7 +470,7 @@ export function createEventRecorder(options: RecorderOptions): Recorder {
 
 /** EventsPort over EventsV1Api. PATCHes are JSON merge patches: the recorder only ever sends `series`. */
 export function createKubeEventsPort(kc: KubeConfig): EventsPort {
-  const api = kc.makeApiClient(EventsV1Api);
+  const api = apiClient(kc, EventsV1Api);
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   return {
     create(namespace, event) {
