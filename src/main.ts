@@ -33,6 +33,9 @@ import { createSarAuthorizer } from './server/authorizer.ts';
 import { createServerTls, watchServingCertificate } from './server/certificates.ts';
 import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderConfig } from './server/front-proxy.ts';
 import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './server/requestheader-watch.ts';
+import { startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
+import { OwnMetrics } from './telemetry/own-metrics.ts';
+import { ownMetricsSources } from './telemetry/sources.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const CRD_DIR = path.resolve(import.meta.dirname, '../crds');
@@ -71,6 +74,20 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   const store = new MetricStore();
   // Created first, started last: the reconciler reads the informers' cache, which exists from here on.
   const controller = createController({ kc, log, concurrency: config.concurrency });
+  // sluice's own /metrics: read from the cache, the registry and the hub when scraped (they exist before it listens).
+  const ownMetrics =
+    config.metricsPort === undefined
+      ? undefined
+      : new OwnMetrics({
+          version: packageJson.version,
+          sources: ownMetricsSources({
+            scaledObjects: controller.scaledObjects,
+            runtime: { snapshot: (key) => registry.snapshot(key) },
+            hub: { timing: (key) => hub.timing(key), breakers: () => hub.breakers() },
+            leading: () => registry.leading,
+            queueDepth: () => controller.queueLength(),
+          }),
+        });
 
   // The requestheader configuration in force: replaced when kube-apiserver publishes a new one (the watch below).
   let requestHeaderInForce = requestHeader;
@@ -82,6 +99,13 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     logger: { level: config.logLevel },
     https: frontProxyTlsOptions(requestHeader, serving),
     maxMetricNameLength: MAX_METRIC_NAME_LENGTH,
+    ...(ownMetrics === undefined
+      ? {}
+      : {
+          onResponse: (route: string, code: number, seconds: number) => {
+            ownMetrics.apiResponse(route, code, seconds);
+          },
+        }),
   });
   // Certificates reload without a restart (docs/security.md#certificates): the serving pair from its files, the
   // client-certificate trust store and the authenticator from the ConfigMap.
@@ -147,7 +171,17 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   });
   // The Lease's namespace exists before anyone campaigns (in a cluster, deploy/ makes it).
   if (config.local && config.leaderElection !== undefined) await ensureNamespace(kc, config.leaderElection.namespace);
-  await controller.start((key) => reconciler.reconcile(key));
+  await controller.start(async (key) => {
+    const started = performance.now();
+    let failed = true;
+    try {
+      const result = await reconciler.reconcile(key);
+      failed = false;
+      return result;
+    } finally {
+      ownMetrics?.reconciled(key, (performance.now() - started) / 1000, failed);
+    }
+  });
   let elector: LeaderElector | undefined;
   if (config.leaderElection !== undefined) {
     elector = createLeaderElector({
@@ -167,6 +201,17 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     });
     elector.start();
   }
+  let metricsServer: MetricsServer | undefined;
+  if (ownMetrics !== undefined && config.metricsPort !== undefined) {
+    metricsServer = await startMetricsServer({
+      exposition: ownMetrics,
+      host: config.bindAddress,
+      port: config.metricsPort,
+      onError: (message) => {
+        log('warn', message);
+      },
+    });
+  }
   // Registered once the informers have listed (and the server listens): the aggregator's first availability check
   // passes at once, and no HPA asks for metrics of objects sluice has not seen yet.
   if (config.local) await registerApiService(kc, config.port, serving.ca);
@@ -179,6 +224,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   }
   log('info', 'sluice is running', {
     metricsApi: `https://${config.bindAddress}:${config.port}`,
+    ownMetrics: metricsServer === undefined ? 'off' : `http://${config.bindAddress}:${metricsServer.port}/metrics`,
     readInterval: `${config.readIntervalMs} ms`,
   });
 
@@ -204,6 +250,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       servingWatch?.close();
       await requestHeaderWatch.stop();
       await app.close();
+      await metricsServer?.close();
       process.exit(process.exitCode ?? 0);
     })();
   };

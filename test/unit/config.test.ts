@@ -27,3 +27,18 @@ describe('credential flags', () => {
     expect(() => operator('--restrict-secret-access=yes')).toThrow(/restrict-secret-access/);
   });
 });
+
+describe('--metrics-port', () => {
+  test("8080 by default (KEDA's), any port, 0 turns it off; in the usage text", () => {
+    expect(operator().metricsPort).toBe(8080);
+    expect(operator('--metrics-port', '9102').metricsPort).toBe(9102);
+    expect(operator('--metrics-port=0').metricsPort).toBeUndefined();
+    expect(USAGE).toContain('--metrics-port <n>');
+  });
+
+  test('refuses what is not a port, and the metrics API port', () => {
+    expect(() => operator('--metrics-port', '70000')).toThrow(/--metrics-port must be a whole number from 0 to 65535/);
+    expect(() => operator('--metrics-port', 'x')).toThrow(/--metrics-port/);
+    expect(() => operator('--port', '9000', '--metrics-port', '9000')).toThrow(/must differ/);
+  });
+});
