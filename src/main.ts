@@ -169,6 +169,18 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     log,
     leading: () => registry.leading,
   });
+  // Before the informers list: /metrics shows the start (queue depth, reconciles) as it happens.
+  let metricsServer: MetricsServer | undefined;
+  if (ownMetrics !== undefined && config.metricsPort !== undefined) {
+    metricsServer = await startMetricsServer({
+      exposition: ownMetrics,
+      host: config.bindAddress,
+      port: config.metricsPort,
+      onError: (message) => {
+        log('warn', message);
+      },
+    });
+  }
   // The Lease's namespace exists before anyone campaigns (in a cluster, deploy/ makes it).
   if (config.local && config.leaderElection !== undefined) await ensureNamespace(kc, config.leaderElection.namespace);
   await controller.start(async (key) => {
@@ -200,17 +212,6 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       },
     });
     elector.start();
-  }
-  let metricsServer: MetricsServer | undefined;
-  if (ownMetrics !== undefined && config.metricsPort !== undefined) {
-    metricsServer = await startMetricsServer({
-      exposition: ownMetrics,
-      host: config.bindAddress,
-      port: config.metricsPort,
-      onError: (message) => {
-        log('warn', message);
-      },
-    });
   }
   // Registered once the informers have listed (and the server listens): the aggregator's first availability check
   // passes at once, and no HPA asks for metrics of objects sluice has not seen yet.
