@@ -1,4 +1,5 @@
-// The credential flags of `sluice operator` (docs/security.md#credentials): off unless given.
+// The flags of `sluice operator` parsed here: the credential flags (docs/security.md#credentials), off unless given;
+// --metrics-port.
 import { describe, expect, test } from 'vitest';
 import { parseConfig, USAGE, type OperatorConfig } from '../../src/config.ts';
 
