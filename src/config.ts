@@ -23,7 +23,9 @@ Options for "operator":
                               Service pointing at localhost); the APIService is removed again on exit
   --kubeconfig <path>         kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
   --port <n>                  HTTPS port of the metrics API (default 6443)
-  --bind-address <ip>         address to listen on (default 0.0.0.0; 127.0.0.1 with --local)
+  --bind-address <ip>         address to listen on, both ports (default 0.0.0.0; 127.0.0.1 with --local)
+  --metrics-port <n>          plain-HTTP port of sluice's own Prometheus metrics, GET /metrics (default 8080; 0
+                              turns it off)
   --tls-cert-file <path>      serving certificate (PEM), required without --local; reloaded when the file changes
   --tls-private-key-file <p>  its key (PEM)
   --concurrency <n>           ScaledObjects reconciled at once (default 4)
@@ -61,6 +63,8 @@ export interface OperatorConfig {
   readonly local: boolean;
   readonly kubeconfig: string | undefined;
   readonly port: number;
+  /** Port of the plain-HTTP /metrics server (sluice's own metrics); undefined when turned off (`0`). */
+  readonly metricsPort: number | undefined;
   readonly bindAddress: string;
   /** The serving pair as read at start, and its files (watched for renewals: src/server/certificates.ts). */
   readonly tls:
@@ -133,6 +137,7 @@ export function parseConfig(argv: readonly string[]): Config {
         local: { type: 'boolean', default: false },
         kubeconfig: { type: 'string' },
         port: { type: 'string' },
+        'metrics-port': { type: 'string' },
         'bind-address': { type: 'string' },
         'tls-cert-file': { type: 'string' },
         'tls-private-key-file': { type: 'string' },
@@ -171,11 +176,17 @@ export function parseConfig(argv: readonly string[]): Config {
       'the metrics API needs a serving certificate: pass --tls-cert-file and --tls-private-key-file (deploy/ mounts one), or --local outside a cluster',
     );
   }
+  const port = integer('port', values.port, 6443, 1, 65535);
+  const metricsPort = integer('metrics-port', values['metrics-port'], 8080, 0, 65535);
+  if (metricsPort === port) {
+    throw new ConfigError(`--metrics-port and --port must differ (both are ${port}); --metrics-port 0 turns it off`);
+  }
   return {
     command: 'operator',
     local: values.local,
     kubeconfig: values.kubeconfig,
-    port: integer('port', values.port, 6443, 1, 65535),
+    port,
+    metricsPort: metricsPort === 0 ? undefined : metricsPort,
     bindAddress: values['bind-address'] ?? (values.local ? '127.0.0.1' : '0.0.0.0'),
     tls:
       certFile !== undefined && keyFile !== undefined

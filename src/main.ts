@@ -3,7 +3,7 @@
  * The composition root: reads the configuration, builds every part, and wires them. One process hosts the
  * operator (reconcile + scaling loops) and the external-metrics API; they share nothing but the MetricStore.
  */
-import { apiClient } from './kube-client.ts';
+import { apiClient, kubeRequests } from './kube-client.ts';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { AuthorizationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -34,6 +34,9 @@ import { createSarAuthorizer } from './server/authorizer.ts';
 import { createServerTls, watchServingCertificate } from './server/certificates.ts';
 import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderConfig } from './server/front-proxy.ts';
 import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './server/requestheader-watch.ts';
+import { startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
+import { OwnMetrics } from './telemetry/own-metrics.ts';
+import { ownMetricsSources } from './telemetry/sources.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const CRD_DIR = path.resolve(import.meta.dirname, '../crds');
@@ -72,6 +75,21 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   const store = new MetricStore();
   // Created first, started last: the reconciler reads the informers' cache, which exists from here on.
   const controller = createController({ kc, log, concurrency: config.concurrency });
+  // sluice's own /metrics: read from the cache, the registry and the hub when scraped (they exist before it listens).
+  const ownMetrics =
+    config.metricsPort === undefined
+      ? undefined
+      : new OwnMetrics({
+          version: packageJson.version,
+          sources: ownMetricsSources({
+            scaledObjects: controller.scaledObjects,
+            runtime: { snapshot: (key) => registry.snapshot(key) },
+            hub: { timing: (key) => hub.timing(key), breakers: () => hub.breakers() },
+            leading: () => registry.leading,
+            queueDepth: () => controller.queueLength(),
+            kubeRequests,
+          }),
+        });
 
   // The requestheader configuration in force: replaced when kube-apiserver publishes a new one (the watch below).
   let requestHeaderInForce = requestHeader;
@@ -83,6 +101,13 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     logger: { level: config.logLevel },
     https: frontProxyTlsOptions(requestHeader, serving),
     maxMetricNameLength: MAX_METRIC_NAME_LENGTH,
+    ...(ownMetrics === undefined
+      ? {}
+      : {
+          onResponse: (route: string, code: number, seconds: number) => {
+            ownMetrics.apiResponse(route, code, seconds);
+          },
+        }),
   });
   // Certificates reload without a restart (docs/security.md#certificates): the serving pair from its files, the
   // client-certificate trust store and the authenticator from the ConfigMap.
@@ -148,10 +173,32 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     log,
     leading: () => registry.leading,
   });
+  // Before the informers list: /metrics shows the start (queue depth, reconciles) as it happens.
+  let metricsServer: MetricsServer | undefined;
+  if (ownMetrics !== undefined && config.metricsPort !== undefined) {
+    metricsServer = await startMetricsServer({
+      exposition: ownMetrics,
+      host: config.bindAddress,
+      port: config.metricsPort,
+      onError: (message) => {
+        log('warn', message);
+      },
+    });
+  }
   // The Lease's namespace exists before anyone campaigns (in a cluster, deploy/ makes it).
   if (config.local && config.leaderElection !== undefined) await ensureNamespace(kc, config.leaderElection.namespace);
   await workloads.start();
-  await controller.start((key) => reconciler.reconcile(key));
+  await controller.start(async (key) => {
+    const started = performance.now();
+    let failed = true;
+    try {
+      const result = await reconciler.reconcile(key);
+      failed = false;
+      return result;
+    } finally {
+      ownMetrics?.reconciled(key, (performance.now() - started) / 1000, failed);
+    }
+  });
   let elector: LeaderElector | undefined;
   if (config.leaderElection !== undefined) {
     elector = createLeaderElector({
@@ -183,6 +230,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   }
   log('info', 'sluice is running', {
     metricsApi: `https://${config.bindAddress}:${config.port}`,
+    ownMetrics: metricsServer === undefined ? 'off' : `http://${config.bindAddress}:${metricsServer.port}/metrics`,
     readInterval: `${config.readIntervalMs} ms`,
   });
 
@@ -209,6 +257,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       servingWatch?.close();
       await requestHeaderWatch.stop();
       await app.close();
+      await metricsServer?.close();
       process.exit(process.exitCode ?? 0);
     })();
   };

@@ -7,7 +7,9 @@
 # a usual port of a developer's own services (2379, 4369, 5672, 9090, 15672, 25672) or in the ephemeral range.
 #   +0 etcd client          +1 etcd peer          +2 kube-apiserver     +3 kube-controller-manager
 #   +4 AMQP                 +5 RabbitMQ mgmt API  +6 Erlang distribution +7 epmd (ERL_EPMD_PORT; never 4369)
-#   +8 moto (SQS)           +9 Prometheus         +10 sluice's own metrics server (reserved, not started here)
+#   +8 moto (SQS)           +9 Prometheus         +10 the metrics API of `sluice operator --local` (tests start it)
+#   +11..+13 a spare RabbitMQ node (test/support/broker.ts)  +15 /metrics of that sluice (--metrics-port)
+#   +24 the metrics API of a second sluice replica (leader-election tests)
 # Everything listens on 127.0.0.1 only (epmd also on ::1, which it always adds).
 #
 # Every process started here carries SLUICE_ENV_ID=<id> in its environment, so down.sh can tell our processes (and

@@ -44,6 +44,8 @@ export interface Controller {
   enqueue(key: string): void;
   /** Queue every ScaledObject (e.g. this replica just became the leader and has everything to write). */
   enqueueAll(): void;
+  /** Keys waiting for a worker now (not those being reconciled or waiting out a backoff): /metrics. */
+  queueLength(): number;
   stop(): Promise<void>;
 }
 
@@ -249,6 +251,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
       if (started) queue.add(key);
     },
     enqueueAll,
+    queueLength: () => queue.length,
     async start(handler) {
       reconcile = handler;
       started = true;

@@ -22,9 +22,22 @@ import type { Fallback } from './scaled-object.ts';
 import { SCALED_OBJECT_LABEL } from './scaled-object.ts';
 import { setSafeTimeout, type SafeTimer } from './timers.ts';
 
+/** Which trigger of spec.triggers a scaler is (KEDA's `triggerIndex` and `scaler` labels on /metrics). */
+export interface TriggerIdentity {
+  /** Its position in spec.triggers. */
+  readonly index: number;
+  /** Its type (`rabbitmq`, `prometheus`, …). */
+  readonly type: string;
+}
+
 export interface PollerSettings {
   readonly ref: ObjectReference;
   readonly triggers: readonly Scaler[];
+  /**
+   * Each scaler's identity, in the same order (reconcile gives it). Without it the index comes from the metric name
+   * (`s<index>-…`) and the type is empty.
+   */
+  readonly identities?: readonly TriggerIdentity[] | undefined;
   readonly pollingIntervalS: number;
   readonly fallback: Fallback | undefined;
   /**
@@ -52,8 +65,12 @@ export interface PollerDeps {
   readonly now?: () => number;
 }
 
-export interface TriggerState {
+export interface TriggerState extends TriggerIdentity {
   readonly metricName: string;
+  /** The key of the source it reads (the hub's reader). */
+  readonly sourceKey: string;
+  /** Failed reads since this poller started (/metrics counts them; a new poller starts from 0). */
+  readonly errors: number;
   /** The last value read (undefined while failing or before the first read). */
   readonly value: number | undefined;
   readonly active: boolean;
@@ -91,6 +108,8 @@ export interface PollerSummary {
 
 interface MutableTrigger {
   readonly scaler: Scaler;
+  readonly identity: TriggerIdentity;
+  errors: number;
   value: number | undefined;
   active: boolean;
   error: string | undefined;
@@ -119,8 +138,10 @@ export class Poller {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#owner = `${settings.ref.namespace}/${settings.ref.name}`;
-    this.#triggers = settings.triggers.map((scaler) => ({
+    this.#triggers = settings.triggers.map((scaler, i) => ({
       scaler,
+      identity: settings.identities?.[i] ?? { index: indexOf(scaler.metricName, i), type: '' },
+      errors: 0,
       value: undefined,
       active: false,
       error: undefined,
@@ -181,7 +202,11 @@ export class Poller {
   #state(t: MutableTrigger): TriggerState {
     const now = this.#now();
     return {
+      index: t.identity.index,
+      type: t.identity.type,
       metricName: t.scaler.metricName,
+      sourceKey: t.scaler.sourceKey,
+      errors: t.errors,
       value: t.value,
       active: t.active,
       error: t.error,
@@ -196,6 +221,7 @@ export class Poller {
   #onResult(trigger: MutableTrigger, result: TriggerResult, changed: boolean): void {
     if (this.#stopped) return;
     trigger.readAt = result.at;
+    if (!result.ok) trigger.errors++;
     const metricName = trigger.scaler.metricName;
     if (!changed && this.#synced(trigger, result)) {
       const series = this.settings.composite === undefined ? metricName : COMPOSITE_METRIC;
@@ -488,4 +514,10 @@ export class Poller {
     trigger.loggedError = undefined;
     this.#deps.log('info', `trigger ${trigger.scaler.metricName} of ${this.#owner} recovered`);
   }
+}
+
+/** The trigger index in a metric name `s<index>-…` (KEDA's form), or `fallback`. */
+function indexOf(metricName: string, fallback: number): number {
+  const match = /^s(\d+)-/.exec(metricName);
+  return match?.[1] === undefined ? fallback : Number(match[1]);
 }

@@ -44,6 +44,7 @@ import {
   type ScaleTarget,
 } from './kube.ts';
 import { decideOwnership, workloadOf } from './ownership.ts';
+import type { TriggerIdentity } from './poller.ts';
 import {
   API_VERSION,
   GROUP,
@@ -122,6 +123,8 @@ export interface BuiltTriggers {
   readonly scalers: readonly Scaler[];
   /** Each scaler's trigger name (for a scalingModifiers formula). */
   readonly names: readonly (string | undefined)[];
+  /** Each scaler's index in spec.triggers and type (/metrics labels). */
+  readonly identities: readonly TriggerIdentity[];
   /** The cpu and memory triggers: Resource metrics the HPA reads itself. */
   readonly resources: readonly ResourceMetric[];
 }
@@ -134,6 +137,7 @@ export function buildTriggers(
 ): BuiltTriggers {
   const scalers: Scaler[] = [];
   const names: (string | undefined)[] = [];
+  const identities: TriggerIdentity[] = [];
   const resources: ResourceMetric[] = [];
   for (const [index, trigger] of so.spec.triggers.entries()) {
     if (isResourceTrigger(trigger.type)) {
@@ -164,8 +168,9 @@ export function buildTriggers(
       }),
     );
     names.push(trigger.name === '' ? undefined : trigger.name);
+    identities.push({ index, type: trigger.type });
   }
-  return { scalers, names, resources };
+  return { scalers, names, identities, resources };
 }
 
 /** What the poller and executor of `so` are built from, with hashes that say when either must restart. */
@@ -188,6 +193,7 @@ export function runtimeSpec(
     poller: {
       ref,
       triggers: built.scalers,
+      identities: built.identities,
       pollingIntervalS: spec.pollingInterval,
       fallback: spec.fallback,
       composite: composite === undefined ? undefined : { spec: composite, names: built.names },

@@ -59,6 +59,8 @@ interface SourceEntry {
   lastStartedAt: number;
   wakeTimer: NodeJS.Timeout | undefined;
   reads: number;
+  /** How long the last completed read took, in ms (/metrics). */
+  lastDurationMs: number | undefined;
   closed: boolean;
 }
 
@@ -71,6 +73,16 @@ interface BackendEntry {
   nextProbe: number;
   /** The circuit opened and has not closed since (for logging transitions once). */
   down: boolean;
+  /** How late the backend's last turn started against its schedule, in ms (timer and event-loop delay; /metrics). */
+  lagMs: number | undefined;
+}
+
+/** The timing of one source's reads, for /metrics. */
+export interface SourceTiming {
+  /** How long the last completed read took, in ms. */
+  readonly lastDurationMs: number | undefined;
+  /** How late its backend's last turn started against its schedule, in ms. */
+  readonly lagMs: number | undefined;
 }
 
 /** What the hub holds now (tests, benchmarks, the CLI). */
@@ -162,6 +174,17 @@ export class ReaderHub implements SourceHub {
     };
   }
 
+  /** The timing of a source's reads, if it is open (read when /metrics is scraped; nothing is computed per read). */
+  timing(key: string): SourceTiming | undefined {
+    const entry = this.#sources.get(key);
+    return entry && { lastDurationMs: entry.lastDurationMs, lagMs: entry.backend.lagMs };
+  }
+
+  /** Every backend and the state of its circuit breaker (`describe` has no credentials; two may share one). */
+  breakers(): { readonly describe: string; readonly state: BreakerState }[] {
+    return [...this.#backends.values()].map((b) => ({ describe: b.describe, state: b.breaker.state }));
+  }
+
   /** Reads started for one source so far (tests). */
   readsOf(key: string): number {
     return this.#sources.get(key)?.reads ?? 0;
@@ -201,6 +224,7 @@ export class ReaderHub implements SourceHub {
         timer: undefined,
         nextProbe: 0,
         down: false,
+        lagMs: undefined,
       };
       backend = created;
       this.#backends.set(source.backend, backend);
@@ -219,6 +243,7 @@ export class ReaderHub implements SourceHub {
       lastStartedAt: -Infinity,
       wakeTimer: undefined,
       reads: 0,
+      lastDurationMs: undefined,
       closed: false,
     };
     backend.sources.add(entry);
@@ -248,8 +273,10 @@ export class ReaderHub implements SourceHub {
   }
 
   #scheduleBackend(backend: BackendEntry, delayMs: number): void {
+    const due = performance.now() + delayMs;
     backend.timer = setTimeout(() => {
       if (!this.#backends.has(backend.key)) return;
+      backend.lagMs = Math.max(0, performance.now() - due);
       this.#turn(backend);
       this.#scheduleBackend(backend, this.intervalMs);
     }, delayMs);
@@ -319,8 +346,10 @@ export class ReaderHub implements SourceHub {
     });
     try {
       const value = await Promise.race([read, stuck]);
+      entry.lastDurationMs = performance.now() - entry.lastStartedAt;
       this.#deliver(entry, { ok: true, value, at: this.#now() });
     } catch (err) {
+      entry.lastDurationMs = performance.now() - entry.lastStartedAt;
       const error = asScalerError(err);
       // While the circuit is not closed, every reader of the backend reports the same error, probe or not.
       const reported =

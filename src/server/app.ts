@@ -44,6 +44,11 @@ export interface BuildServerOptions {
   readonly https?: ServerTlsOptions;
   /** The longest metric name served (fastify's router refuses longer path segments; its default is 100). */
   readonly maxMetricNameLength?: number;
+  /**
+   * Called once per response with the route's pattern (`/apis/external.metrics.k8s.io/v1beta1/namespaces/:namespace/:metric`,
+   * never the path asked for; `unmatched` for a 404 of no route), the status code and the time taken (/metrics).
+   */
+  readonly onResponse?: (route: string, statusCode: number, seconds: number) => void;
 }
 
 /**
@@ -103,6 +108,14 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     if (reply.statusCode === 401) void reply.header('connection', 'close');
     done(null, payload);
   });
+
+  const { onResponse } = options;
+  if (onResponse !== undefined) {
+    app.addHook('onResponse', (request, reply, done) => {
+      onResponse(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    });
+  }
 
   void app.register(healthRoutes, { ready: options.ready });
   void app.register(externalMetricsRoutes, {

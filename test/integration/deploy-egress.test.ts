@@ -1,7 +1,8 @@
 // deploy/network-policy.yaml, as `kubectl kustomize` renders it with the rest (deploy.test.ts dry-runs every rendered
-// object on the real kube-apiserver, this one included): sluice's pod may reach DNS, every pod, and every address but
+// object on the real kube-apiserver, these included): sluice's pod may reach DNS, every pod, and every address but
 // the ones sluice itself refuses by default (src/scalers/address-filter.ts DEFAULT_DENY). The two lists are compared
-// here, so they cannot drift apart.
+// here, so they cannot drift apart. And who may reach it: the metrics API from anywhere, its own /metrics only from the
+// namespace `monitoring`.
 import { spawnSync } from 'node:child_process';
 import type { V1Deployment, V1NetworkPolicy } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
@@ -16,6 +17,7 @@ interface Rendered {
 
 describe('deploy/network-policy.yaml: sluice egress', () => {
   let policy: V1NetworkPolicy;
+  let ingress: V1NetworkPolicy;
   let deployment: V1Deployment;
 
   beforeAll(() => {
@@ -25,8 +27,10 @@ describe('deploy/network-policy.yaml: sluice egress', () => {
     const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
     expect(policies.map((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`)).toEqual([
       'sluice-system/sluice-egress',
+      'sluice-system/sluice-ingress',
     ]);
     policy = policies[0] as V1NetworkPolicy;
+    ingress = policies[1] as V1NetworkPolicy;
     deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'sluice') as V1Deployment;
   });
 
@@ -57,5 +61,21 @@ describe('deploy/network-policy.yaml: sluice egress', () => {
     expect(blocks.map((b) => b.cidr).sort()).toEqual(['0.0.0.0/0', '::/0']);
     const excepted = blocks.flatMap((b) => b.except ?? []).sort();
     expect(excepted).toEqual(DEFAULT_DENY.map((rule) => rule.range.text).sort());
+  });
+
+  it('sluice-ingress: the metrics API from anywhere, /metrics only from the namespace monitoring', () => {
+    const container = deployment.spec?.template.spec?.containers[0];
+    const portOf = (name: string) => container?.ports?.find((p) => p.name === name)?.containerPort;
+    expect([portOf('https'), portOf('metrics')]).toEqual([6443, 8080]);
+    expect(container?.args).toContain('--metrics-port=8080');
+    expect(ingress.spec?.podSelector).toEqual(policy.spec?.podSelector);
+    expect(ingress.spec?.policyTypes).toEqual(['Ingress']);
+    expect(ingress.spec?.ingress).toEqual([
+      { ports: [{ protocol: 'TCP', port: 6443 }] },
+      {
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+        ports: [{ protocol: 'TCP', port: 8080 }],
+      },
+    ]);
   });
 });

@@ -9,8 +9,9 @@
 //   sluice cannot honour are refused with the reason; the flags the chart holds back are those `sluice help` lacks;
 // - leader election with 2 replicas (the default, as deploy/): its args, its Lease Role (asked with
 //   SubjectAccessReviews on the real server), the PodDisruptionBudget; and one replica without it;
-// - the templates that wait for flags sluice lacks (metrics port, ServiceMonitor) rendered from a copy of the chart
-//   with the flags switched on, so they are tested before they go live;
+// - the metrics port, the ServiceMonitor and who may scrape (the sluice-ingress NetworkPolicy); templates that wait
+//   for flags sluice lacks (none today) are rendered from a copy of the chart with the flags switched on, so they are
+//   tested before they go live;
 // - every render validated by the real kube-apiserver (server-side dry run in a throwaway namespace with the restricted
 //   Pod Security level in warn mode; a minimal ServiceMonitor CRD for the ServiceMonitor). cert-manager objects cannot
 //   be dry-run here (no cert-manager CRDs in the test control plane): the comparison with deploy/ covers them, and
@@ -29,6 +30,7 @@ import {
   type V1Container,
   type V1CustomResourceDefinition,
   type V1Deployment,
+  type V1NetworkPolicy,
   type V1Role,
   type V1RoleBinding,
   type V1Service,
@@ -232,11 +234,15 @@ const LEADER_VALUES = { replicaCount: 2, leaderElection: { enabled: true } };
 /** One replica without leader election. */
 const SINGLE_VALUES = { replicaCount: 1, leaderElection: { enabled: false } };
 
-/** The values that need the held-back flags: a metrics port and a ServiceMonitor (with replicas 2 too). */
+/** A metrics port, a ServiceMonitor and who may scrape it (with replicas 2 too). */
 const FUTURE_VALUES = {
   ...LEADER_VALUES,
   metrics: { port: 9102 },
   serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus' }, interval: '15s', scrapeTimeout: '5s' },
+  networkPolicy: {
+    enabled: true,
+    metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'prometheus' } } }],
+  },
 };
 
 describe('helm chart charts/sluice', () => {
@@ -387,7 +393,6 @@ describe('helm chart charts/sluice', () => {
   it("refuses what today's sluice cannot do, saying why", async () => {
     const refusals: [object, RegExp][] = [
       [{ leaderElection: { enabled: false } }, /replicaCount=2 needs leaderElection\.enabled=true/],
-      [{ serviceMonitor: { enabled: true } }, /serviceMonitor\.enabled=true needs a sluice with the --metrics-port/],
       [{ certificates: { mode: 'self-managed' } }, /self-managed: sluice cannot create and rotate its own serving/],
       // values.schema.json: unknown modes, misspelt keys, log levels sluice would refuse at start.
       [{ certificates: { mode: 'vault' } }, /certificates\/mode.*must be one of/],
@@ -478,8 +483,8 @@ describe('helm chart charts/sluice', () => {
     expect(noPdb.filter((o) => o.kind === 'PodDisruptionBudget')).toEqual([]);
   });
 
-  it('renders the metrics port and the ServiceMonitor once sluice has --metrics-port', async () => {
-    const chart = await render('autoscaling', ['--values', valuesFile(FUTURE_VALUES)], chartWithAllFlags());
+  it('renders the metrics port, the ServiceMonitor, and lets only metricsFrom scrape it', async () => {
+    const chart = await render('autoscaling', ['--values', valuesFile(FUTURE_VALUES)]);
     const c = containerOf(chart);
     expect(c.args).toContain('--metrics-port=9102');
     expect(c.args?.filter((a) => a.startsWith('--leader-elect='))).toEqual([]);
@@ -497,10 +502,27 @@ describe('helm chart charts/sluice', () => {
       { port: 'metrics', scheme: 'http', path: '/metrics', interval: '15s', scrapeTimeout: '5s' },
     ]);
 
-    // Switched on but disabled: no ServiceMonitor; the metrics port still passed (sluice serves it either way).
-    const off = await render('autoscaling', [], chartWithAllFlags());
+    const ingress = only<V1NetworkPolicy & Manifest>(chart, 'NetworkPolicy', 'sluice-ingress');
+    expect(ingress.spec?.policyTypes).toEqual(['Ingress']);
+    expect(ingress.spec?.ingress).toEqual([
+      { ports: [{ protocol: 'TCP', port: 6443 }] },
+      { from: FUTURE_VALUES.networkPolicy.metricsFrom, ports: [{ protocol: 'TCP', port: 9102 }] },
+    ]);
+
+    // By default: no ServiceMonitor; the metrics port still passed (sluice serves it either way), scraped only from
+    // the namespace `monitoring`.
+    const off = await render('autoscaling');
     expect(containerOf(off).args).toContain('--metrics-port=8080');
     expect(off.filter((o) => o.kind === 'ServiceMonitor')).toEqual([]);
+    expect(only<V1NetworkPolicy & Manifest>(off, 'NetworkPolicy', 'sluice-ingress').spec?.ingress?.[1]).toEqual({
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+      ports: [{ protocol: 'TCP', port: 8080 }],
+    });
+    // No metricsFrom: nobody may scrape (the rule is left out); no NetworkPolicy at all: none of them.
+    const closed = await render('autoscaling', ['--values', valuesFile({ networkPolicy: { metricsFrom: [] } })]);
+    expect(only<V1NetworkPolicy & Manifest>(closed, 'NetworkPolicy', 'sluice-ingress').spec?.ingress).toHaveLength(1);
+    const none = await render('autoscaling', ['--values', valuesFile({ networkPolicy: { enabled: false } })]);
+    expect(none.filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
   });
 
   describe('on the real kube-apiserver', () => {
@@ -641,7 +663,7 @@ describe('helm chart charts/sluice', () => {
       expect(wrong).toEqual([]);
     });
 
-    it('accepts the render with the ServiceMonitor and the metrics port (flags switched on)', async () => {
+    it('accepts the render with the ServiceMonitor, the metrics port and metricsFrom (flags switched on)', async () => {
       const manifests = serverSide(
         await render(namespace, ['--values', valuesFile(FUTURE_VALUES)], chartWithAllFlags()),
       );

@@ -51,7 +51,7 @@ export interface TestEnv {
     /** file_sd directory: see addScrapeTarget(). */
     targetsDir: string;
   };
-  /** Reserved for sluice's own metrics server (`sluice operator --local`); nothing listens there. */
+  /** The metrics API port of the `sluice operator --local` under test (test/support/sluice.ts startSluice). */
   sluice: { port: number };
   ports: Record<
     | 'etcdClient'

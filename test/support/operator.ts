@@ -2,6 +2,7 @@
 // an EventRecorder that records, and a PollerSummary builder.
 import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import type { EventRecorder, EventType, ObjectReference } from '../../src/operator/events.ts';
+import type { ExecutorSettings } from '../../src/operator/executor.ts';
 import type { KubePort, ObjectRef, ScaleState, ScaleTarget } from '../../src/operator/kube.ts';
 import type { PollerSummary } from '../../src/operator/poller.ts';
 
@@ -134,5 +135,34 @@ export function pollerSummary(fields: Partial<PollerSummary> = {}): PollerSummar
     activeMetrics: [],
     triggers: [],
     ...fields,
+  };
+}
+
+/**
+ * An executor's settings for `ref`, scaling the Deployment of the same name in its namespace between 0 and 10 with
+ * KEDA's defaults (pollingInterval 30, cooldownPeriod 300), created a day before `now`.
+ */
+export function executorSettings(
+  ref: ObjectReference,
+  now: Date,
+  overrides: Partial<ExecutorSettings> = {},
+): ExecutorSettings {
+  return {
+    ref,
+    target: { namespace: ref.namespace, apiVersion: 'apps/v1', kind: 'Deployment', name: ref.name },
+    targetKind: 'apps/v1.Deployment',
+    pollingIntervalS: 30,
+    cooldownPeriodS: 300,
+    initialCooldownPeriodS: 0,
+    minReplicaCount: 0,
+    maxReplicaCount: 10,
+    idleReplicaCount: undefined,
+    hasFallback: false,
+    createdAt: new Date(now.getTime() - 86_400_000),
+    pausedScaleIn: false,
+    pausedScaleOut: false,
+    forceActivation: false,
+    alwaysActive: false,
+    ...overrides,
   };
 }

@@ -13,6 +13,8 @@ import { REPO_ROOT, kubeConfig, loadTestEnv, waitFor } from './env.ts';
 export interface SluiceProcess {
   readonly child: ChildProcess;
   readonly port: number;
+  /** Where its own /metrics listens (http://127.0.0.1:<metricsPort>/metrics); undefined when turned off. */
+  readonly metricsPort: number | undefined;
   readonly logFile: string;
   /** Its identity in the leader-election Lease (src/main.ts: host and port with --local). */
   readonly identity: string;
@@ -75,12 +77,24 @@ export interface StartOptions {
    * APIService to itself, and does not wait to lead. Default: the only sluice, on the environment's port, leading.
    */
   readonly secondary?: { readonly port: number };
+  /**
+   * The port of its own /metrics (`--metrics-port`), 0 for none. Default: the environment's reserved port base+15
+   * (scripts/env/lib.sh) for the only sluice, none for a secondary — never sluice's default 8080, which another
+   * checkout's run or a developer's own service may hold.
+   */
+  readonly metricsPort?: number;
+}
+
+/** The environment's port reserved for the /metrics of the `sluice operator --local` under test (lib.sh: base+15). */
+export function metricsPortOf(env: { readonly ports: { readonly etcdClient: number } }): number {
+  return env.ports.etcdClient + 15;
 }
 
 export async function startSluice(options: StartOptions = {}): Promise<SluiceProcess> {
   const env = loadTestEnv();
   const port = options.secondary?.port ?? env.sluice.port;
   const identity = `${hostname()}_${port}`;
+  const metricsPort = options.metricsPort ?? (options.secondary === undefined ? metricsPortOf(env) : 0);
   const release =
     options.secondary === undefined
       ? await acquireLock(path.join(env.stateDir, 'run', 'sluice.lock'), 600_000)
@@ -90,7 +104,16 @@ export async function startSluice(options: StartOptions = {}): Promise<SluicePro
   await once(log, 'open');
   const child = spawn(
     process.execPath,
-    [path.join(REPO_ROOT, 'src/main.ts'), 'operator', '--local', '--port', String(port), ...(options.extraArgs ?? [])],
+    [
+      path.join(REPO_ROOT, 'src/main.ts'),
+      'operator',
+      '--local',
+      '--port',
+      String(port),
+      '--metrics-port',
+      String(metricsPort),
+      ...(options.extraArgs ?? []),
+    ],
     { env: { ...process.env, KUBECONFIG: env.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout.pipe(log, { end: false });
@@ -131,6 +154,7 @@ export async function startSluice(options: StartOptions = {}): Promise<SluicePro
   return {
     child,
     port,
+    metricsPort: metricsPort === 0 ? undefined : metricsPort,
     logFile,
     identity,
     async stop() {

@@ -1,4 +1,5 @@
-// The credential flags of `sluice operator` (docs/security.md#credentials): off unless given.
+// The flags of `sluice operator` parsed here: the credential flags (docs/security.md#credentials), off unless given;
+// --metrics-port.
 import { describe, expect, test } from 'vitest';
 import { parseConfig, USAGE, type OperatorConfig } from '../../src/config.ts';
 
@@ -25,5 +26,20 @@ describe('credential flags', () => {
 
   test('they are switches: a value is refused', () => {
     expect(() => operator('--restrict-secret-access=yes')).toThrow(/restrict-secret-access/);
+  });
+});
+
+describe('--metrics-port', () => {
+  test("8080 by default (KEDA's), any port, 0 turns it off; in the usage text", () => {
+    expect(operator().metricsPort).toBe(8080);
+    expect(operator('--metrics-port', '9102').metricsPort).toBe(9102);
+    expect(operator('--metrics-port=0').metricsPort).toBeUndefined();
+    expect(USAGE).toContain('--metrics-port <n>');
+  });
+
+  test('refuses what is not a port, and the metrics API port', () => {
+    expect(() => operator('--metrics-port', '70000')).toThrow(/--metrics-port must be a whole number from 0 to 65535/);
+    expect(() => operator('--metrics-port', 'x')).toThrow(/--metrics-port/);
+    expect(() => operator('--port', '9000', '--metrics-port', '9000')).toThrow(/must differ/);
   });
 });

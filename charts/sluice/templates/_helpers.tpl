@@ -6,7 +6,7 @@ list and `sluice help` disagree: flip the entry (and check the templates that us
 */}}
 {{- define "sluice.operatorFlags" -}}
 leader-elect: true
-metrics-port: false
+metrics-port: true
 {{- end }}
 
 {{/* Helm's standard labels, on every object (not in selectors). */}}

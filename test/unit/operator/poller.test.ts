@@ -285,7 +285,7 @@ describe('summary', () => {
     expect(t.poller.summary()).toMatchObject(want);
   });
 
-  test('trigger states: values, errors and failures counted by pollingInterval', async () => {
+  test('trigger states: identity, values, errors (each failed read) and failures counted by pollingInterval', async () => {
     const t = setup({ triggers: [{}, {}] });
     const start = Date.now();
     t.deliver(ok(3), true, 0);
@@ -293,7 +293,11 @@ describe('summary', () => {
     await advance(25_000);
     expect(t.poller.summary().triggers).toStrictEqual([
       {
+        index: 0,
+        type: '',
         metricName: 's0-fake',
+        sourceKey: 'src-0',
+        errors: 0,
         value: 3,
         active: true,
         error: undefined,
@@ -303,7 +307,11 @@ describe('summary', () => {
         fallbackReplicas: undefined,
       },
       {
+        index: 1,
+        type: '',
         metricName: 's1-fake',
+        sourceKey: 'src-1',
+        errors: 1,
         value: undefined,
         active: false,
         error: 'connect ECONNREFUSED 10.0.0.1:5672',

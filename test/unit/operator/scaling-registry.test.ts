@@ -11,7 +11,7 @@ import { ScalingRegistry, type RuntimeSpec } from '../../../src/operator/scaling
 import { ReaderHub } from '../../../src/scalers/readers.ts';
 import { SharedPool } from '../../../src/scalers/shared.ts';
 import { FakeSource, fakeScaler } from '../../support/fake-source.ts';
-import { MemoryKube, recordingEvents } from '../../support/operator.ts';
+import { MemoryKube, executorSettings, recordingEvents } from '../../support/operator.ts';
 
 const T0 = new Date('2026-06-01T12:00:00Z');
 const KEY = 'shop/orders';
@@ -71,24 +71,7 @@ function spec(
       pollingIntervalS: 30,
       fallback: undefined,
     },
-    executor: {
-      ref: REF,
-      target: { namespace: 'shop', apiVersion: 'apps/v1', kind: 'Deployment', name: 'orders' },
-      targetKind: 'apps/v1.Deployment',
-      pollingIntervalS: 30,
-      cooldownPeriodS: 300,
-      initialCooldownPeriodS: 0,
-      minReplicaCount: 0,
-      maxReplicaCount: 10,
-      idleReplicaCount: undefined,
-      hasFallback: false,
-      createdAt: new Date(T0.getTime() - 86_400_000),
-      pausedScaleIn: false,
-      pausedScaleOut: false,
-      forceActivation: false,
-      alwaysActive: false,
-      ...executor,
-    },
+    executor: executorSettings(REF, T0, executor),
     pollerHash: hashes.poller,
     executorHash: hashes.executor,
     lastActiveTime: undefined,

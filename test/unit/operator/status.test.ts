@@ -57,6 +57,10 @@ const FALLBACK = { fallback: { failureThreshold: 3, replicas: 2 } };
 
 function trigger(fields: Partial<TriggerState> & Pick<TriggerState, 'metricName'>): TriggerState {
   return {
+    index: 0,
+    type: 'rabbitmq',
+    sourceKey: 'source',
+    errors: 0,
     value: 0,
     active: false,
     error: undefined,

@@ -2,7 +2,7 @@
 // subscribers, reference-counted close (leases released), the readers of one backend read together once per
 // interval, never two reads in flight, the per-backend breaker seen through the hub (open → openError without I/O,
 // one probe per interval, the others read at once when it closes; ScalerErrors never open it; backends independent),
-// the stuck guard, the push path (wake), `changed`, and deepEqual.
+// the stuck guard, the push path (wake), `changed`, deepEqual, and what /metrics reads (timing, breakers).
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { deepEqual, ReaderHub } from '../../../src/scalers/readers.ts';
 import type { Reading } from '../../../src/scalers/scaler.ts';
@@ -460,5 +460,28 @@ describe('wake (the push path)', () => {
     sub.close();
     await at(200);
     expect(q.reads).toBe(1);
+  });
+});
+
+describe('timing and breakers (read by /metrics on scrape)', () => {
+  test("a source's last read duration, its backend turn's lateness, and every backend's breaker state", async () => {
+    const slow = new FakeSource('rabbit|slow', 'rabbit').set({ kind: 'hang' });
+    const dead = new FakeSource('prom|dead', 'prom').set(down);
+    hub.subscribe(slow, () => undefined);
+    hub.subscribe(dead, () => undefined);
+    expect(hub.timing('rabbit|slow')).toStrictEqual({ lastDurationMs: undefined, lagMs: undefined });
+    await advance(300);
+    slow.settle(7);
+    await flush();
+    // The first read started at once and took 300 ms; no turn yet.
+    expect(hub.timing('rabbit|slow')).toStrictEqual({ lastDurationMs: 300, lagMs: undefined });
+    expect(hub.breakers()).toStrictEqual([
+      { describe: 'fake://rabbit', state: 'closed' },
+      { describe: 'fake://prom', state: 'open' },
+    ]);
+    await at(PHASE);
+    // The turn came on time (fake timers never run late).
+    expect(hub.timing('rabbit|slow')?.lagMs).toBe(0);
+    expect(hub.timing('nobody|reads-this')).toBeUndefined();
   });
 });
