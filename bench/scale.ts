@@ -103,13 +103,33 @@ async function writesSeen(kit: ScalingTestKit): Promise<Record<string, number>> 
   return counts;
 }
 
+/** From sluice's own /metrics: heap in use and its Kubernetes API requests so far, by verb. */
+async function ownMetrics(port: number | undefined): Promise<{ heapMiB: number; requests: Record<string, number> }> {
+  if (port === undefined) return { heapMiB: NaN, requests: {} };
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let heapMiB = NaN;
+  const requests: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith('sluice_nodejs_heap_size_used_bytes ')) heapMiB = value / 1048576;
+    if (line.startsWith('sluice_kube_api_requests_total{')) {
+      const verb = /verb="([^"]*)"/.exec(line)?.[1] ?? '';
+      requests[verb] = (requests[verb] ?? 0) + value;
+    }
+  }
+  return { heapMiB, requests };
+}
+
 interface Result {
   objects: number;
   hpasMs?: number;
   readyMs?: number;
   cpuMilli?: number;
   rssMiB?: number;
+  heapMiB?: number;
   writesAtRest?: Record<string, number>;
+  /** sluice's own Kubernetes API requests per second at rest, by verb. */
+  apiPerSecondAtRest?: Record<string, number>;
 }
 
 const results: Result[] = [];
@@ -204,9 +224,17 @@ for (const n of scales) {
     }
     if (wants('footprint')) {
       await sleep(15_000);
-      const before = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit) };
+      const own = (): ReturnType<typeof ownMetrics> => ownMetrics(sluice.metricsPort);
+      const before = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit), own: await own() };
       await sleep(windowS * 1000);
-      const after = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit) };
+      const after = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit), own: await own() };
+      result.heapMiB = after.own.heapMiB;
+      result.apiPerSecondAtRest = Object.fromEntries(
+        Object.entries(after.own.requests).map(([verb, value]) => [
+          verb,
+          Number(((value - (before.own.requests[verb] ?? 0)) / windowS).toFixed(2)),
+        ]),
+      );
       result.cpuMilli = ((after.cpu - before.cpu) / ((after.at - before.at) / 1000)) * 1000;
       result.rssMiB = rssMiB(pid);
       if (values.profile !== undefined) {
@@ -217,7 +245,7 @@ for (const n of scales) {
         Object.entries(after.writes).map(([kind, value]) => [kind, value - (before.writes[kind] ?? 0)]),
       );
       console.log(
-        `  at rest over ${windowS} s: ${result.cpuMilli.toFixed(0)} mCPU, RSS ${result.rssMiB.toFixed(0)} MiB, writes ${JSON.stringify(result.writesAtRest)}`,
+        `  at rest over ${windowS} s: ${result.cpuMilli.toFixed(0)} mCPU, RSS ${result.rssMiB.toFixed(0)} MiB, heap ${result.heapMiB.toFixed(0)} MiB, writes ${JSON.stringify(result.writesAtRest)}, sluice's API requests/s ${JSON.stringify(result.apiPerSecondAtRest)}`,
       );
     }
   } finally {
@@ -235,12 +263,12 @@ await connection.close();
 
 const cell = (v: number | undefined, digits = 1): string => (v === undefined ? '—' : v.toFixed(digits));
 console.log('\nsluice at scale (one run; pollingInterval 30, idle queues)\n');
-console.log('objects | → HPAs (s) | → Ready (s) | CPU at rest (mCPU) | RSS (MiB) | writes at rest');
-console.log('--------|-----------|-------------|--------------------|-----------|---------------');
+console.log('objects | → HPAs (s) | → Ready (s) | CPU at rest (mCPU) | RSS (MiB) | heap (MiB) | writes at rest');
+console.log('--------|-----------|-------------|--------------------|-----------|------------|---------------');
 for (const r of results) {
   const writes = r.writesAtRest === undefined ? '—' : String(Object.values(r.writesAtRest).reduce((a, b) => a + b, 0));
   console.log(
-    `${String(r.objects).padStart(7)} | ${cell(r.hpasMs && r.hpasMs / 1000).padStart(9)} | ${cell(r.readyMs && r.readyMs / 1000).padStart(11)} | ${cell(r.cpuMilli, 0).padStart(18)} | ${cell(r.rssMiB, 0).padStart(9)} | ${writes}`,
+    `${String(r.objects).padStart(7)} | ${cell(r.hpasMs && r.hpasMs / 1000).padStart(9)} | ${cell(r.readyMs && r.readyMs / 1000).padStart(11)} | ${cell(r.cpuMilli, 0).padStart(18)} | ${cell(r.rssMiB, 0).padStart(9)} | ${cell(r.heapMiB, 0).padStart(10)} | ${writes}`,
   );
 }
 mkdirSync(path.dirname(values.json), { recursive: true });

@@ -9,7 +9,9 @@
  * `GET <prefix>/api/queues/<vhost>?columns=…`, and answers every asker from it (a queue missing from the list does
  * not exist); with fewer it asks for each queue (`GET <prefix>/api/queues/<vhost>/<queue>?columns=…`). A vhost whose
  * list turns out to hold more than SPARSE_RATIO times the queues asked for is read queue by queue for five minutes,
- * so a few watched queues in a vhost of thousands never cost a list of thousands each second.
+ * so a few watched queues in a vhost of thousands never cost a list of thousands each second; as soon as a turn asks
+ * for enough of its queues again (a tenth of that list), it is listed again (objects created one by one after start
+ * would otherwise be read queue by queue, a request per queue per second, for five minutes).
  *
  * ## Missing numbers (what the scaler does with them)
  *
@@ -111,7 +113,8 @@ export class ManagementClient {
   readonly #prefix: string;
   #pending = new Map<string, Asker[]>();
   #flushScheduled = false;
-  readonly #sparseUntil = new Map<string, number>();
+  /** Vhosts read queue by queue: until when, and how many queues their last list held. */
+  readonly #sparse = new Map<string, { readonly until: number; readonly listed: number }>();
   #ratesConfirmedUntil = 0;
   /** Requests sent (tests, benchmarks). */
   requests = 0;
@@ -215,7 +218,9 @@ export class ManagementClient {
     this.#pending = new Map();
     for (const [vhost, askers] of pending) {
       const names = new Set(askers.map((a) => a.name));
-      const sparse = (this.#sparseUntil.get(vhost) ?? 0) > this.#now();
+      const sparseFor = this.#sparse.get(vhost);
+      const sparse =
+        sparseFor !== undefined && sparseFor.until > this.#now() && sparseFor.listed > SPARSE_RATIO * names.size;
       if (names.size >= LIST_MIN && !sparse) void this.#answerFromList(vhost, askers, names.size);
       else for (const asker of askers) void this.#answerOne(vhost, asker);
     }
@@ -256,7 +261,9 @@ export class ManagementClient {
       for (const item of body) {
         if (isRecord(item) && typeof item['name'] === 'string') byName.set(item['name'], item);
       }
-      if (byName.size > SPARSE_RATIO * wanted) this.#sparseUntil.set(vhost, this.#now() + SPARSE_FOR_MS);
+      if (byName.size > SPARSE_RATIO * wanted) {
+        this.#sparse.set(vhost, { until: this.#now() + SPARSE_FOR_MS, listed: byName.size });
+      }
     } catch (err) {
       for (const asker of askers) asker.reject(err);
       return;

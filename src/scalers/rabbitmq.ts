@@ -593,6 +593,7 @@ function managementSource(config: RabbitMqConfig): Source<RabbitMqReading> {
     backend,
     describe: `RabbitMQ management API ${api}`,
     timeoutMs: config.timeoutMs,
+    batched: true,
     open(shared) {
       const lease = shared.lease(
         `rabbitmq-management|${backend}|${config.timeoutMs}`,

@@ -66,6 +66,11 @@ export interface Source<R> {
   /** The longest one read may take (the trigger's `timeout`, or the scaler's default). */
   readonly timeoutMs: number;
   /**
+   * The backend answers the reads of one turn with one request (the RabbitMQ management API lists a vhost's queues):
+   * the hub's read budget counts such a turn as one read, so it never splits the batch into several requests.
+   */
+  readonly batched?: boolean;
+  /**
    * Opens the reader; no I/O until its first read. `workArrived` is the push path: a reader whose backend can say
    * "work arrived" calls it, and the hub reads the source at once instead of at its next turn.
    */

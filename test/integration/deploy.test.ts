@@ -403,6 +403,10 @@ const SLUICE_MAY: readonly V1ResourceAttributes[] = [
   // The scale target's pod template, for `<param>FromEnv` (auth-resolver.ts).
   { verb: 'get', group: 'apps', resource: 'deployments', namespace: 'apps', name: 'web' },
   { verb: 'get', group: 'apps', resource: 'statefulsets', namespace: 'apps', name: 'db' },
+  // Replica counts from watch caches (workloads.ts).
+  ...['list', 'watch'].flatMap((verb) =>
+    ['deployments', 'statefulsets'].map((resource) => ({ verb, group: 'apps', resource })),
+  ),
   { verb: 'get', group: '', resource: 'secrets', namespace: 'apps', name: 'rabbitmq-credentials' },
   { verb: 'get', group: '', resource: 'configmaps', namespace: 'apps', name: 'rabbitmq-settings' },
   // The ScaledObject's Namespace, for a ClusterTriggerAuthentication's allowedNamespaceSelector.
@@ -411,7 +415,7 @@ const SLUICE_MAY: readonly V1ResourceAttributes[] = [
 
 /** What it must not be able to do. */
 const SLUICE_MAY_NOT: readonly V1ResourceAttributes[] = [
-  { verb: 'list', group: 'apps', resource: 'deployments', namespace: 'apps' },
+  { verb: 'list', group: 'apps', resource: 'replicasets', namespace: 'apps' },
   { verb: 'update', group: 'apps', resource: 'deployments', namespace: 'apps', name: 'web' },
   { verb: 'patch', group: 'apps', resource: 'statefulsets', namespace: 'apps', name: 'db' },
   { verb: 'get', group: '', resource: 'pods', namespace: 'apps', name: 'web-1' },

@@ -55,11 +55,15 @@ export class FakeSource implements Source<number> {
   /** The push path the hub handed to the last open(). */
   workArrived: () => void = () => undefined;
 
-  constructor(key: string, backend = 'backend-1', options: { timeoutMs?: number } = {}) {
+  /** Its backend answers a turn's reads together (Source.batched). */
+  readonly batched: boolean;
+
+  constructor(key: string, backend = 'backend-1', options: { timeoutMs?: number; batched?: boolean } = {}) {
     this.key = key;
     this.backend = backend;
     this.describe = `fake://${backend}`;
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.batched = options.batched ?? false;
   }
 
   set(behavior: Behavior): this {

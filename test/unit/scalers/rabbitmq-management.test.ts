@@ -580,6 +580,14 @@ describe('batching: the queues of one vhost read in one turn through one shared 
       '/api/queues/%2F/b-2',
       '/api/queues/%2F/b-3',
     ]);
+
+    // Objects created one by one after start: once a turn asks for a tenth of what the vhost listed, it is listed
+    // again (not a request per queue per second for five minutes).
+    fake.requests = [];
+    const more = filler(28).map((q) => q.name);
+    const many = triggers(['b-1', 'b-2', 'b-3', ...more.slice(0, 1)]);
+    expect(values(await together(many))).toEqual([1, 2, 3, 0]);
+    expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F']);
   });
 
   it('a list request that fails (500) fails every asker with a BackendError, and none reads 0', async () => {

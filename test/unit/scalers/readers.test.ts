@@ -485,3 +485,28 @@ describe('timing and breakers (read by /metrics on scrape)', () => {
     expect(hub.timing('nobody|reads-this')).toBeUndefined();
   });
 });
+
+describe('read budget and batched backends', () => {
+  test('a turn of a batched backend is one read of the budget: five reads go out together under a budget of two', async () => {
+    await hub.close();
+    hub = new ReaderHub({ intervalMs: I, shared: pool, maxConcurrentReads: 2 });
+    const sources = [1, 2, 3, 4, 5].map((i) => new FakeSource(`rabbit|q${i}`, 'rabbit', { batched: true }).value(i));
+    for (const s of sources) hub.subscribe(s, recorder().listener);
+    await flush();
+    const hanging = sources.map((s) => s.set({ kind: 'hang' }));
+    await at(PHASE);
+    // All five started in the same turn (a backend that lists them would send one request).
+    expect(hanging.map((s) => s.inFlight)).toStrictEqual([1, 1, 1, 1, 1]);
+  });
+
+  test('sources that are not batched share the budget read by read', async () => {
+    await hub.close();
+    hub = new ReaderHub({ intervalMs: I, shared: pool, maxConcurrentReads: 2 });
+    const sources = [1, 2, 3, 4, 5].map((i) => new FakeSource(`http|u${i}`, 'http').value(i));
+    for (const s of sources) hub.subscribe(s, recorder().listener);
+    await flush();
+    for (const s of sources) s.set({ kind: 'hang' });
+    await at(PHASE);
+    expect(sources.reduce((n, s) => n + s.inFlight, 0)).toBe(2);
+  });
+});
