@@ -56,17 +56,23 @@ install_packages() {
   [ "$(id -u)" -eq 0 ] || die "$* not installed and this is not root: run 'sudo apt-get install -y $*' first"
   command -v apt-get > /dev/null || die "$* not installed and there is no apt-get: install $* yourself"
   say "installing Debian's $* with apt-get"
-  local t0
+  local t0 log
   t0=$(now_ms)
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq > /dev/null ||
+  log=$(mktemp) && TMPS+=("$log")
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq > "$log" 2>&1 || {
+    cat "$log" >&2
     die "apt-get update failed: check the machine's Debian sources (/etc/apt/sources.list*)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null ||
-    die "apt-get install $* failed: run 'apt-get install -y $*' and read its error"
+  }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > "$log" 2>&1 || {
+    cat "$log" >&2
+    die "apt-get install $* failed (its output is above)"
+  }
   say "$* installed ($(since "$t0"))"
 }
 
+# podman builds; runc runs containers (see podman_run). One apt-get for both.
 ensure_podman() {
-  command -v podman > /dev/null || install_packages podman
+  command -v podman > /dev/null && command -v runc > /dev/null || install_packages podman runc
 }
 
 # overlay when the kernel lets us mount it here (root on ext4/xfs), else vfs (always works, copies every layer whole).
@@ -281,7 +287,6 @@ run() {
   [ -n "$ENTRYPOINT_OVERRIDE" ] && entry=(--entrypoint "$ENTRYPOINT_OVERRIDE")
   case "$how" in
     auto)
-      command -v runc > /dev/null || install_packages runc
       if podman_run --entrypoint /usr/local/bin/node "$IMAGE" -e '' > /dev/null 2>&1; then how=podman; else how=chroot; fi
       ;;
     podman | chroot) ;;
