@@ -3,8 +3,9 @@
 # container registry (so `node:26-slim` cannot be pulled).
 #
 #   bash scripts/image.sh [build]     build localhost/sluice:<version>, or reuse it when nothing it is built from changed
+#   bash scripts/image.sh name        the image built from the sources as they are: localhost/sluice:<version>-src.<hash>
 #   bash scripts/image.sh run [--entrypoint PATH] ARGS…
-#                                     the image's entrypoint (or PATH) with ARGS, as uid 1000 on a read-only root
+#                                     that image's entrypoint (or PATH) with ARGS, as uid 1000 on a read-only root
 #   bash scripts/image.sh podman ARGS… podman on the store the image is in (`podman images`, `podman save`, `podman push`)
 #
 # How:
@@ -12,7 +13,7 @@
 #      `node` devDependency (the one every npm script runs on), the shared libraries `ldd` lists for it, npm (from the
 #      npm registry, pinned below), /bin/sh and /usr/bin/env (Debian's dash and coreutils, for npm's scripts and the
 #      `#!/usr/bin/env node` of tsc), and /etc/passwd with root and the `node` user (uid 1000) that the Dockerfile's
-#      `USER node` names, as node:26-slim has. Tagged localhost/sluice-base:node-<node version>-npm-<npm version>.
+#      `USER node` names, as node:26-slim has. Tagged localhost/sluice-base:node-<node>-npm-<npm>-r<BASE_REVISION>.
 #   2. The Dockerfile built unchanged with `--build-arg BASE=<that base>`, by podman (Debian's package, installed with
 #      apt-get when missing) with `--isolation=chroot` (no daemon, no runc/crun; RUN steps share the host's network,
 #      so the build stage's `npm ci` reaches the npm registry), `--pull=never` and `--layers`.
@@ -22,9 +23,11 @@
 #      read-only in a private mount namespace, as uid 1000 (see chroot_run). SLUICE_IMAGE_RUN=podman forces a container.
 #
 # Everything lives under $SLUICE_CACHE (default ~/.cache/sluice)/image: the pinned npm tarball, and podman's own store
-# (base image, the build's layer cache, the image; `bash scripts/image.sh podman system reset -f` empties it). The image carries a label with a hash of everything it is built
-# from (Dockerfile, .dockerignore, package files, tsconfigs, src/, crds/, the base); `build` reuses an image whose label
-# matches, so only the first build on a machine (or after a change) pays for `npm ci`.
+# (base image, the build's layer cache, the image; `bash scripts/image.sh podman system reset -f` empties it). The image
+# is tagged twice: localhost/sluice:<version>, the latest build, and localhost/sluice:<version>-src.<hash>, where the
+# hash covers everything it is built from (Dockerfile, .dockerignore, package files, tsconfigs, src/, crds/, the base).
+# `build` reuses the image of the current hash, and `run` runs it, so two checkouts building different sources on one
+# machine never run each other's image. The `npm ci` layer stays cached until package-lock.json changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd -P)
@@ -118,12 +121,17 @@ copy_with_libs() {
   done < <(ldd "$file" | grep -oE '/[^ ]+\.so[^ ]*' | sort -u)
 }
 
-build_base() {
+# BASE (the base's name), NODE_VERSION and SRC_IMAGE (the image of the sources as they are).
+names() {
   [ -x "$NODE_BIN" ] || die "$NODE_BIN is missing: run 'npm ci' first (the node devDependency brings Node.js 26)"
-  local node_version
-  node_version=$("$NODE_BIN" --version)
-  node_version=${node_version#v}
-  BASE="localhost/sluice-base:node-$node_version-npm-$NPM_VERSION-r$BASE_REVISION"
+  NODE_VERSION=$("$NODE_BIN" --version)
+  NODE_VERSION=${NODE_VERSION#v}
+  BASE="localhost/sluice-base:node-$NODE_VERSION-npm-$NPM_VERSION-r$BASE_REVISION"
+  SRC_IMAGE="$IMAGE-src.$(source_hash)"
+}
+
+build_base() {
+  local node_version=$NODE_VERSION
   if "${PODMAN[@]}" image exists "$BASE"; then
     say "base $BASE: cached"
     return
@@ -181,12 +189,12 @@ source_hash() {
 }
 
 build() {
+  names
   setup_podman
   build_base
-  local hash
-  hash=$(source_hash)
-  if [ "$("${PODMAN[@]}" image inspect --format '{{index .Labels "dev.sluice.source-hash"}}' "$IMAGE" 2> /dev/null)" = "$hash" ]; then
-    say "$IMAGE: cached (built from the same sources, hash $hash)"
+  if "${PODMAN[@]}" image exists "$SRC_IMAGE"; then
+    "${PODMAN[@]}" tag "$SRC_IMAGE" "$IMAGE"
+    say "$SRC_IMAGE: cached (built from the same sources), tagged $IMAGE"
     return
   fi
   local t0 npmconf
@@ -197,10 +205,11 @@ build() {
   # layer or the image.
   npmconf=$(mktemp -d) && TMPS+=("$npmconf")
   printf 'registry=%s\nupdate-notifier=false\n' "$(npm config get registry)" > "$npmconf/npmrc"
-  # The CAs this machine's Node and npm trust beyond Node's own roots: NODE_EXTRA_CA_CERTS and npm's cafile (the
-  # machine's npm: its global config is found relative to the node running it, so not node_modules' Node 26).
+  # What this machine trusts beyond Node's own roots: NODE_EXTRA_CA_CERTS, npm's cafile (the machine's npm: its global
+  # config is found relative to the node running it, so not node_modules' Node 26) and the system's CA bundle.
   local extra=() f
-  for f in "${NODE_EXTRA_CA_CERTS:-}" "$(PATH=${PATH//$REPO\/node_modules\/.bin:/} npm config get cafile 2> /dev/null)"; do
+  for f in "${NODE_EXTRA_CA_CERTS:-}" "$(PATH=${PATH//$REPO\/node_modules\/.bin:/} npm config get cafile 2> /dev/null)" \
+    "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
     [ -n "$f" ] && [ "$f" != null ] && [ -f "$f" ] && [[ " ${extra[*]} " != *" $f "* ]] && extra+=("$f")
   done
   if [ ${#extra[@]} -gt 0 ]; then
@@ -211,16 +220,18 @@ build() {
   chmod -R a+rX "$npmconf"
   "${PODMAN[@]}" build --isolation=chroot --pull=never --layers \
     --volume "$npmconf:/usr/local/etc:ro" \
-    --build-arg "BASE=$BASE" --label "dev.sluice.source-hash=$hash" \
-    -t "$IMAGE" -f Dockerfile . >&2 ||
+    --build-arg "BASE=$BASE" -t "$SRC_IMAGE" -t "$IMAGE" -f Dockerfile . >&2 ||
     die "podman build failed (its output is above); the layers before the failing step are cached for the next try"
-  say "$IMAGE: built ($(since "$t0")), $("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE" |
-    awk '{ printf "%d MB", $1 / 1e6 }')"
+  say "$SRC_IMAGE: built ($(since "$t0")), $("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE" |
+    awk '{ printf "%d MB", $1 / 1e6 }'), tagged $IMAGE"
   # Keep the build stage tagged (every step a cache hit: a second or two), so that dropping the untagged images of
   # earlier builds keeps its `npm ci` layer: the next build after a change to src/ then skips `npm ci`.
   "${PODMAN[@]}" build --isolation=chroot --pull=never --layers --quiet --target build \
     --volume "$npmconf:/usr/local/etc:ro" --build-arg "BASE=$BASE" -t "localhost/sluice-build:$VERSION" -f Dockerfile . \
     > /dev/null || die "tagging the build stage failed: run 'bash scripts/image.sh podman build --target build .'"
+  # The images of the three latest sources stay (another checkout may run one); older ones go, with their layers.
+  "${PODMAN[@]}" images --format '{{.CreatedAt}}{{"\t"}}{{.Repository}}:{{.Tag}}' localhost/sluice | LC_ALL=C sort -r |
+    cut -f2 | grep -F -- "localhost/sluice:$VERSION-src." | tail -n +4 | xargs -r "${PODMAN[@]}" untag > /dev/null || true
   "${PODMAN[@]}" image prune -f > /dev/null || true
 }
 
@@ -248,12 +259,12 @@ podman_run() {
 chroot_run() {
   local entrypoint=("$ENTRYPOINT_OVERRIDE")
   if [ -z "$ENTRYPOINT_OVERRIDE" ]; then
-    mapfile -t entrypoint < <("${PODMAN[@]}" image inspect --format '{{range .Config.Entrypoint}}{{println .}}{{end}}' "$IMAGE" | sed '/^$/d')
+    mapfile -t entrypoint < <("${PODMAN[@]}" image inspect --format '{{range .Config.Entrypoint}}{{println .}}{{end}}' "$SRC_IMAGE" | sed '/^$/d')
   fi
   local root workdir env home mnt status=0
-  workdir=$("${PODMAN[@]}" image inspect --format '{{.Config.WorkingDir}}' "$IMAGE")
-  mapfile -t env < <("${PODMAN[@]}" image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$IMAGE" | sed '/^$/d')
-  root=$("${PODMAN[@]}" image mount "$IMAGE")
+  workdir=$("${PODMAN[@]}" image inspect --format '{{.Config.WorkingDir}}' "$SRC_IMAGE")
+  mapfile -t env < <("${PODMAN[@]}" image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$SRC_IMAGE" | sed '/^$/d')
+  root=$("${PODMAN[@]}" image mount "$SRC_IMAGE")
   home=$(awk -F: -v uid="$APP_UID" '$3 == uid { print $6; exit }' "$root/etc/passwd")
   mnt=$(mktemp -d) && TMPS+=("$mnt")
   env -i "${env[@]}" HOME="${home:-/}" unshare --mount --pid --fork --propagation private sh -c '
@@ -267,7 +278,7 @@ chroot_run() {
       exec env -u PWD "$@"' sh "$root" "$mnt" \
     unshare --root="$mnt" --wd="${workdir:-/}" --setgid="$APP_GID" --setuid="$APP_UID" -- \
     "${entrypoint[@]}" "${ARGS[@]}" || status=$?
-  "${PODMAN[@]}" image unmount "$IMAGE" > /dev/null || true
+  "${PODMAN[@]}" image unmount "$SRC_IMAGE" > /dev/null || true
   return "$status"
 }
 
@@ -281,28 +292,33 @@ run() {
   fi
   [ "${1:-}" = -- ] && shift
   ARGS=("$@")
+  names
   setup_podman
-  "${PODMAN[@]}" image exists "$IMAGE" || die "$IMAGE is not built: run 'npm run image' first"
+  "${PODMAN[@]}" image exists "$SRC_IMAGE" || die "no image of the sources as they are ($SRC_IMAGE): run 'npm run image' first"
   local how=${SLUICE_IMAGE_RUN:-auto} entry=()
   [ -n "$ENTRYPOINT_OVERRIDE" ] && entry=(--entrypoint "$ENTRYPOINT_OVERRIDE")
   case "$how" in
     auto)
-      if podman_run --entrypoint /usr/local/bin/node "$IMAGE" -e '' > /dev/null 2>&1; then how=podman; else how=chroot; fi
+      if podman_run --entrypoint /usr/local/bin/node "$SRC_IMAGE" -e '' > /dev/null 2>&1; then how=podman; else how=chroot; fi
       ;;
     podman | chroot) ;;
     *) die "SLUICE_IMAGE_RUN must be auto, podman or chroot, not '$how'" ;;
   esac
   if [ "$how" = podman ]; then
-    say "podman run --read-only --user $APP_UID:$APP_GID $IMAGE ${ENTRYPOINT_OVERRIDE:+(entrypoint $ENTRYPOINT_OVERRIDE) }${ARGS[*]}"
-    podman_run "${entry[@]}" "$IMAGE" "${ARGS[@]}"
+    say "podman run --read-only --user $APP_UID:$APP_GID $SRC_IMAGE ${ENTRYPOINT_OVERRIDE:+(entrypoint $ENTRYPOINT_OVERRIDE) }${ARGS[*]}"
+    podman_run "${entry[@]}" "$SRC_IMAGE" "${ARGS[@]}"
   else
-    say "no container can start here (SLUICE_IMAGE_RUN=$how): chroot of $IMAGE, read-only, uid $APP_UID: ${ARGS[*]}"
+    say "no container can start here (SLUICE_IMAGE_RUN=$how): chroot of $SRC_IMAGE, read-only, uid $APP_UID: ${ARGS[*]}"
     chroot_run
   fi
 }
 
 case "${1:-build}" in
   build) build ;;
+  name)
+    names
+    echo "$SRC_IMAGE"
+    ;;
   run)
     shift
     run "$@"
@@ -312,5 +328,5 @@ case "${1:-build}" in
     setup_podman
     exec "${PODMAN[@]}" "$@"
     ;;
-  *) die "unknown command '$1': use build (the default), run ARGS… or podman ARGS…" ;;
+  *) die "unknown command '$1': use build (the default), name, run ARGS… or podman ARGS…" ;;
 esac

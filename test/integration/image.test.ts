@@ -16,7 +16,6 @@ import { REPO_ROOT } from '../support/env.ts';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
   .version;
-const IMAGE = `localhost/sluice:${PACKAGE_VERSION}`;
 /** The base is assembled from the `node` devDependency's binary. */
 const NODE_VERSION = (
   JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', 'node', 'package.json'), 'utf8')) as { version: string }
@@ -66,7 +65,11 @@ describe('the image', () => {
 
   it('is built from the Dockerfile with node:26-slim as the default base and runs as the `node` user', async () => {
     expect(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ARG BASE=node:26-slim$/m);
-    const inspect = await imageScript(['podman', 'image', 'inspect', '--format', '{{json .Config}}', IMAGE]);
+    // The image of the sources as they are (localhost/sluice:<version>-src.<hash>): the one `run` runs.
+    const image = (await imageScript(['name'])).stdout.trim();
+    expect(image).toMatch(/^localhost\/sluice:[^:]+-src\.[0-9a-f]{16}$/);
+    expect(image).toContain(`:${PACKAGE_VERSION}-src.`);
+    const inspect = await imageScript(['podman', 'image', 'inspect', '--format={{json .Config}}', image]);
     expect(inspect.code, inspect.stderr).toBe(0);
     const config = JSON.parse(inspect.stdout) as { User: string; Entrypoint: string[]; WorkingDir: string };
     expect(config).toMatchObject({ User: 'node', Entrypoint: ['node', 'dist/main.js'], WorkingDir: '/app' });
