@@ -75,7 +75,7 @@ install_packages() {
 
 # podman builds; runc runs containers (see podman_run). One apt-get for both.
 ensure_podman() {
-  command -v podman > /dev/null && command -v runc > /dev/null || install_packages podman runc
+  if ! command -v podman > /dev/null || ! command -v runc > /dev/null; then install_packages podman runc; fi
 }
 
 # overlay when the kernel lets us mount it here (root on ext4/xfs), else vfs (always works, copies every layer whole).
@@ -267,6 +267,7 @@ chroot_run() {
   root=$("${PODMAN[@]}" image mount "$SRC_IMAGE")
   home=$(awk -F: -v uid="$APP_UID" '$3 == uid { print $6; exit }' "$root/etc/passwd")
   mnt=$(mktemp -d) && TMPS+=("$mnt")
+  # shellcheck disable=SC2016 # $1 and $2 are the inner shell's
   env -i "${env[@]}" HOME="${home:-/}" unshare --mount --pid --fork --propagation private sh -c '
       set -e
       mount --bind "$1" "$2" && mount -o remount,bind,ro "$2"
