@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd -P)
 
 NPM_VERSION=11.19.1 # npm inside the base (node:26-slim ships the npm of its Node release)
-BASE_REVISION=1     # raise when build_base changes what it puts in the base
+BASE_REVISION=2     # raise when build_base changes what it puts in the base
 # The Dockerfile's `USER node`, and the uid/gid the Deployment runs as (runAsUser/runAsGroup).
 APP_USER=node APP_UID=1000 APP_GID=1000
 
@@ -147,6 +147,7 @@ build_base() {
     mv "$tmp/npm-$NPM_VERSION.tgz" "$tgz"
   fi
   root=$(mktemp -d) && TMPS+=("$root")
+  chmod 0755 "$root" # the image's / (mktemp made it 0700: uid 1000 could not reach /usr/local/bin/node under vfs)
   mkdir -p "$root"/usr/{bin,sbin,lib,lib64,local/etc} "$root"/{etc,proc,sys,dev,run,root,home/$APP_USER,app}
   ln -s usr/bin "$root/bin"
   ln -s usr/sbin "$root/sbin"
