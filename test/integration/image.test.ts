@@ -49,6 +49,7 @@ const PROBE = `
   console.log(JSON.stringify({
     uid: process.getuid(), gid: process.getgid(), user: require('node:os').userInfo().username, cwd: process.cwd(), node: process.version,
     nodeEnv: process.env.NODE_ENV, writes,
+    rootOpenToAll: (fs.statSync('/').mode & 0o005) === 0o005,
     devDependencies: ['typescript', 'vitest', 'eslint', 'node', 'prettier'].filter((d) => present('/app/node_modules/' + d)),
     runtime: ['fastify', '@kubernetes/client-node', 'amqplib'].filter((d) => present('/app/node_modules/' + d)),
     crds: fs.readdirSync('/app/crds').length > 0,
@@ -100,6 +101,8 @@ describe('the image', () => {
       cwd: '/app',
       node: `v${NODE_VERSION}`,
       nodeEnv: 'production',
+      // / is r-x for everyone: with a 0700 / (an earlier base) uid 1000 ran under overlay only by chance, not under vfs.
+      rootOpenToAll: true,
       writes: {
         '/app/probe': 'EROFS',
         '/app/dist/probe': 'EROFS',
