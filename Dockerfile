@@ -4,7 +4,12 @@
 #
 # Build stage: all dependencies (the `node` devDependency brings the Node 26 that npm scripts use), compile, then
 # drop the dev dependencies so node_modules holds only what runs.
-FROM node:26-slim AS build
+#
+# BASE: node:26-slim by default. `npm run image` (scripts/image.sh) builds this same file where no registry is
+# reachable, on a stand-in it assembles from the project's own Node 26 binary (--build-arg BASE=localhost/sluice-base:…);
+# any base with node and npm on PATH, /bin/sh, /usr/bin/env and a `node` user (uid 1000) will do.
+ARG BASE=node:26-slim
+FROM ${BASE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -14,7 +19,7 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # Runtime stage: the base image's node runs dist/ (the `node` devDependency was pruned). Files stay owned by root and
 # read-only for the `node` user (uid 1000); the Deployment also mounts the root filesystem read-only.
-FROM node:26-slim
+FROM ${BASE}
 LABEL org.opencontainers.image.title="sluice" \
       org.opencontainers.image.description="Event-driven autoscaler for Kubernetes: KEDA-compatible ScaledObjects, an external-metrics API served from memory" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: every check CI runs, in order, failing fast. Lint, format, type-check, CRD freshness and unit tests
-# need nothing but node_modules; the integration tests' global setup then brings the real environment up
-# (installing RabbitMQ, Prometheus and moto and building the control plane when missing; see README).
+# need nothing but node_modules; the image test builds the image with podman (installed from Debian when missing); the
+# integration tests' global setup then brings the real environment up (installing RabbitMQ, Prometheus and moto and
+# building the control plane when missing; see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,10 @@ helm=$(bash scripts/env/build-helm.sh)
 status=0
 step "unit tests"
 vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json" || status=$?
+if [ "$status" -eq 0 ]; then
+  step "image: built from the Dockerfile (scripts/image.sh; podman from Debian, cached by source hash) and run read-only as uid 1000"
+  vitest run --project image --reporter=default --reporter=json --outputFile.json="$results/image.json" || status=$?
+fi
 if [ "$status" -eq 0 ]; then
   step "integration tests (real control plane, RabbitMQ, SQS, Prometheus)"
   vitest run --project integration --reporter=default --reporter=json --outputFile.json="$results/integration.json" || status=$?

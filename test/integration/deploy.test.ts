@@ -10,7 +10,6 @@
 // - two replicas electing a leader: rolling updates, spread over nodes, a PodDisruptionBudget.
 // cert-manager objects cannot be dry-run here (no cert-manager CRDs in the test control plane): they are checked by
 // reading them.
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -35,6 +34,7 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../support/command.ts';
 import { REPO_ROOT, deleteNamespace, kubeConfig, loadTestEnv, uniqueName, waitFor } from '../support/env.ts';
 
 const NAMESPACE = 'sluice-system';
@@ -56,27 +56,6 @@ interface Certificate extends Manifest {
 
 interface Issuer extends Manifest {
   spec: { selfSigned?: object; ca?: { secretName: string } };
-}
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: readonly string[], input = ''): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
 }
 
 function toYaml(objects: readonly object[]): string {
@@ -484,7 +463,7 @@ describe('deploy manifests: on the real kube-apiserver', () => {
         '-f',
         '-',
       ],
-      toYaml(manifests),
+      { input: toYaml(manifests) },
     );
 
   const serverSide = () => relocate(objects.filter((o) => !o.apiVersion.startsWith('cert-manager.io/')));

@@ -37,6 +37,7 @@ import {
 } from '@kubernetes/client-node';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, type RunResult } from '../support/command.ts';
 import { REPO_ROOT, deleteNamespace, kubeConfig, loadTestEnv, uniqueName, waitFor } from '../support/env.ts';
 
 const CHART = path.join(REPO_ROOT, 'charts', 'sluice');
@@ -72,29 +73,6 @@ interface ServiceMonitor extends Manifest {
     namespaceSelector: { matchNames: string[] };
     endpoints: { port: string; scheme: string; path: string; interval: string; scrapeTimeout: string }[];
   };
-}
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: readonly string[], input = ''): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
 }
 
 /**
@@ -547,7 +525,7 @@ describe('helm chart charts/sluice', () => {
           '-f',
           '-',
         ],
-        manifests.map((o) => stringify(o)).join('---\n'),
+        { input: manifests.map((o) => stringify(o)).join('---\n') },
       );
 
     async function expectAccepted(manifests: readonly Manifest[]) {
@@ -619,7 +597,7 @@ describe('helm chart charts/sluice', () => {
       const { code, stderr } = await run(
         'kubectl',
         [`--kubeconfig=${kubeconfigFile}`, 'apply', '--server-side', '--field-manager=sluice-helm-test', '-f', '-'],
-        rbac.map((o) => stringify(o)).join('---\n'),
+        { input: rbac.map((o) => stringify(o)).join('---\n') },
       );
       expect(code, stderr).toBe(0);
       const authz = kc.makeApiClient(AuthorizationV1Api);
