@@ -100,6 +100,11 @@ export const RATE_REFILL_MS = 5 * 60_000;
 export const DROP_LOG_INTERVAL_MS = 60_000;
 /** events.k8s.io validation: `note` is at most 1024 bytes; `reason`, `action` and `reportingInstance` 128. */
 export const NOTE_MAX_BYTES = 1024;
+/**
+ * Event writes in flight at once, whatever the number of objects: when a backend fails under ten thousand objects at
+ * once, their Events queue here (one per series) instead of as ten thousand concurrent requests to the API server.
+ */
+export const MAX_WRITES_IN_FLIGHT = 16;
 const FIELD_MAX = 128;
 /** How often idle series and full buckets are forgotten (checked on emit). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -211,6 +216,9 @@ export function createEventRecorder(options: RecorderOptions): Recorder {
   const buckets = new Map<string, Bucket>();
   const pending = new Set<Promise<void>>();
   const throttled = new Set<Series>();
+  /** Series with a write due, waiting for one of the MAX_WRITES_IN_FLIGHT (in the order they came). */
+  const waiting = new Set<Series>();
+  let writes = 0;
   let dropped = 0;
   let stopped = false;
   let lastSweep = now().getTime();
@@ -284,7 +292,7 @@ export function createEventRecorder(options: RecorderOptions): Recorder {
     }
   }
 
-  const busy = (s: Series) => s.writing || s.timer !== undefined;
+  const busy = (s: Series) => s.writing || s.timer !== undefined || waiting.has(s);
 
   /** Starts the next write of `s` if one is due and allowed; `force` skips the per-second wait. */
   function pump(s: Series, force = false): void {
@@ -307,13 +315,25 @@ export function createEventRecorder(options: RecorderOptions): Recorder {
       throttled.add(s);
       return;
     }
+    if (writes >= MAX_WRITES_IN_FLIGHT) {
+      waiting.add(s);
+      return;
+    }
+    waiting.delete(s);
+    writes++;
     s.writing = true;
     s.lastWriteAt = at;
     const write = s.written === 0 ? create(s) : patch(s);
     const done: Promise<void> = write.finally(() => {
+      writes--;
       s.writing = false;
       pending.delete(done);
       pump(s);
+      for (const next of waiting) {
+        if (writes >= MAX_WRITES_IN_FLIGHT) break;
+        waiting.delete(next);
+        pump(next);
+      }
     });
     pending.add(done);
   }

@@ -447,8 +447,8 @@ async function scrape(
     samples = parseExposition(text, where);
   } catch (cause) {
     if (!(cause instanceof ExpositionError)) throw cause;
-    // The parser's message holds none of the server's text (exposition.ts), so it can be the cause.
-    throw new ScalerError(`${where} sent a body that is not Prometheus text exposition (${cause.message})`, { cause });
+    // The parser's message holds none of the server's text (exposition.ts): it is quoted whole.
+    throw new ScalerError(`${where} sent a body that is not Prometheus text exposition (${cause.message})`);
   }
   const selected = selectSamples(samples, config.selector, { where });
   if (selected.length === 0) {

@@ -243,8 +243,8 @@ export function valueFromExposition(text: string, selector: Selector, where: str
     matches = selectSamples(parseExposition(text, where), selector, { where });
   } catch (cause) {
     if (cause instanceof ExpositionError) {
-      // The parser's message holds none of the server's text (exposition.ts), so it can be the cause.
-      throw new ScalerError(`${where}: the answer is not Prometheus text exposition (${cause.message})`, { cause });
+      // The parser's message holds none of the server's text (exposition.ts): it is quoted whole.
+      throw new ScalerError(`${where}: the answer is not Prometheus text exposition (${cause.message})`);
     }
     throw cause;
   }

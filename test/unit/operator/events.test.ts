@@ -5,6 +5,7 @@ import {
   EventNotFoundError,
   NOTE_MAX_BYTES,
   createEventRecorder,
+  MAX_WRITES_IN_FLIGHT,
   microTime,
   truncateNote,
   type EventsPort,
@@ -486,5 +487,30 @@ describe('EventRecorder: fields', () => {
     rec.emit({ apiVersion: 'v1', kind: 'Node', namespace: '', name: 'node-1', uid: 'n1' }, 'Warning', 'R', 'n');
     await rec.flush();
     expect(port.list()[0]).toMatchObject({ metadata: { namespace: 'default' }, regarding: { namespace: '' } });
+  });
+});
+
+describe('EventRecorder: writes in flight, whatever the number of objects', () => {
+  it(`a thousand objects failing at once: at most ${MAX_WRITES_IN_FLIGHT} writes in flight, every Event written`, async () => {
+    port.latencyMs = 50;
+    let inFlight = 0;
+    let most = 0;
+    const create = port.create.bind(port);
+    port.create = async (namespace, event) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      try {
+        return await create(namespace, event);
+      } finally {
+        inFlight--;
+      }
+    };
+    const r = recorder();
+    for (let i = 0; i < 1000; i++) r.emit(ref(`w${i}`), 'Warning', 'KEDAScalerFailed', 'the backend failed');
+    const flushed = r.flush();
+    await vi.advanceTimersByTimeAsync(1000 * 50);
+    await flushed;
+    expect(most).toBe(MAX_WRITES_IN_FLIGHT);
+    expect(port.creates()).toHaveLength(1000);
   });
 });
