@@ -5,8 +5,10 @@
  *   event passes through it before the cache sees it. A Deployment's pod template or any object's `managedFields`
  *   (often half of its JSON) would otherwise stay in memory for every object in the cluster.
  * - **Supervision.** @kubernetes/client-node's informer relists by itself on 410 Gone and reconnects after a client
- *   timeout; any other error stops it. `supervise` restarts it with backoff (0.5 s doubling to 30 s) and calls
- *   `restarted` once it has listed again, so whoever depends on it can look at everything again.
+ *   timeout; any other error stops it. `supervise` restarts it with backoff (0.5 s doubling to 30 s; back to 0.5 s
+ *   after a minute without an error) and calls `restarted` once it has started again, so whoever depends on it can
+ *   look at everything again. (The informer announces `connect` before each list, so a reset on `connect` would keep
+ *   every retry of a long outage at 0.5 s.)
  */
 import {
   ListWatch,
@@ -69,6 +71,9 @@ export function withoutManagedFields<T extends KubernetesObject>(obj: T): T {
   return { ...obj, metadata };
 }
 
+/** An informer that ran this long without an error restarts from the shortest backoff again. */
+export const HEALTHY_AFTER_MS = 60_000;
+
 export interface Supervision {
   /** Stops restarting (the informer itself is stopped by its owner). */
   stop(): void;
@@ -83,15 +88,17 @@ export function supervise<T extends KubernetesObject>(
   informer: Informer<T>,
   log: InformerLog,
   restarted: () => void,
+  now: () => number = Date.now,
 ): Supervision {
   let failures = 0;
+  let lastErrorAt = Number.NEGATIVE_INFINITY;
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();
-  informer.on('connect', () => {
-    failures = 0;
-  });
   informer.on('error', (err: unknown) => {
     if (stopped) return;
+    const at = now();
+    if (at - lastErrorAt > HEALTHY_AFTER_MS) failures = 0;
+    lastErrorAt = at;
     failures++;
     const delayMs = Math.min(500 * 2 ** (failures - 1), 30_000);
     log('warn', `watch of ${name} ended; restarting in ${delayMs} ms`, { error: describeError(err) });
