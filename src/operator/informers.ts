@@ -5,7 +5,7 @@
  *   event passes through it before the cache sees it. A Deployment's pod template or any object's `managedFields`
  *   (often half of its JSON) would otherwise stay in memory for every object in the cluster.
  * - **Supervision.** @kubernetes/client-node's informer relists by itself on 410 Gone and reconnects after a client
- *   timeout; any other error stops it. `supervise` restarts it with backoff (0.5 s doubling to 30 s; back to 0.5 s
+ *   timeout; any other error stops it. `supervise` restarts it with backoff (0.5 s doubling to 8 s: a cluster back from an outage is seen within 8 s; back to 0.5 s
  *   after a minute without an error) and calls `restarted` once it has started again, so whoever depends on it can
  *   look at everything again. (The informer announces `connect` before each list, so a reset on `connect` would keep
  *   every retry of a long outage at 0.5 s.)
@@ -71,6 +71,9 @@ export function withoutManagedFields<T extends KubernetesObject>(obj: T): T {
   return { ...obj, metadata };
 }
 
+/** The longest wait between two restarts: an API server back from an outage is listed again within this. */
+export const MAX_BACKOFF_MS = 8000;
+
 /** An informer that ran this long without an error restarts from the shortest backoff again. */
 export const HEALTHY_AFTER_MS = 60_000;
 
@@ -100,7 +103,7 @@ export function supervise<T extends KubernetesObject>(
     if (at - lastErrorAt > HEALTHY_AFTER_MS) failures = 0;
     lastErrorAt = at;
     failures++;
-    const delayMs = Math.min(500 * 2 ** (failures - 1), 30_000);
+    const delayMs = Math.min(500 * 2 ** (failures - 1), MAX_BACKOFF_MS);
     log('warn', `watch of ${name} ended; restarting in ${delayMs} ms`, { error: describeError(err) });
     const timer = setTimeout(() => {
       timers.delete(timer);
