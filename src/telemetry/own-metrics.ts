@@ -1,7 +1,8 @@
 /**
  * sluice's own Prometheus metrics (prom-client, on a registry of its own, never the global one): KEDA's operator
- * metrics under the `sluice_` prefix with KEDA's labels (keda-compat.md §12), plus what only sluice has (circuit
- * breakers, fallback, the ScaledObject conditions, leadership, the metrics API's latency).
+ * metrics under the `sluice_` prefix with KEDA's labels (https://keda.sh/docs/latest/integrations/prometheus/; the
+ * list: README.md#its-own-metrics), plus what only sluice has (circuit breakers, fallback, the ScaledObject
+ * conditions, leadership, the metrics API's latency).
  *
  * Almost everything is **collected on scrape**: the gauges and counters read what the ScaledObject cache, the scaling
  * registry and the ReaderHub already know (through `OwnMetricsSources`, which main.ts fills), so the read and

@@ -4,18 +4,17 @@
 // by the outage (sluice's log has no "to 0" and every workload still runs), and an object created afterwards gets its
 // HPA. The queues keep their messages throughout, so every object stays active: a scale to zero could only come
 // from an error read as inactivity.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  REPO_ROOT,
   createNamespace,
   deleteNamespace,
   kubeConfig,
   loadTestEnv,
+  runEnvUp,
   uniqueName,
   waitFor,
 } from '../support/env.ts';
@@ -24,25 +23,6 @@ import { startSluice, type SluiceProcess } from '../support/sluice.ts';
 
 const OBJECTS = 50;
 const OUTAGE_MS = 10_000;
-
-/** scripts/env/up.sh, which starts what is not running (kube-apiserver, then kube-controller-manager). */
-function runUp(): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [path.join(REPO_ROOT, 'scripts/env/up.sh')], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, SLUICE_ENV_KEEP_ENV_JSON: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 240_000,
-    });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, output });
-    });
-  });
-}
 
 /** Whether `pid` runs (a zombie does not: nothing reaps it where the process that started it is gone). */
 function alive(pid: number): boolean {
@@ -93,7 +73,7 @@ describe('kube-apiserver outage e2e: 50 ScaledObjects ride out a stop and start 
 
   afterAll(async () => {
     // kube-apiserver must run again whatever happened (other tests share it).
-    await runUp();
+    await runEnvUp();
     if (connection) {
       const channel = await connection.createChannel();
       for (const queue of queues) await channel.deleteQueue(queue).catch(() => undefined);
@@ -120,7 +100,7 @@ describe('kube-apiserver outage e2e: 50 ScaledObjects ride out a stop and start 
     const stopped = performance.now();
     await waitFor(() => !alive(pid), { timeoutMs: 30_000, message: 'kube-apiserver to stop' });
     await sleep(Math.max(0, OUTAGE_MS - (performance.now() - stopped)));
-    const up = await runUp();
+    const up = await runEnvUp();
     expect(up.code, up.output).toBe(0);
     const back = performance.now();
 

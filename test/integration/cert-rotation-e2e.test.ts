@@ -11,7 +11,7 @@
 //
 // Measured: metric fetches that fail once each rotation is complete (must be none), and the HPA's ScalingActive
 // condition. Fetches during the kube-apiserver restart itself are counted and reported, not asserted.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import {
   mkdirSync,
@@ -41,11 +41,11 @@ import {
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  REPO_ROOT,
   createNamespace,
   deleteNamespace,
   kubeConfig,
   loadTestEnv,
+  runEnvUp,
   uniqueName,
   waitFor,
 } from '../support/env.ts';
@@ -337,27 +337,6 @@ function directStatus(port: number, path_: string, client: KeyPair, ca: string):
   });
 }
 
-function runUp(): Promise<{ code: number | null; output: string; ms: number }> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [path.join(REPO_ROOT, 'scripts/env/up.sh')], {
-      cwd: REPO_ROOT,
-      // Only kube-apiserver and kube-controller-manager are replaced, on the same ports: env.json stays meanwhile, so a
-      // test run starting now does not take the environment for one it brought up (scripts/env/up.sh `launch`).
-      env: { ...process.env, SLUICE_ENV_KEEP_ENV_JSON: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 240_000,
-    });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, output, ms: Date.now() - started });
-    });
-  });
-}
-
 /** Writes a file so that a reader (kube-apiserver's file watch) never sees half of it. */
 function writeAtomically(file: string, content: string, mode = 0o644): void {
   writeFileSync(`${file}.tmp`, content, { mode });
@@ -509,7 +488,7 @@ describe('certificate rotation while the HPA reads metrics through the aggregato
     if (overrideWritten) {
       await attempt('restore kube-apiserver', async () => {
         rmSync(override, { recursive: true, force: true });
-        const up = await runUp();
+        const up = await runEnvUp();
         if (up.code !== 0) throw new Error(`scripts/env/up.sh failed (${String(up.code)}):\n${up.output}`);
         if (apiserverFlags().includes(override)) throw new Error('kube-apiserver still runs with the override');
         console.log(`[measure] restore: up.sh replaced kube-apiserver with its own files in ${up.ms} ms`);
@@ -628,7 +607,7 @@ describe('certificate rotation while the HPA reads metrics through the aggregato
     writeAtomically(path.join(override, 'owner'), String(process.pid));
     overrideWritten = true;
     const restart = Date.now();
-    const up = await runUp();
+    const up = await runEnvUp();
     expect(up.code, up.output).toBe(0);
     // Replaced by this up.sh (or, racing it, by another test run's: both read the same override).
     expect(apiserverFlags()).toContain(`--requestheader-client-ca-file=${override}/`);

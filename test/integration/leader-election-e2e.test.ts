@@ -4,32 +4,27 @@
 // a new object (HPA made, 0 → N), and no HPA metric fetch fails during the failover (no FailedGetExternalMetric on
 // the HPA, none of our own GETs through the aggregator fails), nothing scaled to zero.
 import { CoreV1Api } from '@kubernetes/client-node';
-import amqp from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, deleteNamespace, kubeConfig, loadTestEnv, uniqueName, waitFor } from '../support/env.ts';
-import { ScalingTestKit } from '../support/scaling.ts';
+import { ScalingTestKit, openTestQueues, type TestQueues } from '../support/scaling.ts';
 import { leaseHolder, startSluice, type SluiceProcess } from '../support/sluice.ts';
 
 describe('two replicas: leader election on the Lease sluice-operator', () => {
   let kit: ScalingTestKit;
   let leader: SluiceProcess | undefined;
   let follower: SluiceProcess | undefined;
-  let connection: amqp.ChannelModel;
-  let channel: amqp.Channel;
+  let broker: TestQueues;
   const queues = { first: uniqueName('le-first'), second: uniqueName('le-second') };
 
   beforeAll(async () => {
     const kc = kubeConfig();
     kit = new ScalingTestKit(kc, await createNamespace(kc, 'leader'));
-    connection = await amqp.connect(loadTestEnv().rabbitmq.amqpUrl);
-    channel = await connection.createChannel();
-    for (const q of Object.values(queues)) await channel.assertQueue(q, { durable: false });
+    broker = await openTestQueues(Object.values(queues));
   });
 
   afterAll(async () => {
-    for (const q of Object.values(queues)) await channel.deleteQueue(q).catch(() => undefined);
-    await connection.close().catch(() => undefined);
+    await broker.close();
     // Namespaces go before the metrics server: an unavailable APIService blocks namespace deletion.
     await deleteNamespace(kit.kc, kit.namespace);
     await follower?.stop();
@@ -52,7 +47,7 @@ describe('two replicas: leader election on the Lease sluice-operator', () => {
     expect(await leaseHolder()).toBe(leader.identity);
 
     // 35 messages, target 10 per replica → the leader scales 0 → 1 and its HPA to 4.
-    for (let i = 0; i < 35; i++) channel.sendToQueue(queues.first, Buffer.from(`m${i}`));
+    for (let i = 0; i < 35; i++) broker.channel.sendToQueue(queues.first, Buffer.from(`m${i}`));
     await kit.createDeployment('first', 0);
     await kit.createScaledObject('first', {
       scaleTargetRef: { name: 'first' },
@@ -98,7 +93,7 @@ describe('two replicas: leader election on the Lease sluice-operator', () => {
     expect(failoverMs).toBeLessThanOrEqual(17_000);
 
     // The new leader reconciles a new object: HPA made, 0 → 1 (activation) → 2 (the HPA).
-    for (let i = 0; i < 15; i++) channel.sendToQueue(queues.second, Buffer.from(`m${i}`));
+    for (let i = 0; i < 15; i++) broker.channel.sendToQueue(queues.second, Buffer.from(`m${i}`));
     await kit.createDeployment('second', 0);
     await kit.createScaledObject('second', {
       scaleTargetRef: { name: 'second' },

@@ -4,30 +4,25 @@
 // - `kill -9` of the operator inside a 40 s cooldown with an empty queue: the restarted operator resumes the cooldown
 //   from status.lastActiveTime, holds the replicas until it is over, then scales to 0.
 import { readFileSync } from 'node:fs';
-import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, deleteNamespace, kubeConfig, loadTestEnv, uniqueName, waitFor } from '../support/env.ts';
-import { ScalingTestKit } from '../support/scaling.ts';
+import { ScalingTestKit, openTestQueues, type TestQueues } from '../support/scaling.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice.ts';
 
 describe('sluice restarted under live ScaledObjects', () => {
   let kit: ScalingTestKit;
   let sluice: SluiceProcess | undefined;
-  let connection: amqp.ChannelModel;
-  let channel: amqp.Channel;
+  let broker: TestQueues;
   const queues = { early: uniqueName('rs-early'), cool: uniqueName('rs-cool') };
 
   beforeAll(async () => {
     const kc = kubeConfig();
     kit = new ScalingTestKit(kc, await createNamespace(kc, 'restart'));
-    connection = await amqp.connect(loadTestEnv().rabbitmq.amqpUrl);
-    channel = await connection.createChannel();
-    for (const q of Object.values(queues)) await channel.assertQueue(q, { durable: false });
+    broker = await openTestQueues(Object.values(queues));
   });
 
   afterAll(async () => {
-    for (const q of Object.values(queues)) await channel.deleteQueue(q).catch(() => undefined);
-    await connection.close().catch(() => undefined);
+    await broker.close();
     sluice ??= await startSluice({ logName: 'sluice-restart-e2e.log' });
     // Namespaces go before the metrics server: an unavailable APIService blocks namespace deletion.
     await deleteNamespace(kit.kc, kit.namespace);
@@ -46,7 +41,7 @@ describe('sluice restarted under live ScaledObjects', () => {
   });
 
   it('reconciles at once a ScaledObject created while sluice was not running', async () => {
-    for (let i = 0; i < 5; i++) channel.sendToQueue(queues.early, Buffer.from(`m${i}`));
+    for (let i = 0; i < 5; i++) broker.channel.sendToQueue(queues.early, Buffer.from(`m${i}`));
     await kit.createDeployment('early', 0);
     await kit.createScaledObject('early', {
       scaleTargetRef: { name: 'early' },
@@ -64,7 +59,7 @@ describe('sluice restarted under live ScaledObjects', () => {
 
   it('honours a cooldown in progress across kill -9 of the operator', async () => {
     if (sluice === undefined) throw new Error('sluice did not start');
-    for (let i = 0; i < 5; i++) channel.sendToQueue(queues.cool, Buffer.from(`m${i}`));
+    for (let i = 0; i < 5; i++) broker.channel.sendToQueue(queues.cool, Buffer.from(`m${i}`));
     await kit.createDeployment('cool', 0);
     await kit.createScaledObject('cool', {
       scaleTargetRef: { name: 'cool' },
@@ -77,7 +72,7 @@ describe('sluice restarted under live ScaledObjects', () => {
     await kit.waitForReplicas('cool', 1, 20_000);
 
     // The queue empties: the cooldown starts, and its start (lastActiveTime) reaches the status with the transition.
-    await channel.purgeQueue(queues.cool);
+    await broker.channel.purgeQueue(queues.cool);
     const purgedAt = Date.now();
     await kit.waitForCondition('cool', 'Active', 'ScalerCooldown', 15_000);
     const lastActive = Date.parse((await kit.scaledObject('cool')).status?.lastActiveTime ?? '');

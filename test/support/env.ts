@@ -1,6 +1,7 @@
 // The local test environment started by scripts/env/up.sh (`npm run env:up`), as described by .sluice-env/env.json,
 // plus small helpers for integration tests: polling, unique names, Kubernetes namespaces, the RabbitMQ management API
 // and Prometheus scrape targets and queries.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
@@ -240,4 +241,28 @@ export async function queryPrometheus(query: string): Promise<PromSample[]> {
     throw new Error(`Prometheus query ${query} failed: ${body.error ?? JSON.stringify(body)}`);
   }
   return body.data.result;
+}
+
+/**
+ * Runs scripts/env/up.sh, which starts what is not running (after a test stopped kube-apiserver, or to replace it with
+ * other flags). env.json stays meanwhile (`SLUICE_ENV_KEEP_ENV_JSON`), so a test run starting now does not take the
+ * environment for one it brought up.
+ */
+export function runEnvUp(): Promise<{ code: number | null; output: string; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [path.join(REPO_ROOT, 'scripts/env/up.sh')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, SLUICE_ENV_KEEP_ENV_JSON: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 240_000,
+    });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, output, ms: Date.now() - started });
+    });
+  });
 }

@@ -12,8 +12,9 @@ import {
   type CoreV1Event,
   type KubeConfig,
 } from '@kubernetes/client-node';
+import amqp from 'amqplib';
 import { expect } from 'vitest';
-import { waitFor } from './env.ts';
+import { loadTestEnv, waitFor } from './env.ts';
 
 export const GROUP = 'sluice.dev';
 export const VERSION = 'v1alpha1';
@@ -240,4 +241,23 @@ export class ScalingTestKit {
   static selectorFor(scaledObject: string): string {
     return `scaledobject.sluice.dev/name=${scaledObject}`;
   }
+}
+
+/** Non-durable queues on the test broker and one AMQP channel to publish on; `close()` deletes them. */
+export interface TestQueues {
+  readonly channel: amqp.Channel;
+  close(): Promise<void>;
+}
+
+export async function openTestQueues(names: readonly string[]): Promise<TestQueues> {
+  const connection = await amqp.connect(loadTestEnv().rabbitmq.amqpUrl);
+  const channel = await connection.createChannel();
+  for (const name of names) await channel.assertQueue(name, { durable: false });
+  return {
+    channel,
+    async close() {
+      for (const name of names) await channel.deleteQueue(name).catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
 }
