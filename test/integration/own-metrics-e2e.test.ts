@@ -115,6 +115,30 @@ describe("own metrics e2e: sluice's /metrics scraped by Prometheus", () => {
     );
     expect(text).not.toContain('guest:guest');
     expect(text).not.toMatch(/\/\/[^/\s"]*@/);
+
+    // At rest (pollingInterval 1: the executor ticks every second), nothing per tick reaches the API server: replicas
+    // come from the Deployment watch cache, the HPA is not applied again, the status is not written again.
+    const requests = (exposition: string, verb: string, resource: string): number =>
+      Number(
+        new RegExp(`\\nsluice_kube_api_requests_total\\{verb="${verb}",resource="${resource}"\\} (\\d+)`).exec(
+          exposition,
+        )?.[1] ?? 0,
+      );
+    const hotPath = [
+      ['get', 'apps/deployments/scale'],
+      ['patch', 'autoscaling/horizontalpodautoscalers'],
+      ['patch', 'sluice.dev/scaledobjects/status'],
+    ] as const;
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const before = await scrape();
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const after = await scrape();
+    expect(requests(after, 'update', 'coordination.k8s.io/leases')).toBeGreaterThan(
+      requests(before, 'update', 'coordination.k8s.io/leases'),
+    );
+    for (const [verb, resource] of hotPath) {
+      expect(requests(after, verb, resource) - requests(before, verb, resource), `${verb} ${resource}`).toBe(0);
+    }
   });
 
   it("a deleted ScaledObject's series go away", async () => {

@@ -569,7 +569,8 @@ describe('batching: the queues of one vhost read in one turn through one shared 
     // 31 queues for 3 asked: the first turn's list is answered from, and marks the vhost as sparse…
     fake.requests = [];
     fake.queues = [...asked, ...filler(28)];
-    const sparse = triggers(['b-1', 'b-2', 'b-3']);
+    const pool = new SharedPool();
+    const sparse = triggers(['b-1', 'b-2', 'b-3'], pool);
     expect(values(await together(sparse))).toEqual([1, 2, 3]);
     expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F']);
     // …so the next turn asks for each queue instead.
@@ -585,7 +586,8 @@ describe('batching: the queues of one vhost read in one turn through one shared 
     // again (not a request per queue per second for five minutes).
     fake.requests = [];
     const more = filler(28).map((q) => q.name);
-    const many = triggers(['b-1', 'b-2', 'b-3', ...more.slice(0, 1)]);
+    // The same client (one pool) as the sparse turns: it remembers the vhost as sparse.
+    const many = [...sparse, ...triggers(more.slice(0, 1), pool)];
     expect(values(await together(many))).toEqual([1, 2, 3, 0]);
     expect(fake.requests.map((r) => r.path)).toEqual(['/api/queues/%2F']);
   });
