@@ -1,10 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
@@ -27,52 +23,16 @@ import {
 } from '../../../src/server/front-proxy.ts';
 import type { Authorize, UserInfo } from '../../../src/server/identity.ts';
 import { series } from './support.ts';
+import { CA_EXTENSIONS, CLIENT_EXTENSIONS, makePki, type KeyPair, type Pki } from './tls-support.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Test PKI, generated with the openssl CLI: a front-proxy CA (and an intermediate under it), an unrelated CA, and a
 // serving CA for the server's own certificate.
 // ---------------------------------------------------------------------------------------------------------------
 
-interface KeyPair {
-  readonly cert: string;
-  readonly key: string;
-}
-
-let dir: string;
-
-function openssl(args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-function issue(name: string, subject: string, extensions: string[], issuer?: string): KeyPair {
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '2',
-    '-subj',
-    subject,
-    ...(issuer === undefined ? [] : ['-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`]),
-    ...extensions.flatMap((extension) => ['-addext', extension]),
-  ]);
-  return { cert: readFileSync(join(dir, `${name}.crt`), 'utf8'), key: readFileSync(join(dir, `${name}.key`), 'utf8') };
-}
-
-const CA_EXTENSIONS = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
-const CLIENT_EXTENSIONS = [
-  'basicConstraints=critical,CA:FALSE',
-  'keyUsage=critical,digitalSignature',
-  'extendedKeyUsage=clientAuth',
-];
+let pki: Pki;
+const issue = (name: string, subject: string, extensions: readonly string[], issuer?: string): KeyPair =>
+  pki.issue(name, subject, extensions, issuer);
 
 let frontProxyCA: KeyPair;
 let frontProxyClient: KeyPair;
@@ -99,7 +59,7 @@ function configFor(overrides: Record<string, string> = {}): RequestHeaderConfig 
 }
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'sluice-front-proxy-'));
+  pki = makePki();
   frontProxyCA = issue('front-proxy-ca', '/CN=front-proxy-ca', CA_EXTENSIONS);
   frontProxyClient = issue('front-proxy-client', '/CN=front-proxy-client', CLIENT_EXTENSIONS, 'front-proxy-ca');
   otherCA = issue('other-ca', '/CN=other-ca', CA_EXTENSIONS);
@@ -130,7 +90,7 @@ beforeAll(() => {
 }, 60_000);
 
 afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+  pki.cleanup();
 });
 
 // ---------------------------------------------------------------------------------------------------------------
