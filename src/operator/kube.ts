@@ -60,8 +60,11 @@ export interface KubePort {
   /** Sets a custom object's finalizers (a merge patch guarded by resourceVersion: a concurrent change fails with 409). */
   setFinalizers(ref: ObjectRef, finalizers: readonly string[], resourceVersion: string | undefined): Promise<void>;
   deleteHpa(namespace: string, name: string): Promise<void>;
-  /** Merge-patches the status subresource of a custom object. */
-  patchStatus(ref: ObjectRef, status: Record<string, unknown>): Promise<void>;
+  /**
+   * Merge-patches the status subresource of a custom object, guarded by the resourceVersion the status was computed
+   * from: when the object has changed since (the informer's copy was behind), the API server answers 409.
+   */
+  patchStatus(ref: ObjectRef, status: Record<string, unknown>, resourceVersion: string | undefined): Promise<void>;
   readScale(target: ScaleTarget): Promise<ScaleState>;
   writeScale(target: ScaleTarget, replicas: number): Promise<void>;
   /** The target's `status.readyReplicas` (Deployments, StatefulSets, ReplicaSets; undefined when it has none). */
@@ -171,8 +174,9 @@ export function createKubePort(kc: KubeConfig, workloads?: Pick<WorkloadCache, '
       }
     },
 
-    async patchStatus(ref, status) {
-      await custom.patchNamespacedCustomObjectStatus({ ...ref, body: { status } }, mergePatch);
+    async patchStatus(ref, status, resourceVersion) {
+      const metadata = resourceVersion === undefined ? {} : { metadata: { resourceVersion } };
+      await custom.patchNamespacedCustomObjectStatus({ ...ref, body: { ...metadata, status } }, mergePatch);
     },
 
     async readScale(target) {

@@ -22,7 +22,7 @@
  * broker is down gets its HPA, and its poller reports the failure (docs/scaling-core.md).
  */
 import { ApiException, type KubernetesObject, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { ValidationError } from '../errors.ts';
+import { SluiceError, ValidationError } from '../errors.ts';
 import { apiErrorMessage } from '../kube-client.ts';
 import { fingerprint } from '../fingerprint.ts';
 import type { Logger } from '../log.ts';
@@ -286,11 +286,21 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     await deps.runtime.remove(key);
   }
 
-  async function writeStatus(ref: ObjectRef, current: ScaledObjectStatus, next: ScaledObjectStatus): Promise<void> {
+  /**
+   * Writes what changed from `current` (the status in the informer's copy this reconcile read) to `next`, only if the
+   * object is still at that copy's resourceVersion. A merge patch computed from a copy that is behind would write back
+   * what the copy lacks: a status.originalReplicaCount read after the executor had already scaled to 0 replaced the 2
+   * an earlier reconcile had written (an e2e flake). On 409 the reconcile is run again once the cache has caught up.
+   */
+  async function writeStatus(at: VersionedRef, current: ScaledObjectStatus, next: ScaledObjectStatus): Promise<void> {
     if (!leading() || sameStatus(current, next)) return;
+    const { ref, resourceVersion } = at;
     try {
-      await deps.kube.patchStatus(ref, statusPatch(current, next));
+      await deps.kube.patchStatus(ref, statusPatch(current, next), resourceVersion);
     } catch (err) {
+      if (err instanceof ApiException && err.code === 409) {
+        throw new StaleCacheError(`${ref.namespace}/${ref.name}`, resourceVersion, { cause: err });
+      }
       // Deleted since the cache saw it: its delete event reconciles it again.
       if (!isNotFound(err)) throw err;
     }
@@ -300,7 +310,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   async function refuse(
     key: string,
     so: Pick<ScaledObject, 'metadata'>,
-    ref: ObjectRef,
+    at: VersionedRef,
     previous: ScaledObjectStatus,
     message: string,
     /** The HPA named in previous.hpaName is now someone else's: leave it. */
@@ -308,12 +318,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   ): Promise<void> {
     await stop(key);
     if (!leading()) return;
-    if (previous.hpaName !== undefined && !keepHpa) await deps.kube.deleteHpa(ref.namespace, previous.hpaName);
+    if (previous.hpaName !== undefined && !keepHpa) await deps.kube.deleteHpa(at.ref.namespace, previous.hpaName);
     if (isNewFailure(previous, message)) {
       deps.log('warn', `ScaledObject ${key} cannot be scaled`, { error: message });
       deps.events.emit(objectReference(so), 'Warning', 'ScaledObjectCheckFailed', message);
     }
-    await writeStatus(ref, previous, checkFailedStatus(previous, message, now(), 'invalid', so.metadata.generation));
+    await writeStatus(at, previous, checkFailedStatus(previous, message, now(), 'invalid', so.metadata.generation));
   }
 
   /** The target's scale (it must exist), or a refusal naming it (checked again every TARGET_RECHECK_MS). */
@@ -367,6 +377,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return undefined;
     }
     const ref: ObjectRef = { group: GROUP, version: VERSION, plural: PLURAL, namespace, name };
+    /** The object at the version this reconcile read: status writes are guarded by it. */
+    const at: VersionedRef = { ref, resourceVersion: raw.metadata?.resourceVersion };
     const previous = (raw as { status?: ScaledObjectStatus }).status ?? {};
     const meta = {
       metadata: {
@@ -400,7 +412,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
         return undefined;
       }
-      await refuse(key, meta, ref, previous, err.message);
+      await refuse(key, meta, at, previous, err.message);
       return undefined;
     }
     const uid = so.metadata.uid ?? '';
@@ -440,7 +452,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Our own HPA, if one was made before the conflict appeared, goes; the other owner's is never touched.
       // (The real previous status goes to refuse: its event and status write are then made once, not every time.)
       const theirs = ownership.message.includes(`HPA '${previous.hpaName ?? ''}'`);
-      await refuse(key, so, ref, previous, ownership.message, theirs);
+      await refuse(key, so, at, previous, ownership.message, theirs);
       return undefined;
     }
 
@@ -452,7 +464,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (annotations.paused) {
       const scale = await readTarget(so);
       if (scale instanceof TargetNotFoundError) {
-        await refuse(key, so, ref, previous, targetMessage(scale));
+        await refuse(key, so, at, previous, targetMessage(scale));
         return { requeueAfterMs: TARGET_RECHECK_MS };
       }
       await stop(key);
@@ -478,7 +490,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (findCondition(previous.conditions, PAUSED)?.status !== 'True') {
         deps.events.emit(objectReference(so), 'Normal', 'ScaledObjectPaused', pausedNote(annotations));
       }
-      await writeStatus(ref, previous, next);
+      await writeStatus(at, previous, next);
       return undefined;
     }
 
@@ -488,7 +500,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       auth = await deps.auth.resolve(so);
     } catch (err) {
       if (err instanceof ValidationError) {
-        await refuse(key, so, ref, previous, err.message);
+        await refuse(key, so, at, previous, err.message);
         return undefined;
       }
       if (!(err instanceof AuthResolutionError)) throw err;
@@ -499,7 +511,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       if (isNewFailure(previous, err.message)) {
         deps.events.emit(objectReference(so), 'Warning', 'ScaledObjectCheckFailed', err.message);
       }
-      await writeStatus(ref, previous, checkFailedStatus(previous, err.message, now(), 'transient'));
+      await writeStatus(at, previous, checkFailedStatus(previous, err.message, now(), 'transient'));
       throw err;
     }
 
@@ -521,7 +533,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       });
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      await refuse(key, so, ref, previous, err.message);
+      await refuse(key, so, at, previous, err.message);
       return undefined;
     }
 
@@ -535,7 +547,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // 3. scale target
     const scale = await readTarget(so);
     if (scale instanceof TargetNotFoundError) {
-      await refuse(key, so, ref, previous, targetMessage(scale));
+      await refuse(key, so, at, previous, targetMessage(scale));
       return { requeueAfterMs: TARGET_RECHECK_MS };
     }
 
@@ -556,7 +568,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     } catch (err) {
       if (!isRefusal(err)) throw err;
       const message = `failed to ensure HPA is correctly created for ScaledObject: HPA ${namespace}/${hpaName}: ${apiErrorMessage(err)}`;
-      await refuse(key, so, ref, previous, message);
+      await refuse(key, so, at, previous, message);
       return { requeueAfterMs: HPA_RECHECK_MS };
     }
 
@@ -597,11 +609,44 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (!pausedScale && wasPaused) {
       deps.events.emit(reference, 'Normal', 'ScaledObjectUnpaused', 'pause annotation removed for ScaledObject');
     }
-    await writeStatus(ref, previous, next);
+    await writeStatus(at, previous, next);
     return undefined;
   }
 
-  return { reconcile };
+  /** A status write that found the cache behind is not a failure: run again shortly, against the newer copy. */
+  async function reconcileOnce(key: string): Promise<HandlerResult | undefined> {
+    try {
+      return await reconcile(key);
+    } catch (err) {
+      if (!(err instanceof StaleCacheError)) throw err;
+      deps.log('debug', err.message);
+      return { requeueAfterMs: STALE_CACHE_RETRY_MS };
+    }
+  }
+
+  return { reconcile: reconcileOnce };
+}
+
+/** How soon a reconcile whose status write found the informer's copy behind runs again (a watch event's lag). */
+export const STALE_CACHE_RETRY_MS = 100;
+
+/** The ScaledObject a reconcile read, at the resourceVersion it read (status writes are guarded by it). */
+interface VersionedRef {
+  readonly ref: ObjectRef;
+  readonly resourceVersion: string | undefined;
+}
+
+/** The API server has a newer ScaledObject than the informer's copy a status was computed from (409 Conflict). */
+export class StaleCacheError extends SluiceError {
+  override name = 'StaleCacheError';
+
+  constructor(key: string, resourceVersion: string | undefined, options?: ErrorOptions) {
+    super(
+      'STALE_CACHE',
+      `status of ScaledObject ${key} not written: the object changed since resourceVersion ${resourceVersion ?? '(none)'} that reconcile read; reconciling again`,
+      options,
+    );
+  }
 }
 
 /** sluice's finalizer: present while `restoreToOriginalReplicaCount` has to act on deletion. */

@@ -40,7 +40,12 @@ export type KubeCall =
       readonly resourceVersion: string | undefined;
     }
   | { readonly op: 'deleteHpa'; readonly namespace: string; readonly name: string }
-  | { readonly op: 'patchStatus'; readonly ref: ObjectRef; readonly status: Record<string, unknown> }
+  | {
+      readonly op: 'patchStatus';
+      readonly ref: ObjectRef;
+      readonly status: Record<string, unknown>;
+      readonly resourceVersion: string | undefined;
+    }
   | { readonly op: 'readScale'; readonly target: ScaleTarget }
   | { readonly op: 'writeScale'; readonly target: ScaleTarget; readonly replicas: number }
   | { readonly op: 'readReadyReplicas'; readonly target: ScaleTarget };
@@ -59,7 +64,9 @@ export class MemoryKube implements KubePort {
   onAdoptHpa: ((hpa: V2HorizontalPodAutoscaler) => Promise<void>) | undefined;
   onSetFinalizers:
     ((ref: ObjectRef, finalizers: readonly string[], resourceVersion: string | undefined) => Promise<void>) | undefined;
-  onPatchStatus: ((ref: ObjectRef, status: Record<string, unknown>) => Promise<void>) | undefined;
+  onPatchStatus:
+    | ((ref: ObjectRef, status: Record<string, unknown>, resourceVersion: string | undefined) => Promise<void>)
+    | undefined;
   onReadScale: ((target: ScaleTarget) => Promise<ScaleState>) | undefined;
   onWriteScale: ((target: ScaleTarget, replicas: number) => Promise<void>) | undefined;
 
@@ -100,9 +107,13 @@ export class MemoryKube implements KubePort {
     return Promise.resolve();
   }
 
-  async patchStatus(ref: ObjectRef, status: Record<string, unknown>): Promise<void> {
-    this.calls.push({ op: 'patchStatus', ref, status });
-    await this.onPatchStatus?.(ref, status);
+  async patchStatus(
+    ref: ObjectRef,
+    status: Record<string, unknown>,
+    resourceVersion: string | undefined,
+  ): Promise<void> {
+    this.calls.push({ op: 'patchStatus', ref, status, resourceVersion });
+    await this.onPatchStatus?.(ref, status, resourceVersion);
   }
 
   async readScale(target: ScaleTarget): Promise<ScaleState> {

@@ -13,6 +13,7 @@ import { TargetNotFoundError } from '../../../src/operator/kube.ts';
 import {
   createReconciler,
   HPA_RECHECK_MS,
+  STALE_CACHE_RETRY_MS,
   TARGET_RECHECK_MS,
   type Reconciler,
   type RuntimePort,
@@ -110,10 +111,15 @@ let leading: boolean;
 beforeEach(() => {
   kube = new MemoryKube();
   kube.replicas = 1;
-  // The API server applies status merge patches to the object the cache then sees.
-  kube.onPatchStatus = (ref, patch) => {
+  // The API server applies status merge patches to the object the cache then sees (and refuses one guarded by a
+  // resourceVersion the object no longer has).
+  kube.onPatchStatus = (ref, patch, resourceVersion) => {
     const object = cache.get(`${ref.namespace}/${ref.name}`);
     if (object === undefined) return Promise.reject(new ApiException(404, 'Not Found', '{}', {}));
+    if (resourceVersion !== object.metadata.resourceVersion) {
+      return Promise.reject(new ApiException(409, 'Conflict', '{}', {}));
+    }
+    object.metadata.resourceVersion = String(Number(resourceVersion ?? '0') + 1);
     const status: Record<string, unknown> = { ...object.status };
     for (const [field, value] of Object.entries(patch)) {
       if (value === null) Reflect.deleteProperty(status, field);
@@ -350,6 +356,33 @@ describe('valid', () => {
   test('a status write for an object deleted meanwhile is not an error', async () => {
     kube.onPatchStatus = () => Promise.reject(new ApiException(404, 'Not Found', '{}', {}));
     await expect(reconcile()).resolves.toBeUndefined();
+  });
+});
+
+describe('status written from a cache that is behind', () => {
+  test('guarded by the resourceVersion read: a 409 runs the reconcile again, and status.originalReplicaCount written before survives', async () => {
+    // The API server already holds the first reconcile's status (2 replicas before sluice); the informer's copy does
+    // not have it yet, and the executor has since scaled the target to 0.
+    so.metadata.resourceVersion = '5';
+    const server = structuredClone(so);
+    server.metadata.resourceVersion = '6';
+    server.status = { originalReplicaCount: 2 };
+    kube.replicas = 0;
+    kube.onPatchStatus = (_ref, _patch, resourceVersion) =>
+      Promise.reject(new ApiException(resourceVersion === '6' ? 500 : 409, 'Conflict', '{}', {}));
+    expect(await reconcile()).toStrictEqual({ requeueAfterMs: STALE_CACHE_RETRY_MS });
+    expect(kube.of('patchStatus').map((c) => [c.resourceVersion, c.status['originalReplicaCount']])).toStrictEqual([
+      ['5', 0],
+    ]);
+
+    // The watch event arrives: the next round computes from the newer copy and keeps the 2.
+    reset();
+    cache.set(KEY, server);
+    kube.onPatchStatus = () => Promise.resolve();
+    expect(await reconcile()).toBeUndefined();
+    expect(kube.of('patchStatus').map((c) => [c.resourceVersion, c.status['originalReplicaCount']])).toStrictEqual([
+      ['6', 2],
+    ]);
   });
 });
 
