@@ -3,6 +3,11 @@
  * apiservers do it:
  * members of `system:masters` are allowed without a review; other decisions come from kube-apiserver and are cached
  * (allowed and denied alike) for 10 s. A review that fails is an error, never an allow, and is not cached.
+ *
+ * The HPA controller asks for the same metric every sync (15 s by default) and, with sluice's HPAs, several times in a
+ * sync window; so that none of its requests waits on a review, a decision older than `refreshAfterMs` (5 s) that is
+ * used again is answered from the cache and reviewed again in the background. A decision still never outlives
+ * `ttlMs`: a revoked permission stops working within 10 s, as before; only an unused decision costs a wait.
  */
 import { SluiceError } from '../errors.ts';
 import type { AuthorizationDecision, Authorize, ResourceAttributes, UserInfo } from './identity.ts';
@@ -43,6 +48,8 @@ export interface SarAuthorizerOptions {
   readonly api: SubjectAccessReviewPort;
   /** How long a decision is reused; 10 s like the apiserver's authorization webhook cache. */
   readonly ttlMs?: number;
+  /** Age after which a decision still in use is reviewed again in the background (at most ttlMs). */
+  readonly refreshAfterMs?: number;
   /** Groups allowed without a review. */
   readonly alwaysAllowGroups?: readonly string[];
   /** Bound on cached decisions; the oldest go first. */
@@ -66,6 +73,7 @@ export class AuthorizationError extends SluiceError {
 
 interface CacheEntry {
   readonly decision: AuthorizationDecision;
+  readonly refreshAt: number;
   readonly expiresAt: number;
 }
 
@@ -108,7 +116,14 @@ function reviewFor(user: UserInfo, attributes: ResourceAttributes): SubjectAcces
 
 /** An Authorize function backed by SubjectAccessReviews, with a TTL cache and de-duplication of concurrent asks. */
 export function createSarAuthorizer(options: SarAuthorizerOptions): Authorize {
-  const { api, ttlMs = 10_000, alwaysAllowGroups = ['system:masters'], maxEntries = 4096, now = Date.now } = options;
+  const {
+    api,
+    ttlMs = 10_000,
+    refreshAfterMs = 5_000,
+    alwaysAllowGroups = ['system:masters'],
+    maxEntries = 4096,
+    now = Date.now,
+  } = options;
   const cache = new Map<string, CacheEntry>();
   const inFlight = new Map<string, Promise<AuthorizationDecision>>();
 
@@ -127,23 +142,17 @@ export function createSarAuthorizer(options: SarAuthorizerOptions): Authorize {
 
   function remember(key: string, decision: AuthorizationDecision): void {
     cache.delete(key);
-    cache.set(key, { decision, expiresAt: now() + ttlMs });
-    // Map iteration is insertion order: evict expired entries, then the oldest, to stay bounded.
     const time = now();
+    cache.set(key, { decision, refreshAt: time + Math.min(refreshAfterMs, ttlMs), expiresAt: time + ttlMs });
+    // Map iteration is insertion order: evict expired entries, then the oldest, to stay bounded.
     for (const [k, entry] of cache) {
       if (cache.size <= maxEntries && entry.expiresAt > time) break;
       cache.delete(k);
     }
   }
 
-  return async (user, attributes) => {
-    if (user.groups.some((group) => alwaysAllowGroups.includes(group))) return { allowed: true, reason: '' };
-    const key = cacheKey(user, attributes);
-    const cached = cache.get(key);
-    if (cached !== undefined) {
-      if (cached.expiresAt > now()) return cached.decision;
-      cache.delete(key);
-    }
+  /** One review per key at a time; its decision replaces the cached one. */
+  function ask(key: string, user: UserInfo, attributes: ResourceAttributes): Promise<AuthorizationDecision> {
     const pending = inFlight.get(key);
     if (pending !== undefined) return pending;
     const asked = review(user, attributes).then(
@@ -159,6 +168,22 @@ export function createSarAuthorizer(options: SarAuthorizerOptions): Authorize {
     );
     inFlight.set(key, asked);
     return asked;
+  }
+
+  return async (user, attributes) => {
+    if (user.groups.some((group) => alwaysAllowGroups.includes(group))) return { allowed: true, reason: '' };
+    const key = cacheKey(user, attributes);
+    const cached = cache.get(key);
+    if (cached !== undefined) {
+      const time = now();
+      if (cached.expiresAt > time) {
+        // A failed background review changes nothing: the entry expires at its time, and the next ask reports it.
+        if (cached.refreshAt <= time) ask(key, user, attributes).catch(() => undefined);
+        return cached.decision;
+      }
+      cache.delete(key);
+    }
+    return ask(key, user, attributes);
   };
 }
 

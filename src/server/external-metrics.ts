@@ -61,6 +61,7 @@ function apiResource(name: string) {
 export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions> = (app, options, done) => {
   const { store, authenticate, authorize } = options;
   const users = new WeakMap<FastifyRequest, UserInfo>();
+  const items: ItemCache = new WeakMap();
 
   // Encapsulated: applies to the routes of this plugin only (health and unknown paths are outside).
   app.addHook('onRequest', async (request, reply) => {
@@ -127,14 +128,40 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
         if (err instanceof LabelSelectorError) return sendStatus(reply, failureStatus(400, err.message));
         throw err;
       }
-      return answerMetric(reply, store.find(namespace, metric), { namespace, metric, selector });
+      return answerMetric(reply, items, store.find(namespace, metric), { namespace, metric, selector });
     },
   );
   done();
 };
 
+/**
+ * The JSON of one item, made once per series object and requested name. The store never changes a series in place: a
+ * new value, error or confirmation time is a new object (src/metric-store.ts), so an entry is right for as long as
+ * its key lives, and goes with it. Between two reads of a backend every request is answered from these strings.
+ */
+type ItemCache = WeakMap<Series, { readonly metric: string; readonly json: string }>;
+
+function itemJson(cache: ItemCache, s: Series, value: number, metric: string): string {
+  const cached = cache.get(s);
+  if (cached?.metric === metric) return cached.json;
+  const item: ExternalMetricValue = {
+    metricName: metric,
+    metricLabels: s.labels,
+    timestamp: formatTimestamp(s.timestamp),
+    value: formatQuantity(value),
+  };
+  const json = JSON.stringify(item);
+  cache.set(s, { metric, json });
+  return json;
+}
+
+/** An ExternalMetricValueList as JSON.stringify writes it, around items already serialised. */
+const LIST_HEAD = `{"kind":"ExternalMetricValueList","apiVersion":${JSON.stringify(GROUP_VERSION)},"metadata":{},"items":[`;
+const LIST_TAIL = ']}';
+
 function answerMetric(
   reply: FastifyReply,
+  cache: ItemCache,
   found: readonly Series[],
   query: { readonly namespace: string; readonly metric: string; readonly selector: Selector },
 ): FastifyReply {
@@ -152,24 +179,18 @@ function answerMetric(
   }
   // The HPA sums all items: one unknown series must fail the whole answer (a partial sum could scale in), and an
   // unknown value is never served as 0. The series error is written by the poller without credentials.
-  const items: ExternalMetricValue[] = [];
+  const items: string[] = [];
   for (const s of series) {
     if (s.value === undefined) {
       const why = s.error ?? 'no successful poll yet';
       const message = `unable to get metric ${metric} in namespace ${namespace}: the last poll failed: ${why}`;
       return sendStatus(reply, failureStatus(500, message, { reason: null }));
     }
-    items.push({
-      metricName: metric,
-      metricLabels: { ...s.labels },
-      timestamp: formatTimestamp(s.timestamp),
-      value: formatQuantity(s.value),
-    });
+    items.push(itemJson(cache, s, s.value, metric));
   }
-  return sendJson(reply, 200, {
-    kind: 'ExternalMetricValueList',
-    apiVersion: GROUP_VERSION,
-    metadata: {},
-    items,
-  });
+  // A Buffer goes out as it is: for a string fastify would add `; charset=utf-8`, which kube-apiserver never sends.
+  return reply
+    .code(200)
+    .type('application/json')
+    .send(Buffer.from(LIST_HEAD + items.join(',') + LIST_TAIL));
 }

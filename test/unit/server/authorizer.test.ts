@@ -116,7 +116,7 @@ describe('createSarAuthorizer', () => {
     const time = clock();
     let allowed = true;
     const api = stubPort(() => Promise.resolve({ status: { allowed } }));
-    const authorize = createSarAuthorizer({ api, now: time.now });
+    const authorize = createSarAuthorizer({ api, now: time.now, refreshAfterMs: 10_000 });
 
     await expect(authorize(BOB, READ_ORDERS)).resolves.toMatchObject({ allowed: true });
     allowed = false;
@@ -132,6 +132,66 @@ describe('createSarAuthorizer', () => {
     time.advance(5_000);
     await expect(authorize(BOB, READ_ORDERS)).resolves.toMatchObject({ allowed: false });
     expect(api.createSubjectAccessReview).toHaveBeenCalledTimes(2);
+  });
+
+  it('a decision in use is reviewed again in the background after 5 s: no request waits, a revocation lands within the TTL', async () => {
+    const time = clock();
+    let allowed = true;
+    /** Answers the review waiting, if any. */
+    const pending: (() => void)[] = [];
+    const api = stubPort(
+      () =>
+        new Promise((resolve) => {
+          pending.push(() => {
+            resolve({ status: { allowed } });
+          });
+        }),
+    );
+    const authorize = createSarAuthorizer({ api, now: time.now });
+    const first = authorize(BOB, READ_ORDERS);
+    await vi.waitFor(() => {
+      expect(pending).toHaveLength(1);
+    });
+    pending.shift()?.();
+    await expect(first).resolves.toMatchObject({ allowed: true });
+
+    // Younger than 5 s: from the cache, no review.
+    time.advance(4_999);
+    await expect(authorize(BOB, READ_ORDERS)).resolves.toMatchObject({ allowed: true });
+    expect(api.createSubjectAccessReview).toHaveBeenCalledTimes(1);
+
+    // Older: answered at once from the cache while a review runs; its answer (revoked) replaces the decision.
+    allowed = false;
+    time.advance(1);
+    await expect(authorize(BOB, READ_ORDERS)).resolves.toMatchObject({ allowed: true });
+    await expect(authorize(BOB, READ_ORDERS)).resolves.toMatchObject({ allowed: true });
+    expect(api.createSubjectAccessReview).toHaveBeenCalledTimes(2);
+    expect(pending).toHaveLength(1);
+    pending.shift()?.();
+    await vi.waitFor(async () => {
+      expect(await authorize(BOB, READ_ORDERS)).toMatchObject({ allowed: false });
+    });
+    expect(api.createSubjectAccessReview).toHaveBeenCalledTimes(2);
+  });
+
+  it('a failing background review keeps the decision until its TTL, then the ask fails', async () => {
+    const time = clock();
+    let fail = false;
+    const api = stubPort(() =>
+      fail ? Promise.reject(new Error('connection refused')) : Promise.resolve({ status: { allowed: true } }),
+    );
+    const authorize = createSarAuthorizer({ api, now: time.now });
+    await authorize(BOB, READ_ORDERS);
+    fail = true;
+    time.advance(6_000);
+    await expect(authorize(BOB, READ_ORDERS)).resolves.toMatchObject({ allowed: true });
+    await vi.waitFor(() => {
+      expect(api.createSubjectAccessReview).toHaveBeenCalledTimes(2);
+    });
+    time.advance(3_999);
+    await expect(authorize(BOB, READ_ORDERS)).resolves.toMatchObject({ allowed: true });
+    time.advance(1);
+    await expect(authorize(BOB, READ_ORDERS)).rejects.toBeInstanceOf(AuthorizationError);
   });
 
   it('caches per user and per attributes', async () => {

@@ -186,6 +186,61 @@ describe('metric reads', () => {
     });
   });
 
+  it('writes the exact bytes JSON.stringify would, two series in store order', async () => {
+    const h = harness();
+    stocked(h);
+    h.store.set(
+      series({
+        namespace: 'shop',
+        metricName: 's0-rabbitmq-orders',
+        labels: { [SO_LABEL]: 'my-so', queue: 'b' },
+        value: 0.25,
+        owner: 'shop/third',
+      }),
+    );
+    const url = `${BASE}/namespaces/shop/s0-rabbitmq-orders?labelSelector=${SO_LABEL}%3Dmy-so`;
+    const response = await h.app.inject({ method: 'GET', url, headers: { accept: HPA_ACCEPT } });
+    expect(response.headers['content-type']).toBe('application/json');
+    expect(response.body).toBe(
+      JSON.stringify({
+        kind: 'ExternalMetricValueList',
+        apiVersion: 'external.metrics.k8s.io/v1beta1',
+        metadata: {},
+        items: [
+          {
+            metricName: 's0-rabbitmq-orders',
+            metricLabels: { [SO_LABEL]: 'my-so' },
+            timestamp: '2026-11-24T10:48:17Z',
+            value: '57',
+          },
+          {
+            metricName: 's0-rabbitmq-orders',
+            metricLabels: { [SO_LABEL]: 'my-so', queue: 'b' },
+            timestamp: '2026-11-24T10:48:17Z',
+            value: '250m',
+          },
+        ],
+      }),
+    );
+  });
+
+  it('serialises a series once: a new value is a new series object, and only that is written again', async () => {
+    const h = harness();
+    const first = series({ namespace: 'shop', metricName: 'm', labels: { [SO_LABEL]: 'my-so' }, value: 3 });
+    h.store.set(first);
+    const url = `${BASE}/namespaces/shop/m?labelSelector=${SO_LABEL}%3Dmy-so`;
+    const value = async () => ((await get(h.app, url)).body as { items: { value: string }[] }).items[0]?.value;
+    expect(await value()).toBe('3');
+    // The store never changes a series in place; one that did would not be seen (the body is made once per object).
+    (first as { value: number }).value = 4;
+    expect(await value()).toBe('3');
+    h.store.set({ ...first, value: 5 });
+    expect(await value()).toBe('5');
+    // The same series asked for under another spelling of its name is answered under that spelling.
+    const upper = await get(h.app, `${BASE}/namespaces/shop/M?labelSelector=${SO_LABEL}%3Dmy-so`);
+    expect(upper.body).toMatchObject({ items: [{ metricName: 'M', value: '5' }] });
+  });
+
   it('asks the authorizer for verb list on the metric in the namespace', async () => {
     const h = harness();
     stocked(h);
