@@ -165,25 +165,28 @@ describe('metric reads', () => {
     );
   }
 
+  /** What `stocked` serves for my-so's s0-rabbitmq-orders in shop. */
+  const ORDERS_LIST = {
+    kind: 'ExternalMetricValueList',
+    apiVersion: 'external.metrics.k8s.io/v1beta1',
+    metadata: {},
+    items: [
+      {
+        metricName: 's0-rabbitmq-orders',
+        metricLabels: { [SO_LABEL]: 'my-so' },
+        timestamp: '2026-11-24T10:48:17Z',
+        value: '57',
+      },
+    ],
+  };
+
   it('serves the matching series of the namespace as an ExternalMetricValueList', async () => {
     const h = harness();
     stocked(h);
     const response = await get(h.app, `${BASE}/namespaces/shop/s0-rabbitmq-orders?labelSelector=${SO_LABEL}%3Dmy-so`);
     expect(response.status).toBe(200);
     expect(response.type).toBe('application/json');
-    expect(response.body).toEqual({
-      kind: 'ExternalMetricValueList',
-      apiVersion: 'external.metrics.k8s.io/v1beta1',
-      metadata: {},
-      items: [
-        {
-          metricName: 's0-rabbitmq-orders',
-          metricLabels: { [SO_LABEL]: 'my-so' },
-          timestamp: '2026-11-24T10:48:17Z',
-          value: '57',
-        },
-      ],
-    });
+    expect(response.body).toEqual(ORDERS_LIST);
   });
 
   it('writes the exact bytes JSON.stringify would, two series in store order', async () => {
@@ -203,16 +206,9 @@ describe('metric reads', () => {
     expect(response.headers['content-type']).toBe('application/json');
     expect(response.body).toBe(
       JSON.stringify({
-        kind: 'ExternalMetricValueList',
-        apiVersion: 'external.metrics.k8s.io/v1beta1',
-        metadata: {},
+        ...ORDERS_LIST,
         items: [
-          {
-            metricName: 's0-rabbitmq-orders',
-            metricLabels: { [SO_LABEL]: 'my-so' },
-            timestamp: '2026-11-24T10:48:17Z',
-            value: '57',
-          },
+          ...ORDERS_LIST.items,
           {
             metricName: 's0-rabbitmq-orders',
             metricLabels: { [SO_LABEL]: 'my-so', queue: 'b' },
