@@ -170,6 +170,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     events,
     cache: controller.scaledObjects,
     hpas: controller.hpas,
+    targeting: (namespace, workload) => controller.targeting(namespace, workload),
     log,
     leading: () => registry.leading,
   });

@@ -22,6 +22,7 @@ import { workloadOf, type Workload } from './ownership.ts';
 import { GROUP, PLURAL, SCALED_OBJECT_LABEL, VERSION } from './scaled-object.ts';
 import { CLUSTER_TRIGGER_AUTHENTICATION, TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
 import { WorkQueue, type Handler } from './workqueue.ts';
+import { WorkloadIndex, type Targeting } from './workload-index.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
@@ -38,6 +39,8 @@ export interface Controller {
   readonly scaledObjects: ObjectCache<KubernetesObject>;
   /** Every HPA (read by reconcile: one autoscaler per workload). */
   readonly hpas: ObjectCache<V2HorizontalPodAutoscaler>;
+  /** The ScaledObjects and HPAs of `namespace` that target `workload` (from an index, not a scan). */
+  targeting(namespace: string, workload: Workload): Targeting;
   /** True once both informers have listed. */
   synced(): boolean;
   /** Queue a key now (e.g. when a scaling loop has news). */
@@ -63,6 +66,21 @@ export function relevantSignature(obj: KubernetesObject): string {
     // Objects without a generation (none of ours) fall back to their spec.
     m.generation === undefined ? (spec ?? null) : null,
   ]);
+}
+
+interface ScaleTargetView {
+  readonly apiVersion?: string;
+  readonly kind?: string;
+  readonly name?: string;
+}
+
+/** The objects under `keys` (`namespace/name`) that `cache` holds. */
+function cached<T extends KubernetesObject>(cache: ObjectCache<T>, keys: readonly string[]): T[] {
+  return keys.flatMap((key) => {
+    const slash = key.indexOf('/');
+    const found = cache.get(key.slice(slash + 1), key.slice(0, slash));
+    return found === undefined ? [] : [found];
+  });
 }
 
 export function keyOf(obj: KubernetesObject): string | undefined {
@@ -127,42 +145,50 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
     const key = keyOf(obj);
     if (key !== undefined && started) queue.add(key);
   };
-  /** Every ScaledObject of `namespace` whose scale target is `workload` (one autoscaler per workload). */
-  const enqueueTargeting = (namespace: string | undefined, workload: Workload): void => {
-    if (namespace === undefined) return;
-    for (const so of soInformer.list(namespace)) {
-      const ref = (so as { spec?: { scaleTargetRef?: { apiVersion?: string; kind?: string; name?: string } } }).spec
-        ?.scaleTargetRef;
-      const other = workloadOf(ref ?? {});
-      if (other.group === workload.group && other.kind === workload.kind && other.name === workload.name) {
-        enqueueSo(so);
-      }
-    }
+  // Which ScaledObjects and HPAs act on each workload (one autoscaler per workload), kept from the events below.
+  const soTargets = new WorkloadIndex();
+  const hpaTargets = new WorkloadIndex();
+  /** Every ScaledObject of `namespace` whose scale target is `workload`. */
+  const enqueueTargeting = (namespace: string | undefined, workload: Workload | undefined): void => {
+    if (namespace === undefined || workload === undefined || !started) return;
+    for (const key of soTargets.keys(namespace, workload)) queue.add(key);
+  };
+  /** Records an event's object in `index`; returns the workload it targets now and the one it targeted before. */
+  const track = (
+    index: WorkloadIndex,
+    obj: KubernetesObject,
+    ref: ScaleTargetView | undefined,
+    removed: boolean,
+  ): { now: Workload; before: Workload | undefined } => {
+    const key = keyOf(obj);
+    const now = workloadOf(ref ?? {});
+    if (key === undefined || obj.metadata?.namespace === undefined) return { now, before: undefined };
+    const before = removed ? index.delete(key) : index.set(key, obj.metadata.namespace, now);
+    return { now, before };
   };
   // An event of sluice's HPA concerns its ScaledObject: someone edited or deleted what sluice applies. An event of
-  // someone else's HPA concerns the ScaledObjects on the same workload (one may be refused because of it).
-  const enqueueOwner = (hpa: V2HorizontalPodAutoscaler): void => {
+  // someone else's HPA concerns the ScaledObjects on the same workload (one may be refused because of it), before
+  // and after a change of its target.
+  const enqueueOwner = (hpa: V2HorizontalPodAutoscaler, removed = false): void => {
     const owner =
       hpa.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY ? hpa.metadata.labels[SCALED_OBJECT_LABEL] : undefined;
     if (hpa.metadata?.namespace !== undefined && owner !== undefined && started) {
       queue.add(`${hpa.metadata.namespace}/${owner}`);
     }
-    enqueueTargeting(hpa.metadata?.namespace, workloadOf(hpa.spec.scaleTargetRef));
+    const { now, before } = track(hpaTargets, hpa, hpa.spec.scaleTargetRef, removed);
+    enqueueTargeting(hpa.metadata?.namespace, now);
+    enqueueTargeting(hpa.metadata?.namespace, before);
   };
   /** A ScaledObject's event also concerns its twins on the same workload, before and after a change of target. */
-  const targets = new Map<string, Workload>();
   const enqueueTwins = (obj: KubernetesObject, removed: boolean): void => {
-    const uid = obj.metadata?.uid;
-    const ref = (obj as { spec?: { scaleTargetRef?: { apiVersion?: string; kind?: string; name?: string } } }).spec
-      ?.scaleTargetRef;
-    const now = workloadOf(ref ?? {});
-    const before = uid === undefined ? undefined : targets.get(uid);
-    if (uid !== undefined) {
-      if (removed) targets.delete(uid);
-      else targets.set(uid, now);
-    }
+    const { now, before } = track(
+      soTargets,
+      obj,
+      (obj as { spec?: { scaleTargetRef?: ScaleTargetView } }).spec?.scaleTargetRef,
+      removed,
+    );
     enqueueTargeting(obj.metadata?.namespace, now);
-    if (before !== undefined && before.name !== now.name) enqueueTargeting(obj.metadata?.namespace, before);
+    enqueueTargeting(obj.metadata?.namespace, before);
   };
   const enqueueAll = (): void => {
     for (const so of soInformer.list()) enqueueSo(so);
@@ -232,7 +258,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   });
   hpaInformer.on('delete', (obj) => {
     forget(obj);
-    enqueueOwner(obj);
+    enqueueOwner(obj, true);
   });
 
   const supervisions = [
@@ -246,6 +272,10 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   return {
     scaledObjects: soInformer,
     hpas: hpaInformer,
+    targeting: (namespace, workload) => ({
+      scaledObjects: cached(soInformer, soTargets.keys(namespace, workload)),
+      hpas: cached(hpaInformer, hpaTargets.keys(namespace, workload)),
+    }),
     synced: () => synced.so && synced.hpa,
     enqueue: (key) => {
       if (started) queue.add(key);

@@ -56,10 +56,15 @@ export interface OwnershipInput {
   readonly hpaName: string;
   /** transfer-hpa-ownership and a custom HPA name. */
   readonly transfer: boolean;
-  /** The other ScaledObjects of the namespace, as the informer holds them. */
+  /**
+   * The ScaledObjects of the namespace that target the same workload, as the informer holds them (a superset is
+   * fine: others are skipped).
+   */
   readonly scaledObjects: readonly KubernetesObject[];
-  /** Every HPA of the namespace. */
+  /** The HPAs of the namespace under `hpaName` or targeting the same workload (a superset is fine). */
   readonly hpas: readonly V2HorizontalPodAutoscaler[];
+  /** Whether a ScaledObject with this name and uid exists in the namespace (an HPA's controller is alive). */
+  readonly scaledObjectExists: (owner: { readonly name: string; readonly uid: string }) => boolean;
 }
 
 export type Ownership =
@@ -90,13 +95,11 @@ function controller(hpa: V2HorizontalPodAutoscaler): { name: string; uid: string
 
 export function decideOwnership(input: OwnershipInput): Ownership {
   const mine = { created: input.creationTimestamp ?? '', name: input.name };
-  const living = new Map<string, string>();
   for (const raw of input.scaledObjects) {
     const other = raw as ScaledObjectView;
     const uid = other.metadata?.uid;
     const name = other.metadata?.name;
     if (uid === undefined || name === undefined || uid === input.uid) continue;
-    living.set(uid, name);
     if (other.metadata?.deletionTimestamp !== undefined) continue;
     if (!sameWorkload(workloadOf(other.spec?.scaleTargetRef ?? {}), input.target)) continue;
     const theirs = { created: created(other.metadata?.creationTimestamp), name };
@@ -117,7 +120,7 @@ export function decideOwnership(input: OwnershipInput): Ownership {
     const named = name === input.hpaName;
     const targets = sameWorkload(workloadOf(hpa.spec.scaleTargetRef), input.target);
     if (!named && !targets) continue;
-    if (owner !== undefined && living.has(owner.uid)) {
+    if (owner !== undefined && input.scaledObjectExists(owner)) {
       // Another ScaledObject's HPA: under our HPA's name it is a conflict; on our workload the rule above decides.
       if (named) {
         return {

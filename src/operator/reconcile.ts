@@ -43,7 +43,7 @@ import {
   type ScaleState,
   type ScaleTarget,
 } from './kube.ts';
-import { decideOwnership, workloadOf } from './ownership.ts';
+import { decideOwnership, workloadOf, type Workload } from './ownership.ts';
 import type { TriggerIdentity } from './poller.ts';
 import {
   API_VERSION,
@@ -66,6 +66,7 @@ import {
   statusPatch,
   wasReady,
 } from './status.ts';
+import type { Targeting } from './workload-index.ts';
 import type { HandlerResult } from './workqueue.ts';
 
 /** What reconcile needs of the registry (scaling-registry.ts; tests pass an in-memory one). */
@@ -87,13 +88,14 @@ export interface ReconcilerDeps {
   /** The ScaledObject informer's cache. */
   readonly cache: {
     get(name: string, namespace: string): KubernetesObject | undefined;
-    list(namespace: string): readonly KubernetesObject[];
   };
   /** Every HPA of a namespace (the HPA informer's cache): one autoscaler per workload. */
   readonly hpas: {
     list(namespace: string): readonly V2HorizontalPodAutoscaler[];
     get(name: string, namespace: string): V2HorizontalPodAutoscaler | undefined;
   };
+  /** The ScaledObjects and HPAs of a namespace that target a workload (controller.ts keeps the index). */
+  readonly targeting: (namespace: string, workload: Workload) => Targeting;
   readonly log: Logger;
   readonly now?: () => Date;
   /**
@@ -437,16 +439,20 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 
     // One autoscaler per workload (before pausing: a paused object writes /scale too)
     const hpaName = hpaNameFor(so);
+    const target = workloadOf(so.spec.scaleTargetRef);
+    const others = deps.targeting(namespace, target);
+    const named = deps.hpas.get(hpaName, namespace);
     const ownership = decideOwnership({
       name,
       uid,
       creationTimestamp: so.metadata.creationTimestamp,
-      target: workloadOf(so.spec.scaleTargetRef),
+      target,
       targetKind: `${so.spec.scaleTargetRef.apiVersion}.${so.spec.scaleTargetRef.kind}`,
       hpaName,
       transfer: annotations.transferHpaOwnership && so.spec.advanced?.horizontalPodAutoscalerConfig?.name !== undefined,
-      scaledObjects: deps.cache.list(namespace),
-      hpas: deps.hpas.list(namespace),
+      scaledObjects: others.scaledObjects,
+      hpas: named === undefined || others.hpas.includes(named) ? others.hpas : [named, ...others.hpas],
+      scaledObjectExists: (owner) => deps.cache.get(owner.name, namespace)?.metadata?.uid === owner.uid,
     });
     if (ownership.kind === 'conflict') {
       // Our own HPA, if one was made before the conflict appeared, goes; the other owner's is never touched.

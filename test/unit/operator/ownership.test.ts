@@ -77,7 +77,9 @@ function hpa(
   };
 }
 
+/** The input, the namespace's ScaledObjects being `scaledObjects` (reconcile passes only those on the workload). */
 function input(fields: Partial<OwnershipInput> = {}): OwnershipInput {
+  const scaledObjects = fields.scaledObjects ?? [so(MINE.name, MINE.uid, T_MINE)];
   return {
     name: MINE.name,
     uid: MINE.uid,
@@ -86,9 +88,11 @@ function input(fields: Partial<OwnershipInput> = {}): OwnershipInput {
     targetKind: 'apps/v1.Deployment',
     hpaName: 'sluice-hpa-orders',
     transfer: false,
-    scaledObjects: [so(MINE.name, MINE.uid, T_MINE)],
     hpas: [],
+    scaledObjectExists: (owner) =>
+      scaledObjects.some((o) => o.metadata?.uid === owner.uid && o.metadata.name === owner.name),
     ...fields,
+    scaledObjects,
   };
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../../../src/log.ts';
 import { AuthResolutionError, type AuthResolution, type AuthResolver } from '../../../src/operator/auth-resolver.ts';
 import { desiredHpa, withDesiredDigest } from '../../../src/operator/hpa.ts';
 import { TargetNotFoundError } from '../../../src/operator/kube.ts';
+import { workloadOf } from '../../../src/operator/ownership.ts';
 import {
   createReconciler,
   HPA_RECHECK_MS,
@@ -53,6 +54,7 @@ class FakeRuntime implements RuntimePort {
   }
 }
 
+type Ref = Parameters<typeof workloadOf>[0];
 /** A ScaledObject as the informer cache holds it (plain JSON). */
 interface Raw {
   apiVersion: string;
@@ -153,12 +155,21 @@ beforeEach(() => {
     events,
     cache: {
       get: (name, namespace) => cache.get(`${namespace}/${name}`) as KubernetesObject | undefined,
-      list: (namespace) =>
-        [...cache.values()].filter((o) => o.metadata.namespace === namespace) as unknown as KubernetesObject[],
     },
     hpas: {
       list: (namespace) => hpas.filter((h) => h.metadata?.namespace === namespace),
       get: (name, namespace) => hpas.find((h) => h.metadata?.namespace === namespace && h.metadata.name === name),
+    },
+    // The controller's index, by scanning the caches.
+    targeting: (namespace, workload) => {
+      const on = (ref: Parameters<typeof workloadOf>[0] | undefined) =>
+        JSON.stringify(workloadOf(ref ?? {})) === JSON.stringify(workload);
+      return {
+        scaledObjects: [...cache.values()]
+          .filter((o) => o.metadata.namespace === namespace && on(o.spec['scaleTargetRef'] as Ref | undefined))
+          .map((o) => o as unknown as KubernetesObject),
+        hpas: hpas.filter((h) => h.metadata?.namespace === namespace && on(h.spec.scaleTargetRef)),
+      };
     },
     log,
     now: () => NOW,
