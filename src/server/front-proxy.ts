@@ -283,31 +283,67 @@ export function userFromHeaders(headers: Headers, config: RequestHeaderConfig): 
  * requestheader configuration (requestheader-watch.ts) applies to the next request, on existing connections too (a
  * CA removed from the bundle stops authenticating a kept-alive connection that was verified against it).
  */
-export function createFrontProxyAuthenticator(config: RequestHeaderConfig | (() => RequestHeaderConfig)): Authenticate {
+export function createFrontProxyAuthenticator(
+  config: RequestHeaderConfig | (() => RequestHeaderConfig),
+  now: () => number = Date.now,
+): Authenticate {
   const current = typeof config === 'function' ? config : () => config;
-  let compiled: { config: RequestHeaderConfig; trustedCAs: X509Certificate[]; allowedNames: Set<string> } | undefined;
-  const trust = () => {
-    const now = current();
-    if (compiled?.config !== now) {
-      compiled = { config: now, trustedCAs: parseCertificates(now.clientCA), allowedNames: new Set(now.allowedNames) };
+  let compiled: Trust | undefined;
+  const trust = (): Trust => {
+    const active = current();
+    if (compiled?.config !== active) {
+      compiled = {
+        config: active,
+        trustedCAs: parseCertificates(active.clientCA),
+        allowedNames: new Set(active.allowedNames),
+      };
     }
     return compiled;
   };
   trust(); // an unusable bundle fails here, not on the first request
 
-  /** The user, or why the request is not authenticated. */
-  const identify = (request: FastifyRequest): UserInfo | string => {
-    const { config: active, trustedCAs, allowedNames } = trust();
-    const socket = request.raw.socket;
-    if (!(socket instanceof TLSSocket)) return 'not a TLS connection';
+  // A connection's certificate chain is fixed by its handshake, and the aggregator sends every request over a few
+  // kept-alive connections: the chain is parsed and its signatures verified once per connection and trust store,
+  // not on every request (that was most of the metrics API's CPU per request). The verdict is kept at most
+  // VERDICT_TTL_MS and never past the end of the chain's validity.
+  const verdicts = new WeakMap<TLSSocket, ConnectionVerdict>();
+  const verdictOf = (socket: TLSSocket, active: Trust): ConnectionVerdict | string => {
+    const time = now();
+    const cached = verdicts.get(socket);
+    if (cached?.trust === active && time < cached.expiresAt) return cached;
     const peer = socket.getPeerCertificate(true);
     if (Object.keys(peer).length === 0) return 'no client certificate';
-    if (!socket.authorized) return `client certificate rejected: ${String(socket.authorizationError)}`;
-    const problem = frontProxyChainProblem(peerChain(peer), trustedCAs);
-    if (problem !== undefined) return problem;
-    const cn = commonName(peer) ?? '';
-    if (allowedNames.size > 0 && !allowedNames.has(cn)) return `x509: subject with cn=${cn} is not in the allowed list`;
-    return userFromHeaders(request.raw.headersDistinct, active) ?? 'no username header';
+    const chain = peerChain(peer);
+    const problem = frontProxyChainProblem(chain, active.trustedCAs, new Date(time));
+    const validTo = Math.min(...[...chain, ...active.trustedCAs].map((c) => c.validToDate.getTime()));
+    const verdict = {
+      trust: active,
+      problem,
+      cn: commonName(peer) ?? '',
+      expiresAt: Math.min(time + VERDICT_TTL_MS, validTo),
+    };
+    verdicts.set(socket, verdict);
+    return verdict;
+  };
+
+  /** The user, or why the request is not authenticated. */
+  const identify = (request: FastifyRequest): UserInfo | string => {
+    const active = trust();
+    const socket = request.raw.socket;
+    if (!(socket instanceof TLSSocket)) return 'not a TLS connection';
+    if (!socket.authorized) {
+      return Object.keys(socket.getPeerCertificate()).length === 0
+        ? 'no client certificate'
+        : `client certificate rejected: ${String(socket.authorizationError)}`;
+    }
+    const verdict = verdictOf(socket, active);
+    if (typeof verdict === 'string') return verdict;
+    if (verdict.problem !== undefined) return verdict.problem;
+    const { cn } = verdict;
+    if (active.allowedNames.size > 0 && !active.allowedNames.has(cn)) {
+      return `x509: subject with cn=${cn} is not in the allowed list`;
+    }
+    return userFromHeaders(request.raw.headersDistinct, active.config) ?? 'no username header';
   };
 
   return (request) => {
@@ -317,3 +353,21 @@ export function createFrontProxyAuthenticator(config: RequestHeaderConfig | (() 
     return undefined;
   };
 }
+
+/** The requestheader configuration in force, with its CAs parsed. */
+interface Trust {
+  readonly config: RequestHeaderConfig;
+  readonly trustedCAs: X509Certificate[];
+  readonly allowedNames: Set<string>;
+}
+
+/** What a connection's client certificate chain proved, against one trust store. */
+interface ConnectionVerdict {
+  readonly trust: Trust;
+  readonly problem: string | undefined;
+  readonly cn: string;
+  readonly expiresAt: number;
+}
+
+/** How long a connection's verified chain is trusted before it is verified again. */
+const VERDICT_TTL_MS = 60_000;

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { request as httpsRequest } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
+import { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 
 import type { CoreV1Api } from '@kubernetes/client-node';
@@ -103,7 +104,11 @@ interface Running {
   readonly seen: UserInfo[];
 }
 
-async function start(config: RequestHeaderConfig, extraTrusted: string[] = []): Promise<Running> {
+async function start(
+  config: RequestHeaderConfig,
+  extraTrusted: string[] = [],
+  now: () => number = Date.now,
+): Promise<Running> {
   const store = new MetricStore();
   store.set(series({ namespace: 'shop', metricName: 's0-m', value: 7 }));
   const seen: UserInfo[] = [];
@@ -114,7 +119,7 @@ async function start(config: RequestHeaderConfig, extraTrusted: string[] = []): 
   const tls = frontProxyTlsOptions(config, serving);
   const app = buildServer({
     store,
-    authenticate: createFrontProxyAuthenticator(config),
+    authenticate: createFrontProxyAuthenticator(config, now),
     authorize,
     ready: () => true,
     logger: false,
@@ -133,7 +138,7 @@ interface Reply {
 function call(
   port: number,
   path: string,
-  options: { client?: KeyPair; chain?: string[]; headers?: Record<string, string | string[]> } = {},
+  options: { client?: KeyPair; chain?: string[]; headers?: Record<string, string | string[]>; agent?: Agent } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -143,7 +148,7 @@ function call(
         path,
         method: 'GET',
         ca: servingCA.cert,
-        agent: false, // one connection per call: the client certificate is per connection
+        agent: options.agent ?? false, // one connection per call unless asked: the client certificate is per connection
         ...(options.client === undefined
           ? {}
           : { cert: [options.client.cert, ...(options.chain ?? [])].join(''), key: options.client.key }),
@@ -276,6 +281,33 @@ describe('front-proxy authentication over real TLS', () => {
       headers: IDENTITY_HEADERS,
     });
     expect(reply.status).toBe(401);
+  });
+
+  it("verifies a connection's chain once: its later requests reuse the verdict until it is 60 s old", async () => {
+    let time = Date.now();
+    const running = await start(configFor(), [], () => time);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const peerCertificate = vi.spyOn(TLSSocket.prototype, 'getPeerCertificate');
+    /** Chains the server read (client sockets read the server's too, and have no `server`). */
+    const serverReads = () =>
+      peerCertificate.mock.contexts.filter((socket) => (socket as { server?: unknown }).server !== undefined).length;
+    const ok = async () =>
+      (await call(running.port, METRIC_PATH, { client: frontProxyClient, headers: IDENTITY_HEADERS, agent })).status;
+    try {
+      for (let i = 0; i < 3; i++) expect(await ok()).toBe(200);
+      expect(serverReads()).toBe(1);
+      time += 59_000;
+      expect(await ok()).toBe(200);
+      expect(serverReads()).toBe(1);
+      time += 1_000;
+      expect(await ok()).toBe(200);
+      expect(serverReads()).toBe(2);
+      expect(running.seen).toHaveLength(5);
+    } finally {
+      peerCertificate.mockRestore();
+      agent.destroy();
+      await running.app.close();
+    }
   });
 
   it('a valid certificate without a username header is unauthenticated', async () => {
