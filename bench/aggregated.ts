@@ -34,7 +34,7 @@ import {
 } from '../test/support/env.ts';
 import { ScalingTestKit } from '../test/support/scaling.ts';
 import { startSluice } from '../test/support/sluice.ts';
-import { ensureEnvironment } from './environment.ts';
+import { cpuSeconds, ensureEnvironment } from './environment.ts';
 
 const { values } = parseArgs({
   options: {
@@ -58,6 +58,9 @@ interface Run {
   readonly reqPerS: number;
   readonly p50: number;
   readonly p99: number;
+  /** CPU ms per request of kube-apiserver and of sluice over the run. */
+  readonly apiserverCpuMs: number;
+  readonly sluiceCpuMs: number;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -84,6 +87,7 @@ async function load(url: string, clients: number): Promise<Run> {
   };
   // Warm: open every connection and fill the caches along the way.
   await Promise.all(Array.from({ length: clients }, () => get()));
+  const cpuBefore = [cpuSeconds(apiserverPid), cpuSeconds(sluicePid)] as const;
   const until = performance.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all(
@@ -97,6 +101,9 @@ async function load(url: string, clients: number): Promise<Run> {
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
+  const perRequest = (before: number, pid: number) => ((cpuSeconds(pid) - before) * 1000) / latencies.length;
+  const apiserverCpuMs = perRequest(cpuBefore[0], apiserverPid);
+  const sluiceCpuMs = perRequest(cpuBefore[1], sluicePid);
   await agent.close();
   const sorted = Float64Array.from(latencies).sort();
   return {
@@ -105,6 +112,8 @@ async function load(url: string, clients: number): Promise<Run> {
     reqPerS: latencies.length / elapsed,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
+    apiserverCpuMs,
+    sluiceCpuMs,
   };
 }
 
@@ -116,6 +125,8 @@ function pooled(runs: readonly Run[]): Run {
 }
 
 const sluice = await startSluice({ logName: 'sluice-bench-aggregated.log' });
+const sluicePid = sluice.child.pid ?? 0;
+const apiserverPid = Number(readFileSync(path.join(env.stateDir, 'run', 'kube-apiserver.pid'), 'utf8'));
 const namespace = await createNamespace(kc, 'bench-aggregated');
 const kit = new ScalingTestKit(kc, namespace);
 const connection = await amqp.connect(env.rabbitmq.amqpUrl);
@@ -174,10 +185,7 @@ console.log(
   `\nexternal-metrics GET through kube-apiserver beside the floor (a core-API GET), median of ${rounds} rounds\n`,
 );
 console.log(
-  'clients | floor req/s | metric req/s | % of floor | floor p50 ms | metric p50 ms | +p50 ms | floor p99 | metric p99 | failures',
-);
-console.log(
-  '--------|-------------|--------------|------------|--------------|---------------|---------|-----------|------------|---------',
+  'clients | floor req/s | metric req/s | % of floor | floor p50 ms | metric p50 ms | +p50 ms | floor p99 | metric p99 | CPU ms per request: apiserver (floor, metric), sluice | failures',
 );
 for (const { clients, floor, metric } of rows) {
   console.log(
@@ -191,6 +199,9 @@ for (const { clients, floor, metric } of rows) {
       (metric.p50 - floor.p50).toFixed(2).padStart(7),
       floor.p99.toFixed(2).padStart(9),
       metric.p99.toFixed(2).padStart(10),
+      `${floor.apiserverCpuMs.toFixed(2)}, ${metric.apiserverCpuMs.toFixed(2)}, ${metric.sluiceCpuMs.toFixed(2)}`.padStart(
+        54,
+      ),
       String(floor.failures + metric.failures).padStart(8),
     ].join(' | '),
   );

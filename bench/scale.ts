@@ -26,7 +26,7 @@ import amqp from 'amqplib';
 import { REPO_ROOT, createNamespace, deleteNamespace, kubeConfig, loadTestEnv } from '../test/support/env.ts';
 import { ScalingTestKit } from '../test/support/scaling.ts';
 import { startSluice } from '../test/support/sluice.ts';
-import { ensureEnvironment } from './environment.ts';
+import { cpuSeconds, ensureEnvironment } from './environment.ts';
 
 const { values } = parseArgs({
   options: {
@@ -48,7 +48,6 @@ const kc = kubeConfig();
 const apps = kc.makeApiClient(AppsV1Api);
 const autoscaling = kc.makeApiClient(AutoscalingV2Api);
 const custom = kc.makeApiClient(CustomObjectsApi);
-const CLK_TCK = 100;
 
 /** Runs `work` for 0..n-1 with at most `width` in flight; prints progress every 10 %. */
 async function inBatches(what: string, n: number, width: number, work: (i: number) => Promise<void>): Promise<void> {
@@ -67,11 +66,6 @@ async function inBatches(what: string, n: number, width: number, work: (i: numbe
 }
 
 /** utime + stime of `pid`, in seconds. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
 function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
     .split('\n')

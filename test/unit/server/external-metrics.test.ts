@@ -237,6 +237,13 @@ describe('metric reads', () => {
     expect(upper.body).toMatchObject({ items: [{ metricName: 'M', value: '5' }] });
   });
 
+  it('logs a served request once, at debug (fastify would log two info lines per request)', async () => {
+    const h = harness();
+    stocked(h);
+    await get(h.app, `${BASE}/namespaces/shop/s0-rabbitmq-orders?labelSelector=${SO_LABEL}%3Dmy-so`);
+    expect(h.logger.records.map((r) => [r.level, r.args.at(-1)])).toStrictEqual([['debug', 'request completed']]);
+  });
+
   it('asks the authorizer for verb list on the metric in the namespace', async () => {
     const h = harness();
     stocked(h);
