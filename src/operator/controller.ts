@@ -128,6 +128,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
       return list;
     },
     withoutManagedFields,
+    { name: 'ScaledObjects', log },
   );
   // Every HPA, not only sluice's: one autoscaler per workload means seeing the HPAs others made.
   const hpaInformer = slimInformer<V2HorizontalPodAutoscaler>(
@@ -139,6 +140,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
       return list;
     },
     withoutManagedFields,
+    { name: 'HPAs', log },
   );
 
   const enqueueSo = (obj: KubernetesObject): void => {
@@ -207,6 +209,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
           plural: names.plural,
         })) as KubernetesListObject<KubernetesObject>,
       withoutManagedFields,
+      { name: `${names.kind}s`, log },
     );
     const enqueueUsers = (auth: KubernetesObject): void => {
       const name = auth.metadata?.name;

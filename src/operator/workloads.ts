@@ -5,9 +5,9 @@
  *
  * Each cached object keeps only its name, namespace, uid, `spec.replicas`, `status.replicas` and
  * `status.readyReplicas` (informers.ts: a pod template is most of a Deployment). `get` answers only while the cache is
- * listed and watching; before its first list, after its watch broke (until it has listed again) and for an object it
- * has not seen (created a moment ago, or missing), it answers `undefined` and the caller reads the API, which also
- * tells a missing object from a late one.
+ * listed and watching; before its first list, after its watch broke (until it watches again: resumed from where it
+ * was, or listed again after 410 Gone) and for an object it has not seen (created a moment ago, or missing), it
+ * answers `undefined` and the caller reads the API, which also tells a missing object from a late one.
  *
  * Needs `list` and `watch` on apps/v1 Deployments and StatefulSets (deploy/rbac.yaml).
  */
@@ -69,21 +69,13 @@ export function createWorkloadCache(kc: KubeConfig, log: InformerLog): WorkloadC
   // Lists of every workload may be large: a longer deadline than single calls.
   const apps = apiClient(kc, AppsV1Api, 60_000);
   const entries = Object.entries(KINDS).map(([kind, resource]) => {
-    const state = { synced: false };
-    const list = async (): Promise<KubernetesListObject<SlimWorkload>> => {
-      const answer =
-        resource === 'deployments'
-          ? await apps.listDeploymentForAllNamespaces()
-          : await apps.listStatefulSetForAllNamespaces();
-      state.synced = true;
-      return answer;
-    };
-    const informer = slimInformer<SlimWorkload>(kc, `/apis/apps/v1/${resource}`, list, slimWorkload);
-    // A broken watch leaves the cache as it was: the API is asked until the restarted informer has listed again.
-    informer.on('error', () => {
-      state.synced = false;
-    });
-    return { kind, name: `${kind}s`, informer, state };
+    const name = `${kind}s`;
+    const list = (): Promise<KubernetesListObject<SlimWorkload>> =>
+      resource === 'deployments' ? apps.listDeploymentForAllNamespaces() : apps.listStatefulSetForAllNamespaces();
+    // A broken watch leaves the cache as it was: the API is asked until the informer watches again (`current()`:
+    // resumed from where it was, or listed again after a 410).
+    const informer = slimInformer<SlimWorkload>(kc, `/apis/apps/v1/${resource}`, list, slimWorkload, { name, log });
+    return { kind, name, informer };
   });
   const byKind = new Map(entries.map((entry) => [entry.kind, entry]));
   let supervisions: Supervision[] = [];
@@ -92,7 +84,7 @@ export function createWorkloadCache(kc: KubeConfig, log: InformerLog): WorkloadC
     get(target) {
       if (target.apiVersion !== 'apps/v1') return undefined;
       const entry = byKind.get(target.kind);
-      if (entry === undefined || !entry.state.synced) return undefined;
+      if (entry?.informer.current() !== true) return undefined;
       const obj = entry.informer.get(target.name, target.namespace);
       if (obj === undefined) return undefined;
       return {

@@ -266,3 +266,21 @@ export function runEnvUp(): Promise<{ code: number | null; output: string; ms: n
     });
   });
 }
+
+/** Whether `pid` runs (a zombie does not: nothing reaps it where the process that started it is gone). */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Kills kube-apiserver with SIGKILL, as a crash would, and waits until it is gone (`runEnvUp()` starts it again). */
+export async function killApiserver(): Promise<void> {
+  const env = loadTestEnv();
+  const pid = Number(readFileSync(path.join(env.stateDir, 'run', 'kube-apiserver.pid'), 'utf8').trim());
+  process.kill(pid, 'SIGKILL');
+  await waitFor(() => !processAlive(pid), { timeoutMs: 30_000, message: 'kube-apiserver to stop' });
+}

@@ -187,6 +187,50 @@ export class ScalingTestKit {
     });
   }
 
+  /**
+   * A Deployment at 0 replicas and a ScaledObject of the same name scaling it from 0 to 5 on a RabbitMQ queue's length
+   * (target 10 a replica), polled every second, with a cooldown of 5 s.
+   */
+  async createQueueScaledObject(name: string, queue: string): Promise<void> {
+    await this.createDeployment(name, 0);
+    await this.createScaledObject(name, {
+      scaleTargetRef: { name },
+      minReplicaCount: 0,
+      maxReplicaCount: 5,
+      pollingInterval: 1,
+      cooldownPeriod: 5,
+      triggers: [
+        {
+          type: 'rabbitmq',
+          metadata: { host: loadTestEnv().rabbitmq.managementUrl, queueName: queue, mode: 'QueueLength', value: '10' },
+        },
+      ],
+    });
+  }
+
+  /** The HPA sluice made for a ScaledObject (`sluice-hpa-<name>`), or undefined when there is none. */
+  async sluiceHpa(scaledObject: string) {
+    try {
+      return await this.autoscaling.readNamespacedHorizontalPodAutoscaler({
+        name: `sluice-hpa-${scaledObject}`,
+        namespace: this.namespace,
+      });
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Whether the ScaledObject is gone (deleted, and its finalizer removed). */
+  async scaledObjectGone(name: string): Promise<boolean> {
+    try {
+      await this.scaledObject(name);
+      return false;
+    } catch (err) {
+      return (err as { code?: number }).code === 404;
+    }
+  }
+
   async waitForHpaGone(name: string, timeoutMs = 60_000): Promise<void> {
     await waitFor(
       async () => {

@@ -83,6 +83,8 @@ export interface StartOptions {
    * checkout's run or a developer's own service may hold.
    */
   readonly metricsPort?: number;
+  /** The kubeconfig sluice uses (e.g. one whose server is a proxy in front of kube-apiserver). Default: the env's. */
+  readonly kubeconfig?: string;
 }
 
 /** The environment's port reserved for the /metrics of the `sluice operator --local` under test (lib.sh: base+15). */
@@ -114,7 +116,7 @@ export async function startSluice(options: StartOptions = {}): Promise<SluicePro
       String(metricsPort),
       ...(options.extraArgs ?? []),
     ],
-    { env: { ...process.env, KUBECONFIG: env.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, KUBECONFIG: options.kubeconfig ?? env.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
@@ -168,4 +170,20 @@ export async function startSluice(options: StartOptions = {}): Promise<SluicePro
       await release();
     },
   };
+}
+
+/** The text of sluice's own /metrics (`metricsPort`). */
+export async function scrapeOwnMetrics(metricsPort: number | undefined): Promise<string> {
+  if (metricsPort === undefined) throw new Error('this sluice serves no /metrics');
+  const response = await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`);
+  if (response.status !== 200) throw new Error(`/metrics answered ${String(response.status)}`);
+  return response.text();
+}
+
+/** `sluice_kube_api_requests_total{verb, resource}` in an exposition of sluice's /metrics (0 when absent). */
+export function kubeRequestCount(exposition: string, verb: string, resource: string): number {
+  const match = new RegExp(`\\nsluice_kube_api_requests_total\\{verb="${verb}",resource="${resource}"\\} (\\d+)`).exec(
+    exposition,
+  );
+  return Number(match?.[1] ?? 0);
 }
