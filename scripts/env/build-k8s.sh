@@ -30,8 +30,19 @@ with_progress() {
 
 command -v go >/dev/null || { echo "go is not installed: the control plane is built from Go modules (Go >= 1.24)" >&2; exit 1; }
 
+# One build of a target at a time (two checkouts starting their environments at once wait for each other instead of
+# building into, or deleting, the same working directory): an flock on <target>.lock, released when the shell exits.
+lock_target() {
+  mkdir -p "$CACHE/build"
+  local fd
+  exec {fd}>"$CACHE/build/$1.lock"
+  flock -n "$fd" || { say "$1: another build of it is running; waiting for it"; flock "$fd"; }
+}
+
 build_etcd() {
   if [ -x "$ETCD_BIN/etcd" ]; then say "etcd v$ETCD_VERSION: cached in $ETCD_BIN"; return; fi
+  lock_target "etcd-v$ETCD_VERSION"
+  if [ -x "$ETCD_BIN/etcd" ]; then say "etcd v$ETCD_VERSION: built meanwhile into $ETCD_BIN"; return; fi
   local w="$CACHE/build/etcd-v$ETCD_VERSION"
   rm -rf "$w" && mkdir -p "$w" && cd "$w"
   say "etcd v$ETCD_VERSION: resolving modules"
@@ -40,12 +51,17 @@ build_etcd() {
   say "etcd v$ETCD_VERSION: compiling"
   with_progress "etcd" go build -trimpath -ldflags "-s -w" -o "$w/bin/etcd" go.etcd.io/etcd/server/v3
   mkdir -p "$ETCD_BIN.tmp" && mv "$w/bin/etcd" "$ETCD_BIN.tmp/etcd" && rm -rf "$ETCD_BIN" && mv "$ETCD_BIN.tmp" "$ETCD_BIN"
+  cd "$CACHE" && rm -rf "$w"
   say "etcd v$ETCD_VERSION: built into $ETCD_BIN"
 }
 
 build_kube() {
   if [ -x "$K8S_BIN/kube-apiserver" ] && [ -x "$K8S_BIN/kube-controller-manager" ]; then
     say "kubernetes v$K8S_VERSION: cached in $K8S_BIN"; return
+  fi
+  lock_target "kubernetes-v$K8S_VERSION"
+  if [ -x "$K8S_BIN/kube-apiserver" ] && [ -x "$K8S_BIN/kube-controller-manager" ]; then
+    say "kubernetes v$K8S_VERSION: built meanwhile into $K8S_BIN"; return
   fi
   local w="$CACHE/build/kubernetes-v$K8S_VERSION" minor=${K8S_VERSION#1.}; minor=${minor%%.*}
   rm -rf "$w" && mkdir -p "$w" && cd "$w"
@@ -61,12 +77,12 @@ build_kube() {
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION"
   with_progress "kubernetes" go build -trimpath -ldflags "$ld" -o "$w/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   mkdir -p "$K8S_BIN.tmp" && mv "$w/bin/kube-apiserver" "$w/bin/kube-controller-manager" "$K8S_BIN.tmp/" && rm -rf "$K8S_BIN" && mv "$K8S_BIN.tmp" "$K8S_BIN"
+  cd "$CACHE" && rm -rf "$w"
   say "kubernetes v$K8S_VERSION: built into $K8S_BIN"
 }
 
 build_etcd
 build_kube
-# The Go build cache of these builds is several GB and only helps a rebuild of the same version; keep the module
-# cache, drop the wrapper directories.
-rm -rf "$CACHE/build"
+# Each build drops its own wrapper directory when done (the module cache stays); never the whole build directory,
+# where another checkout's build of another version may be running (one did delete a running 1.35 build that way).
 say "done"
