@@ -26,8 +26,27 @@ Options for "operator":
   --bind-address <ip>         address to listen on, both ports (default 0.0.0.0; 127.0.0.1 with --local)
   --metrics-port <n>          plain-HTTP port of sluice's own Prometheus metrics, GET /metrics (default 8080; 0
                               turns it off)
-  --tls-cert-file <path>      serving certificate (PEM), required without --local; reloaded when the file changes
+  --certificates <mode>       where the metrics API's serving certificate comes from:
+                                files         --tls-cert-file and --tls-private-key-file (e.g. from cert-manager),
+                                              reloaded when the files change (the default when they are given)
+                                self-managed  sluice makes a CA and a serving certificate, keeps them in the Secret
+                                              --certificates-secret, renews both before they expire and keeps the
+                                              APIService's caBundle in step (deploy/'s default; docs/deploy.md)
+                              without either outside a cluster (--local): a throwaway certificate held in memory
+  --tls-cert-file <path>      serving certificate (PEM) of the files mode; reloaded when the file changes
   --tls-private-key-file <p>  its key (PEM)
+  --certificates-secret <namespace/name>
+                              the self-managed mode's Secret (default sluice-system/sluice-certificates)
+  --metrics-service <namespace/name>
+                              the Service the APIService points at, named in the self-managed serving certificate
+                              (default sluice-system/sluice-metrics)
+  --cluster-domain <domain>   the cluster's DNS domain, also named in that certificate (default cluster.local)
+  --serving-certificate-lifetime <duration>
+                              lifetime of a self-managed serving certificate, renewed when 2/3 of it has passed
+                              (default 8760h, a year; at least 10s)
+  --ca-certificate-lifetime <duration>
+                              lifetime of the self-managed CA, renewed likewise with an overlap (default 87600h, ten
+                              years; at least three serving lifetimes)
   --concurrency <n>           ScaledObjects reconciled at once (default 4)
   --read-interval <duration>  how often every backend source (a queue, a query, a URL) is read, whatever the number
                               of ScaledObjects and HPA requests: the freshness of every value (default 1s; 250ms to
@@ -66,9 +85,11 @@ export interface OperatorConfig {
   /** Port of the plain-HTTP /metrics server (sluice's own metrics); undefined when turned off (`0`). */
   readonly metricsPort: number | undefined;
   readonly bindAddress: string;
-  /** The serving pair as read at start, and its files (watched for renewals: src/server/certificates.ts). */
+  /** Files mode: the serving pair as read at start, and its files (watched for renewals: src/server/certificates.ts). */
   readonly tls:
     { readonly cert: string; readonly key: string; readonly certFile: string; readonly keyFile: string } | undefined;
+  /** Self-managed mode (src/operator/certificate-manager.ts); undefined in the other modes. */
+  readonly selfManaged: SelfManagedCertificates | undefined;
   readonly concurrency: number;
   /** How often each shared reader reads its source, in ms. */
   readonly readIntervalMs: number;
@@ -87,6 +108,19 @@ export interface OperatorConfig {
   /** leader.ts: undefined with --leader-elect=false (this process always leads). */
   readonly leaderElection: { readonly namespace: string } | undefined;
   readonly logLevel: Level;
+}
+
+export interface NamespacedName {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface SelfManagedCertificates {
+  readonly secret: NamespacedName;
+  readonly service: NamespacedName;
+  readonly clusterDomain: string;
+  readonly servingLifetimeMs: number;
+  readonly caLifetimeMs: number;
 }
 
 export type Config = OperatorConfig | { readonly command: 'version' } | { readonly command: 'help' };
@@ -141,6 +175,12 @@ export function parseConfig(argv: readonly string[]): Config {
         'bind-address': { type: 'string' },
         'tls-cert-file': { type: 'string' },
         'tls-private-key-file': { type: 'string' },
+        certificates: { type: 'string' },
+        'certificates-secret': { type: 'string', default: 'sluice-system/sluice-certificates' },
+        'metrics-service': { type: 'string', default: 'sluice-system/sluice-metrics' },
+        'cluster-domain': { type: 'string', default: 'cluster.local' },
+        'serving-certificate-lifetime': { type: 'string', default: '8760h' },
+        'ca-certificate-lifetime': { type: 'string', default: '87600h' },
         concurrency: { type: 'string' },
         'read-interval': { type: 'string', default: '1s' },
         'cluster-object-namespace': { type: 'string', default: 'sluice-system' },
@@ -171,9 +211,19 @@ export function parseConfig(argv: readonly string[]): Config {
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new ConfigError('--tls-cert-file and --tls-private-key-file go together');
   }
-  if (!values.local && certFile === undefined) {
+  const mode = values.certificates ?? (certFile !== undefined ? 'files' : undefined);
+  if (mode !== undefined && mode !== 'files' && mode !== 'self-managed') {
+    throw new ConfigError(`--certificates must be files or self-managed, got "${mode}"`);
+  }
+  if (mode === 'files' && certFile === undefined) {
+    throw new ConfigError('--certificates=files needs --tls-cert-file and --tls-private-key-file');
+  }
+  if (mode === 'self-managed' && certFile !== undefined) {
+    throw new ConfigError('--certificates=self-managed makes its own certificate: drop --tls-cert-file');
+  }
+  if (!values.local && mode === undefined) {
     throw new ConfigError(
-      'the metrics API needs a serving certificate: pass --tls-cert-file and --tls-private-key-file (deploy/ mounts one), or --local outside a cluster',
+      'the metrics API needs a serving certificate: --certificates=self-managed (deploy/ passes it), or --tls-cert-file and --tls-private-key-file, or --local outside a cluster',
     );
   }
   const port = integer('port', values.port, 6443, 1, 65535);
@@ -197,6 +247,7 @@ export function parseConfig(argv: readonly string[]): Config {
             keyFile,
           }
         : undefined,
+    selfManaged: mode === 'self-managed' ? selfManaged(values) : undefined,
     concurrency: integer('concurrency', values.concurrency, 4, 1, 64),
     readIntervalMs: duration('read-interval', values['read-interval'], 250, 60_000),
     clusterObjectNamespace: values['cluster-object-namespace'],
@@ -210,6 +261,50 @@ export function parseConfig(argv: readonly string[]): Config {
     },
     leaderElection: leaderElect === 'true' ? { namespace: values['leader-election-namespace'] } : undefined,
     logLevel: logLevel as Level,
+  };
+}
+
+const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+function namespacedName(flag: string, raw: string): NamespacedName {
+  const [namespace = '', name = '', ...rest] = raw.split('/');
+  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+  if (rest.length > 0 || !label.test(namespace) || !DNS_NAME.test(name) || name.length > 253) {
+    throw new ConfigError(`--${flag} must be <namespace>/<name>, got "${raw}"`);
+  }
+  return { namespace, name };
+}
+
+function selfManaged(values: {
+  readonly 'certificates-secret': string;
+  readonly 'metrics-service': string;
+  readonly 'cluster-domain': string;
+  readonly 'serving-certificate-lifetime': string;
+  readonly 'ca-certificate-lifetime': string;
+}): SelfManagedCertificates {
+  const clusterDomain = values['cluster-domain'].replace(/\.$/, '');
+  if (!DNS_NAME.test(clusterDomain)) {
+    throw new ConfigError(`--cluster-domain must be a DNS name, got "${values['cluster-domain']}"`);
+  }
+  const hundredYears = 100 * 365 * 24 * 3_600_000;
+  const servingLifetimeMs = duration(
+    'serving-certificate-lifetime',
+    values['serving-certificate-lifetime'],
+    10_000,
+    hundredYears,
+  );
+  const caLifetimeMs = duration('ca-certificate-lifetime', values['ca-certificate-lifetime'], 30_000, hundredYears);
+  // The CA is renewed at 2/3 of its life and the previous one trusted for a while: a CA shorter than three serving
+  // lifetimes would clip every serving certificate to the CA's end.
+  if (caLifetimeMs < 3 * servingLifetimeMs) {
+    throw new ConfigError('--ca-certificate-lifetime must be at least three times --serving-certificate-lifetime');
+  }
+  return {
+    secret: namespacedName('certificates-secret', values['certificates-secret']),
+    service: namespacedName('metrics-service', values['metrics-service']),
+    clusterDomain,
+    servingLifetimeMs,
+    caLifetimeMs,
   };
 }
 

@@ -5,11 +5,8 @@
  * carrying that CA. It also installs the CRDs from crds/. In a cluster, deploy/ does all of this instead.
  */
 import { apiClient } from './kube-client.ts';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import {
   KubernetesObjectApi,
   PatchStrategy,
@@ -17,9 +14,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { SluiceError } from './errors.ts';
-
-const run = promisify(execFile);
+import { createCertificateAuthority, issueServingCertificate, servingNames } from './pki.ts';
 
 export const LOCAL_NAMESPACE = 'sluice-system';
 export const LOCAL_SERVICE = 'sluice-metrics';
@@ -29,76 +24,26 @@ const FIELD_MANAGER = 'sluice-local';
 export interface ServingCert {
   readonly cert: string;
   readonly key: string;
-  /** PEM of the CA that signed `cert` (what the APIService trusts). */
+  /** PEM of the CA that signed `cert` (what the APIService trusts), or a bundle of CAs. */
   readonly ca: string;
 }
 
 /**
- * A throwaway CA and a serving certificate for `<service>.<namespace>.svc`, localhost and 127.0.0.1 (openssl). The
- * pair lives in memory only, so there is no file to watch. To replace it on the running server (a self-managed
- * certificate with rotation), hand a new pair to `ServerTls.swapServingPair` (src/server/certificates.ts) and, if the
- * CA changes, register the APIService again with the new CA (`registerApiService`) before the old one is dropped.
+ * A throwaway CA and a serving certificate for `<service>.<namespace>.svc`, localhost and 127.0.0.1 (pki.ts, no
+ * openssl). The pair lives in memory only, so there is no file to watch and nothing renews it (a year is longer than
+ * a `--local` run); `--certificates=self-managed` keeps a renewed pair in a Secret instead.
  */
 export async function createServingCert(): Promise<ServingCert> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-local-'));
-  const file = (name: string) => path.join(dir, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  try {
-    await run('openssl', [
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      file('ca.key'),
-      '-out',
-      file('ca.crt'),
-      '-days',
-      '365',
-      '-subj',
-      '/CN=sluice-local-ca',
-    ]);
-    await run('openssl', [
-      'req',
-      ...ec,
-      '-keyout',
-      file('tls.key'),
-      '-out',
-      file('tls.csr'),
-      '-subj',
-      `/CN=${LOCAL_SERVICE}.${LOCAL_NAMESPACE}.svc`,
-    ]);
-    await writeFile(
-      file('ext.cnf'),
-      `subjectAltName=DNS:${LOCAL_SERVICE}.${LOCAL_NAMESPACE}.svc,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n`,
-    );
-    await run('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      file('tls.csr'),
-      '-CA',
-      file('ca.crt'),
-      '-CAkey',
-      file('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      file('tls.crt'),
-      '-days',
-      '365',
-      '-sha256',
-      '-extfile',
-      file('ext.cnf'),
-    ]);
-    const [cert, key, ca] = await Promise.all(['tls.crt', 'tls.key', 'ca.crt'].map((n) => readFile(file(n), 'utf8')));
-    if (cert === undefined || key === undefined || ca === undefined) throw new Error('unreachable');
-    return { cert, key, ca };
-  } catch (cause) {
-    throw new SluiceError('LOCAL_CERT', 'cannot create a serving certificate with openssl (is openssl installed?)', {
-      cause,
-    });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const lifetimeMs = 365 * 24 * 3_600_000;
+  const ca = await createCertificateAuthority({ commonName: 'sluice-local-ca', lifetimeMs });
+  const names = servingNames({
+    service: LOCAL_SERVICE,
+    namespace: LOCAL_NAMESPACE,
+    clusterDomain: 'cluster.local',
+    local: true,
+  });
+  const serving = await issueServingCertificate({ ca, names, lifetimeMs });
+  return { cert: serving.cert, key: serving.key, ca: ca.cert };
 }
 
 async function apply(api: KubernetesObjectApi, obj: KubernetesObject): Promise<void> {

@@ -10,6 +10,7 @@ import { AuthorizationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-no
 import { USAGE, parseConfig, type OperatorConfig } from './config.ts';
 import { ConfigError, describeError } from './errors.ts';
 import {
+  APISERVICE_NAME,
   createServingCert,
   ensureNamespace,
   installCrds,
@@ -22,7 +23,14 @@ import { createController } from './operator/controller.ts';
 import { createWorkloadCache } from './operator/workloads.ts';
 import { createAuthResolver, createKubeAuthPort } from './operator/auth-resolver.ts';
 import { createEventRecorder, createKubeEventsPort } from './operator/events.ts';
-import { createClusterPort, createKubePort, createLeasePort } from './operator/kube.ts';
+import { createCertificateManager, type CertificateManager } from './operator/certificate-manager.ts';
+import {
+  createCaBundlePort,
+  createCertificateSecretPort,
+  createClusterPort,
+  createKubePort,
+  createLeasePort,
+} from './operator/kube.ts';
 import { createLeaderElector, type LeaderElector } from './operator/leader.ts';
 import { createReconciler } from './operator/reconcile.ts';
 import { ScalingRegistry } from './operator/scaling-registry.ts';
@@ -37,6 +45,7 @@ import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './serv
 import { startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
 import { OwnMetrics } from './telemetry/own-metrics.ts';
 import { ownMetricsSources } from './telemetry/sources.ts';
+import { servingNames } from './pki.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const CRD_DIR = path.resolve(import.meta.dirname, '../crds');
@@ -53,9 +62,38 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     local: config.local,
   });
 
-  // Outside a cluster sluice makes its own serving certificate; with --tls-* files and --local the certificate
-  // file itself is what the APIService trusts (self-signed, or the leaf followed by its CA), as registered at start.
-  const serving = config.tls ? { ...config.tls, ca: config.tls.cert } : await createServingCert();
+  // The serving certificate, in one of three ways (config.ts --certificates): self-managed in a Secret (made here if
+  // missing, renewed by the leader); from files (with --local the certificate file itself is what the APIService
+  // trusts: self-signed, or the leaf followed by its CA); or, outside a cluster without either, a throwaway pair.
+  let certificates: CertificateManager | undefined;
+  let serving: { readonly cert: string; readonly key: string; readonly ca: string };
+  if (config.selfManaged !== undefined) {
+    const managed = config.selfManaged;
+    if (config.local) await ensureNamespace(kc, managed.secret.namespace);
+    // Every replica re-reads the Secret a twentieth of a serving lifetime apart (1 s to 30 s); the previous CA is
+    // trusted three such periods after the first serving certificate of its successor is written.
+    const resyncMs = Math.min(30_000, Math.max(1_000, Math.floor(managed.servingLifetimeMs / 20)));
+    certificates = createCertificateManager({
+      secret: createCertificateSecretPort(kc, managed.secret.namespace, managed.secret.name),
+      caBundle: createCaBundlePort(kc, APISERVICE_NAME),
+      log,
+      names: servingNames({
+        service: managed.service.name,
+        namespace: managed.service.namespace,
+        clusterDomain: managed.clusterDomain,
+        local: config.local,
+      }),
+      caLifetimeMs: managed.caLifetimeMs,
+      servingLifetimeMs: managed.servingLifetimeMs,
+      resyncMs,
+      propagationMs: 3 * resyncMs,
+      leading: () => registry.leading,
+    });
+    const initial = await certificates.initial();
+    serving = { ...initial.serving, ca: initial.caBundle };
+  } else {
+    serving = config.tls ? { ...config.tls, ca: config.tls.cert } : await createServingCert();
+  }
   if (config.local) await installCrds(kc, CRD_DIR);
 
   // Before any trigger connects: where triggers may make sluice connect (docs/security.md#read-back-and-reach).
@@ -114,6 +152,10 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   const serverTls = createServerTls(tlsServerOf(app), { serving, clientCA: requestHeader.clientCA });
   await app.listen({ host: config.bindAddress, port: config.port });
   const servingWatch = config.tls ? watchServingCertificate({ files: config.tls, tls: serverTls, log }) : undefined;
+  // Self-managed: whatever pair the Secret holds goes into the server (a pair it refuses is logged, the old one kept).
+  certificates?.start((pair) => {
+    log('info', 'serving certificate replaced from the Secret', { ...serverTls.swapServingPair(pair) });
+  });
   const requestHeaderWatch = watchRequestHeaderConfig({
     source: createKubeAuthenticationSource(kc),
     initial: requestHeader,
@@ -210,6 +252,8 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       identity: config.local ? `${hostname()}_${config.port}` : hostname(),
       onStartedLeading: () => {
         registry.lead();
+        // A new leader renews what is due at once rather than at the next re-read.
+        void certificates?.resync();
         // Everything a follower left unwritten (HPAs, status, finalizers) is written now.
         controller.enqueueAll();
       },
@@ -221,7 +265,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   }
   // Registered once the informers have listed (and the server listens): the aggregator's first availability check
   // passes at once, and no HPA asks for metrics of objects sluice has not seen yet.
-  if (config.local) await registerApiService(kc, config.port, serving.ca);
+  if (config.local) await registerApiService(kc, config.port, certificates?.trustedBundle() ?? serving.ca);
   // The permissive credential settings are worth a line in every log (docs/security.md#credentials).
   if (config.clusterTriggerAuthenticationAnyNamespace) {
     log('warn', 'ClusterTriggerAuthentications that name no allowed namespace may be used from every namespace');
@@ -256,6 +300,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       await hub.close();
       await recorder.stop();
       servingWatch?.close();
+      await certificates?.stop();
       await requestHeaderWatch.stop();
       await app.close();
       await metricsServer?.close();

@@ -4,6 +4,7 @@
  */
 import {
   ApiException,
+  ApiregistrationV1Api,
   AutoscalingV2Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -20,6 +21,7 @@ import {
 } from '@kubernetes/client-node';
 import { ScalerError, SluiceError } from '../errors.ts';
 import { apiClient } from '../kube-client.ts';
+import type { CaBundlePort, CertificateSecretPort } from './certificate-manager.ts';
 import type { LeasePort, LeaseRecord } from './leader.ts';
 import type { WorkloadCache } from './workloads.ts';
 import type { ClusterPort } from '../scalers/scaler.ts';
@@ -305,6 +307,93 @@ export function createLeasePort(kc: KubeConfig, namespace: string, name: string)
     },
     async update(record) {
       await api.replaceNamespacedLease({ name, namespace, body: body(record, record.resourceVersion) });
+    },
+  };
+}
+
+const isConflict = (err: unknown): boolean => err instanceof ApiException && err.code === 409;
+
+/**
+ * The self-managed certificates' Secret (certificate-manager.ts): get, create and replace by name, nothing listed
+ * (deploy/rbac.yaml: Role sluice-certificates). A replace carries the resourceVersion read, so a concurrent write
+ * is a 409, never a silent overwrite.
+ */
+export function createCertificateSecretPort(kc: KubeConfig, namespace: string, name: string): CertificateSecretPort {
+  const api = apiClient(kc, CoreV1Api);
+  const encode = (data: Readonly<Record<string, string>>) =>
+    Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+  const body = (
+    secret: { data: Readonly<Record<string, string>>; annotations: Readonly<Record<string, string>> },
+    resourceVersion?: string,
+  ) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    // kubernetes.io/tls: `kubectl get secret` shows what it is; the type requires tls.crt and tls.key, allows more.
+    type: 'kubernetes.io/tls',
+    metadata: {
+      name,
+      namespace,
+      labels: { 'app.kubernetes.io/name': 'sluice', 'app.kubernetes.io/managed-by': FIELD_MANAGER },
+      annotations: { ...secret.annotations },
+      ...(resourceVersion === undefined ? {} : { resourceVersion }),
+    },
+    data: encode(secret.data),
+  });
+  return {
+    async read() {
+      try {
+        const secret = await api.readNamespacedSecret({ name, namespace });
+        return {
+          data: Object.fromEntries(
+            Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+          ),
+          annotations: secret.metadata?.annotations ?? {},
+          resourceVersion: secret.metadata?.resourceVersion,
+        };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async create(secret) {
+      try {
+        await api.createNamespacedSecret({ namespace, body: body(secret) });
+        return 'created';
+      } catch (err) {
+        if (isConflict(err)) return 'exists';
+        throw err;
+      }
+    },
+    async update(secret) {
+      try {
+        await api.replaceNamespacedSecret({ name, namespace, body: body(secret, secret.resourceVersion) });
+        return 'updated';
+      } catch (err) {
+        if (isConflict(err)) return 'conflict';
+        throw err;
+      }
+    },
+  };
+}
+
+/** The caBundle of APIService `name`: get and a merge patch of `spec.caBundle` (deploy/rbac.yaml, by name). */
+export function createCaBundlePort(kc: KubeConfig, name: string): CaBundlePort {
+  const api = apiClient(kc, ApiregistrationV1Api);
+  return {
+    async read() {
+      try {
+        const service = await api.readAPIService({ name });
+        return Buffer.from(service.spec?.caBundle ?? '', 'base64').toString('utf8');
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async write(bundle) {
+      await api.patchAPIService(
+        { name, body: { spec: { caBundle: Buffer.from(bundle).toString('base64') } }, fieldManager: FIELD_MANAGER },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     },
   };
 }

@@ -23,20 +23,14 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 
 import { describeError, SluiceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { pemCertificates, summarize, type CertificateSummary } from '../pki.ts';
+
+export { pemCertificates, summarize, type CertificateSummary };
 
 /** A certificate (PEM, the leaf first, then any intermediates) and its private key (PEM). */
 export interface ServingPair {
   readonly cert: string;
   readonly key: string;
-}
-
-/** What the logs say about a certificate: public facts only. */
-export interface CertificateSummary {
-  readonly subject: string;
-  readonly serialNumber: string;
-  readonly notBefore: string;
-  readonly notAfter: string;
-  readonly sha256: string;
 }
 
 /** A certificate or key that cannot be used. The message names the check that failed, never the material. */
@@ -46,23 +40,6 @@ export class CertificateError extends SluiceError {
   constructor(message: string, options?: ErrorOptions) {
     super('TLS_CERTIFICATE', message, options);
   }
-}
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-/** The PEM certificate blocks of a bundle, in order (anything between them is dropped). */
-export function pemCertificates(bundle: string): string[] {
-  return (bundle.match(PEM_CERTIFICATE) ?? []).map((block) => `${block}\n`);
-}
-
-export function summarize(certificate: X509Certificate): CertificateSummary {
-  return {
-    subject: certificate.subject.replaceAll('\n', ', '),
-    serialNumber: certificate.serialNumber,
-    notBefore: certificate.validFromDate.toISOString(),
-    notAfter: certificate.validToDate.toISOString(),
-    sha256: certificate.fingerprint256,
-  };
 }
 
 /**

@@ -8,8 +8,9 @@
 //   SubjectAccessReviews whether they allow what sluice does and deny what it must not do, the leader-election Lease
 //   included;
 // - two replicas electing a leader: rolling updates, spread over nodes, a PodDisruptionBudget.
-// cert-manager objects cannot be dry-run here (no cert-manager CRDs in the test control plane): they are checked by
-// reading them.
+// The default install needs no cert-manager (sluice makes its own certificates): the whole kustomization is applied
+// with `kubectl apply --server-side --dry-run=server -k .` to the test control plane, which has none. The
+// cert-manager overlay (overlays/cert-manager) is checked by reading it (its Certificate kinds do not exist here).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -40,6 +41,9 @@ import { REPO_ROOT, deleteNamespace, kubeConfig, loadTestEnv, uniqueName, waitFo
 const NAMESPACE = 'sluice-system';
 const SERVICE_ACCOUNT = 'sluice';
 const TLS_SECRET = 'sluice-metrics-tls';
+/** The self-managed certificates' Secret (src/config.ts --certificates-secret default). */
+const CERTIFICATES_SECRET = 'sluice-certificates';
+const APISERVICE = 'v1beta1.external.metrics.k8s.io';
 /** The Lease the replicas elect a leader on (src/main.ts LEASE_NAME), in sluice's default namespace sluice-system. */
 const LEASE_NAME = 'sluice-operator';
 
@@ -64,8 +68,8 @@ function toYaml(objects: readonly object[]): string {
 
 const clone = <T>(value: T): T => structuredClone(value);
 
-async function render(): Promise<Manifest[]> {
-  const { code, stdout, stderr } = await run('kubectl', ['kustomize', REPO_ROOT]);
+async function render(dir = REPO_ROOT): Promise<Manifest[]> {
+  const { code, stdout, stderr } = await run('kubectl', ['kustomize', dir]);
   if (code !== 0) throw new Error(`kubectl kustomize failed (${String(code)}): ${stderr}`);
   return parseAllDocuments(stdout).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0]?.message ?? ''}`);
@@ -170,8 +174,18 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
         ).toBe(true);
       }
       if (resources.includes('secrets')) {
-        // Secrets by name only: no list or watch, so nothing can be enumerated.
-        expect(rule.verbs, where).toEqual(['get']);
+        // Secrets by name only: no list or watch, so nothing can be enumerated; writes only to sluice's own Secret
+        // (the self-managed certificates), in a Role of its namespace.
+        expect(
+          rule.verbs.filter((v) => !['get', 'update', 'create'].includes(v)),
+          where,
+        ).toEqual([]);
+        if (rule.verbs.includes('update')) expect(rule.resourceNames, where).toEqual([CERTIFICATES_SECRET]);
+        if (rule.verbs.some((v) => v !== 'get')) expect(role, where).toBe('sluice-certificates');
+      }
+      if (resources.includes('apiservices')) {
+        expect(rule.resourceNames, where).toEqual([APISERVICE]);
+        expect(rule.verbs, where).toEqual(['get', 'patch']);
       }
       for (const verb of ['escalate', 'bind', 'impersonate']) expect(rule.verbs, where).not.toContain(verb);
     }
@@ -277,7 +291,7 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
     expect(binding.subjects).toEqual([sluiceSubject]);
   });
 
-  it('starts the operator with the mounted serving certificate, on 0.0.0.0:6443, probed over HTTPS', () => {
+  it('starts the operator with self-managed certificates (nothing mounted), on 0.0.0.0:6443, probed over HTTPS', () => {
     const c = container();
     const pod = deployment().spec?.template.spec;
     expect(c.image).toMatch(/^[^:@]+[:@].+/); // a tag or digest, set by the kustomization's images:
@@ -287,12 +301,10 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
     expect(args).toContain('--port=6443');
     expect(args.some((a) => a.startsWith('--local'))).toBe(false);
 
-    const volume = pod?.volumes?.find((v) => v.secret?.secretName === TLS_SECRET);
-    const mount = c.volumeMounts?.find((m) => m.name === volume?.name);
-    expect(mount?.readOnly).toBe(true);
-    const mountPath = mount?.mountPath ?? '<no mount>';
-    expect(args).toContain(`--tls-cert-file=${mountPath}/tls.crt`);
-    expect(args).toContain(`--tls-private-key-file=${mountPath}/tls.key`);
+    expect(args).toContain('--certificates=self-managed');
+    expect(args.filter((a) => a.startsWith('--tls-') || a.startsWith('--certificates-secret'))).toEqual([]);
+    expect(pod?.volumes ?? []).toEqual([]);
+    expect(c.volumeMounts ?? []).toEqual([]);
 
     const port = c.ports?.find((p) => p.containerPort === 6443);
     expect(port?.name).toBe('https');
@@ -325,22 +337,78 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
     expect(podLabels).toMatchObject(service.spec?.selector ?? { '<no selector>': '' });
     expect(deployment().spec?.selector.matchLabels).toEqual(service.spec?.selector);
 
+    // sluice writes the caBundle itself: nothing of cert-manager's in the default install, and the field is left to
+    // sluice (a server-side apply of the file must not own it).
+    expect(apiService.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBeUndefined();
+    expect(apiService.spec?.caBundle).toBeUndefined();
+    expect(objects.filter((o) => o.apiVersion.startsWith('cert-manager.io/'))).toEqual([]);
+    // The Secret the pods keep their certificates in: the Role names it, in the Service's namespace.
+    const role = one<V1Role & Manifest>('Role', 'sluice-certificates', NAMESPACE);
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [CERTIFICATES_SECRET], verbs: ['get', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
+    expect(one<V1RoleBinding & Manifest>('RoleBinding', 'sluice-certificates', NAMESPACE).subjects).toEqual([
+      sluiceSubject,
+    ]);
+    expect(one<V1ClusterRole & Manifest>('ClusterRole', 'sluice-apiservice-ca').rules).toEqual([
+      {
+        apiGroups: ['apiregistration.k8s.io'],
+        resources: ['apiservices'],
+        resourceNames: [APISERVICE],
+        verbs: ['get', 'patch'],
+      },
+    ]);
+  });
+
+  it('overlays/cert-manager: cert-manager issues the certificate the pod mounts and injects its CA', async () => {
+    const overlay = await render(path.join(REPO_ROOT, 'overlays', 'cert-manager'));
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- a typed lookup: the cast is the point
+    const find = <T extends Manifest>(kind: string, name: string, namespace?: string): T => {
+      const found = overlay.filter(
+        (o) => o.kind === kind && o.metadata.name === name && o.metadata.namespace === namespace,
+      );
+      expect(found, `${kind} ${namespace ?? ''}/${name}`).toHaveLength(1);
+      return found[0] as T;
+    };
+    // Files mode, the Secret mounted read-only, none of the self-managed RBAC.
+    const dep = find<V1Deployment & Manifest>('Deployment', 'sluice', NAMESPACE);
+    const c = dep.spec?.template.spec?.containers[0];
+    const volume = dep.spec?.template.spec?.volumes?.find((v) => v.secret?.secretName === TLS_SECRET);
+    const mount = c?.volumeMounts?.find((m) => m.name === volume?.name);
+    expect(mount?.readOnly).toBe(true);
+    const mountPath = mount?.mountPath ?? '<no mount>';
+    expect(c?.args).toContain(`--tls-cert-file=${mountPath}/tls.crt`);
+    expect(c?.args).toContain(`--tls-private-key-file=${mountPath}/tls.key`);
+    expect((c?.args ?? []).filter((a) => a.startsWith('--certificates'))).toEqual([]);
+    expect(overlay.filter((o) => o.metadata.name.startsWith('sluice-certificates'))).toEqual([]);
+    expect(overlay.filter((o) => o.metadata.name === 'sluice-apiservice-ca')).toEqual([]);
+    // Everything else as in the default install: its objects without the CRDs and the 4 self-managed RBAC objects,
+    // plus 2 Issuers and 2 Certificates.
+    const base = objects.filter((o) => o.kind !== 'CustomResourceDefinition').length;
+    expect(overlay.filter((o) => !o.apiVersion.startsWith('cert-manager.io/')).length).toBe(base - 4);
+    expect(overlay.filter((o) => o.apiVersion.startsWith('cert-manager.io/')).length).toBe(4);
+
     // cert-manager injects the CA of the Certificate named in the annotation; that Certificate must be what the pod
     // mounts, for the name the aggregator dials, issued by a CA (not self-signed: renewals would break trust).
+    const apiService = find<V1APIService & Manifest>('APIService', APISERVICE);
+    const ref = apiService.spec?.service;
     const injectFrom = apiService.metadata.annotations?.['cert-manager.io/inject-ca-from'] ?? '';
     const [certNamespace, certName] = injectFrom.split('/');
-    const certificate = one<Certificate>('Certificate', certName ?? '', certNamespace);
+    const certificate = find<Certificate>('Certificate', certName ?? '', certNamespace);
     expect(certificate.spec.secretName).toBe(TLS_SECRET);
-    expect(certificate.spec.dnsNames).toContain(`${service.metadata.name}.${service.metadata.namespace ?? ''}.svc`);
-    const issuer = one<Issuer>(
+    expect(certificate.spec.dnsNames).toContain(`${ref?.name ?? ''}.${ref?.namespace ?? ''}.svc`);
+    const issuer = find<Issuer>(
       certificate.spec.issuerRef.kind ?? 'Issuer',
       certificate.spec.issuerRef.name,
       certNamespace,
     );
     const caSecret = issuer.spec.ca?.secretName;
-    const caCertificate = all<Certificate>('Certificate').find((c) => c.spec.secretName === caSecret);
+    const caCertificate = overlay
+      .filter((o): o is Certificate => o.kind === 'Certificate')
+      .find((cert) => cert.spec.secretName === caSecret);
     expect(caCertificate?.spec.isCA).toBe(true);
-    one<Issuer>(
+    find<Issuer>(
       caCertificate?.spec.issuerRef.kind ?? 'Issuer',
       caCertificate?.spec.issuerRef.name ?? '',
       certNamespace,
@@ -513,6 +581,24 @@ describe('deploy manifests: on the real kube-apiserver', () => {
     expect(applied, stdout).toHaveLength(manifests.length);
   });
 
+  it('applies the whole install (`kubectl apply --server-side --dry-run=server -k .`) on a cluster without cert-manager', async () => {
+    const { code, stdout, stderr } = await run('kubectl', [
+      `--kubeconfig=${kubeconfigFile}`,
+      'apply',
+      '--server-side',
+      '--dry-run=server',
+      // The APIService of a running `sluice --local` is owned by another manager; a dry run changes nothing.
+      '--force-conflicts',
+      '--request-timeout=60s',
+      '-k',
+      REPO_ROOT,
+    ]);
+    expect(stderr).not.toMatch(/error|no matches for kind/i);
+    expect(code, stderr).toBe(0);
+    const applied = stdout.split('\n').filter((line) => line.endsWith('serverside-applied (server dry run)'));
+    expect(applied, stdout).toHaveLength(objects.length);
+  });
+
   it('rejects broken manifests, so the check above is real', async () => {
     const broken = serverSide().map((o) => {
       if (o.kind === 'APIService') {
@@ -568,7 +654,8 @@ describe('deploy manifests: on the real kube-apiserver', () => {
     }
     // The leader-election Role, moved into this run's namespace with everything else of sluice-system.
     const roles = local.filter((o) => o.kind === 'Role') as (V1Role & Manifest)[];
-    expect(roles.map((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`)).toEqual([
+    expect(roles.map((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort()).toEqual([
+      `${namespace}/sluice-certificates`,
       `${namespace}/sluice-leader-election`,
     ]);
     for (const role of roles) {
@@ -680,6 +767,47 @@ describe('deploy manifests: on the real kube-apiserver', () => {
       lease('watch'),
       lease('update', LEASE_NAME, 'kube-system'),
       lease('create', undefined, 'kube-system'),
+    ]) {
+      if (await allowed(SERVICE_ACCOUNT, { resourceAttributes: attrs })) wrong.push(`allowed ${JSON.stringify(attrs)}`);
+    }
+
+    // Self-managed certificates: its one Secret read, created and replaced in its own namespace; no other Secret
+    // written, nothing listed; its one APIService read and patched (src/operator/kube.ts).
+    const secret = (verb: string, name?: string, ns = namespace): V1ResourceAttributes => ({
+      verb,
+      group: '',
+      resource: 'secrets',
+      namespace: ns,
+      ...(name === undefined ? {} : { name }),
+    });
+    const apiService = (verb: string, name = APISERVICE): V1ResourceAttributes => ({
+      verb,
+      group: 'apiregistration.k8s.io',
+      resource: 'apiservices',
+      name,
+    });
+    for (const attrs of [
+      secret('get', CERTIFICATES_SECRET),
+      secret('update', CERTIFICATES_SECRET),
+      secret('create'),
+      apiService('get'),
+      apiService('patch'),
+    ]) {
+      if (!(await allowed(SERVICE_ACCOUNT, { resourceAttributes: attrs })))
+        wrong.push(`denied ${JSON.stringify(attrs)}`);
+    }
+    for (const attrs of [
+      secret('update', 'someone-elses'),
+      secret('patch', CERTIFICATES_SECRET),
+      secret('delete', CERTIFICATES_SECRET),
+      secret('list'),
+      secret('watch'),
+      secret('update', CERTIFICATES_SECRET, 'kube-system'),
+      secret('create', undefined, 'kube-system'),
+      apiService('patch', 'v1beta1.metrics.k8s.io'),
+      apiService('update'),
+      apiService('delete'),
+      apiService('list'),
     ]) {
       if (await allowed(SERVICE_ACCOUNT, { resourceAttributes: attrs })) wrong.push(`allowed ${JSON.stringify(attrs)}`);
     }

@@ -292,6 +292,20 @@ describe('helm chart charts/sluice', () => {
     expect(chart.filter((o) => !isCrd(o)).length).toBeGreaterThan(10);
   });
 
+  it('renders with certificates.mode=cert-manager the objects of overlays/cert-manager, object by object', async () => {
+    const overlay = await run('kubectl', ['kustomize', path.join(REPO_ROOT, 'overlays', 'cert-manager')]);
+    if (overlay.code !== 0) throw new Error(`kubectl kustomize failed: ${overlay.stderr}`);
+    const expected = parseManifests(overlay.stdout, 'kubectl kustomize').filter((o) => o.kind !== 'Namespace');
+    const chart = await render(KUSTOMIZE_NAMESPACE, ['--set', 'certificates.mode=cert-manager']);
+    expect(chart.map(key).sort()).toEqual(expected.map(key).sort());
+    for (const want of expected) {
+      const got = chart.find((o) => key(o) === key(want));
+      if (got === undefined) throw new Error(`${key(want)}: not rendered`);
+      expect(withoutChartAdditions(got, want), key(want)).toEqual(want);
+    }
+    expect(chart.filter(isCertManager)).toHaveLength(4);
+  });
+
   it('moves every reference to sluice-system into the release namespace', async () => {
     const namespace = 'autoscaling';
     const chart = (await render(namespace)).filter((o) => !isCrd(o));
@@ -307,9 +321,24 @@ describe('helm chart charts/sluice', () => {
       'v1beta1.external.metrics.k8s.io',
     );
     expect(apiService.spec.service.namespace).toBe(namespace);
-    expect(apiService.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe(`${namespace}/sluice-metrics`);
+    // Self-managed (the default): sluice writes the caBundle; its Secret and the Service named in its certificate
+    // follow the namespace.
+    expect(apiService.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBeUndefined();
+    expect(containerOf(chart).args).toEqual(
+      expect.arrayContaining([
+        '--certificates=self-managed',
+        `--certificates-secret=${namespace}/sluice-certificates`,
+        `--metrics-service=${namespace}/sluice-metrics`,
+      ]),
+    );
+    const certManager = (await render(namespace, ['--set', 'certificates.mode=cert-manager'])).filter((o) => !isCrd(o));
+    expect(
+      only<Manifest>(certManager, 'APIService', 'v1beta1.external.metrics.k8s.io').metadata.annotations?.[
+        'cert-manager.io/inject-ca-from'
+      ],
+    ).toBe(`${namespace}/sluice-metrics`);
     const certificate = only<Manifest & { spec: { commonName: string; dnsNames: string[] } }>(
-      chart,
+      certManager,
       'Certificate',
       'sluice-metrics',
     );
@@ -371,7 +400,6 @@ describe('helm chart charts/sluice', () => {
   it("refuses what today's sluice cannot do, saying why", async () => {
     const refusals: [object, RegExp][] = [
       [{ leaderElection: { enabled: false } }, /replicaCount=2 needs leaderElection\.enabled=true/],
-      [{ certificates: { mode: 'self-managed' } }, /self-managed: sluice cannot create and rotate its own serving/],
       // values.schema.json: unknown modes, misspelt keys, log levels sluice would refuse at start.
       [{ certificates: { mode: 'vault' } }, /certificates\/mode.*must be one of/],
       [{ replicas: 2 }, /additional properties 'replicas' not allowed/],

@@ -52,10 +52,8 @@ Refuses values that today's sluice cannot honour, with the reason; rendered at t
 */}}
 {{- define "sluice.validate" -}}
 {{- $flags := include "sluice.operatorFlags" . | fromYaml -}}
-{{- if eq .Values.certificates.mode "self-managed" -}}
-{{- fail "certificates.mode=self-managed: sluice cannot create and rotate its own serving certificate yet; use certificates.mode=cert-manager (the default, what deploy/ does), with cert-manager installed" -}}
-{{- else if ne .Values.certificates.mode "cert-manager" -}}
-{{- fail (printf "certificates.mode=%q: must be cert-manager (or, once sluice supports it, self-managed)" .Values.certificates.mode) -}}
+{{- if not (has .Values.certificates.mode (list "self-managed" "cert-manager")) -}}
+{{- fail (printf "certificates.mode=%q: must be self-managed or cert-manager" .Values.certificates.mode) -}}
 {{- end -}}
 {{- if and .Values.leaderElection.enabled (not (index $flags "leader-elect")) -}}
 {{- fail (printf "leaderElection.enabled=true needs a sluice with the --leader-elect flag; sluice %s has no leader election: leave it false and replicaCount at 1" .Chart.AppVersion) -}}
