@@ -292,7 +292,7 @@ export class ReaderHub implements SourceHub {
     switch (backend.breaker.state) {
       case 'closed':
         if (idle.length > 1 && idle.every((entry) => entry.source.batched === true)) {
-          void this.#readBatch(idle);
+          void this.#read(...idle);
           return;
         }
         for (const entry of idle) this.#readThroughBreaker(entry);
@@ -318,8 +318,11 @@ export class ReaderHub implements SourceHub {
     void this.#read(entry);
   }
 
-  /** The reads of one turn of a batched backend, under one share of the read budget. Never rejects. */
-  async #readBatch(entries: readonly SourceEntry[]): Promise<void> {
+  /**
+   * Reads `entries` (one source, or one turn of a batched backend) under one share of the read budget, each through
+   * its backend's breaker, and delivers the readings. Sources already being read or closed are skipped. Never rejects.
+   */
+  async #read(...entries: readonly SourceEntry[]): Promise<void> {
     const batch = entries.filter((entry) => !entry.inFlight && !entry.closed);
     const first = batch[0];
     if (first === undefined) return;
@@ -337,6 +340,7 @@ export class ReaderHub implements SourceHub {
         }
         return signal;
       };
+      // Some may have been closed while they waited for a share of the read budget.
       const reads = batch.filter((entry) => !isClosed(entry));
       await Promise.all(reads.map((entry) => this.#readWithin(entry, limit(entry.source.timeoutMs))));
     } finally {
@@ -345,28 +349,13 @@ export class ReaderHub implements SourceHub {
     }
   }
 
-  /** One read of a source through its backend's breaker, delivered to its subscribers. Never rejects. */
-  async #read(entry: SourceEntry): Promise<void> {
-    if (entry.inFlight || entry.closed) return;
-    entry.inFlight = true;
-    const release = await this.#budget.acquire(entry.namespace);
-    try {
-      // It may have been closed while it waited for a share of the read budget.
-      if (isClosed(entry)) return;
-      await this.#readWithin(entry);
-    } finally {
-      release();
-      entry.inFlight = false;
-    }
-  }
-
-  async #readWithin(entry: SourceEntry, limit?: AbortSignal): Promise<void> {
+  async #readWithin(entry: SourceEntry, limit: AbortSignal): Promise<void> {
     entry.lastStartedAt = performance.now();
     entry.reads++;
     this.#reads++;
     const { source, reader, backend } = entry;
     const timeoutMs = source.timeoutMs;
-    const read = backend.breaker.run(() => reader.read(limit ?? AbortSignal.timeout(timeoutMs)));
+    const read = backend.breaker.run(() => reader.read(limit));
     let guard: NodeJS.Timeout | undefined;
     const stuck = new Promise<never>((_, reject) => {
       guard = setTimeout(() => {
