@@ -1,7 +1,7 @@
 /**
  * What sluice costs as the number of ScaledObjects grows, on the real test environment (control plane, RabbitMQ):
  *
- *   node bench/scale.ts [--scale 0,1,100,1000] [--only reconcile|footprint] [--window 60]
+ *   node bench/scale.ts [--scale 0,1,100,1000] [--only reconcile|footprint] [--window 60] [--max-rss 6144]
  *                       [--json bench/results/scale.json]
  *
  * For each N of --scale, against a fresh `sluice operator --local` (so each row starts from an empty process):
@@ -14,6 +14,9 @@
  *
  * `--profile DIR`: sluice runs with `--cpu-prof` (written to DIR when it stops) and writes a heap snapshot to DIR at
  * the end of each footprint window (`--heapsnapshot-signal`), for what dominated each number.
+ *
+ * Memory is watched throughout: a line whenever sluice's RSS grew by a quarter (RSS, V8 heap, external memory), and
+ * past `--max-rss` MiB (default 6144) sluice is killed (after a heap snapshot with --profile) instead of the machine.
  *
  * Numbers, not pass/fail: a busy machine makes them slower. Brings the environment up when it is not.
  */
@@ -35,10 +38,12 @@ const { values } = parseArgs({
     window: { type: 'string', default: '60' },
     json: { type: 'string', default: path.join(REPO_ROOT, 'bench', 'results', 'scale.json') },
     profile: { type: 'string' },
+    'max-rss': { type: 'string', default: '6144' },
   },
 });
 const scales = values.scale.split(',').map(Number);
 const windowS = Number(values.window);
+const maxRssMiB = Number(values['max-rss']);
 const wants = (part: string): boolean => values.only === undefined || values.only === part;
 
 ensureEnvironment();
@@ -97,21 +102,71 @@ async function writesSeen(kit: ScalingTestKit): Promise<Record<string, number>> 
   return counts;
 }
 
-/** From sluice's own /metrics: heap in use and its Kubernetes API requests so far, by verb. */
-async function ownMetrics(port: number | undefined): Promise<{ heapMiB: number; requests: Record<string, number> }> {
-  if (port === undefined) return { heapMiB: NaN, requests: {} };
+interface OwnMetrics {
+  heapMiB: number;
+  /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
+  externalMiB: number;
+  requests: Record<string, number>;
+}
+
+/** From sluice's own /metrics: heap in use, external memory and its Kubernetes API requests so far, by verb. */
+async function ownMetrics(port: number | undefined): Promise<OwnMetrics> {
+  if (port === undefined) return { heapMiB: NaN, externalMiB: NaN, requests: {} };
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   let heapMiB = NaN;
+  let externalMiB = NaN;
   const requests: Record<string, number> = {};
   for (const line of text.split('\n')) {
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (line.startsWith('sluice_nodejs_heap_size_used_bytes ')) heapMiB = value / 1048576;
+    if (line.startsWith('sluice_nodejs_external_memory_bytes ')) externalMiB = value / 1048576;
     if (line.startsWith('sluice_kube_api_requests_total{')) {
       const verb = /verb="([^"]*)"/.exec(line)?.[1] ?? '';
       requests[verb] = (requests[verb] ?? 0) + value;
     }
   }
-  return { heapMiB, requests };
+  return { heapMiB, externalMiB, requests };
+}
+
+/**
+ * Watches sluice's memory while a row runs: prints RSS, heap and external memory whenever RSS has grown by a quarter
+ * since the last line (so a climb shows where it starts), and past `--max-rss` MiB writes a heap snapshot (with
+ * `--profile`) and kills sluice rather than the machine. Returns a function that stops watching.
+ */
+function watchMemory(pid: number, port: number | undefined, startedAt: number): () => void {
+  let shown = 0;
+  let killed = false;
+  const timer = setInterval(() => {
+    void (async () => {
+      let rss: number;
+      try {
+        rss = rssMiB(pid);
+      } catch {
+        return; // gone
+      }
+      if (rss < shown * 1.25 && rss < maxRssMiB) return;
+      shown = rss;
+      const own = await ownMetrics(port).catch(() => undefined);
+      const at = ((performance.now() - startedAt) / 1000).toFixed(0);
+      console.log(
+        `  [${at} s] RSS ${rss.toFixed(0)} MiB, heap ${own?.heapMiB.toFixed(0) ?? '?'} MiB, external ${own?.externalMiB.toFixed(0) ?? '?'} MiB`,
+      );
+      if (rss >= maxRssMiB && !killed) {
+        killed = true;
+        console.log(
+          `  RSS past --max-rss ${maxRssMiB} MiB: ${values.profile === undefined ? '' : 'heap snapshot, then '}kill`,
+        );
+        if (values.profile !== undefined) {
+          process.kill(pid, 'SIGUSR2');
+          await sleep(60_000);
+        }
+        process.kill(pid, 'SIGKILL');
+      }
+    })();
+  }, 5000);
+  return () => {
+    clearInterval(timer);
+  };
 }
 
 interface Result {
@@ -141,6 +196,7 @@ for (const n of scales) {
   const sluice = await startSluice({ logName: `sluice-bench-scale-${n}.log` });
   delete process.env['NODE_OPTIONS'];
   const pid = sluice.child.pid ?? 0;
+  const stopWatching = watchMemory(pid, sluice.metricsPort, performance.now());
   const namespace = await createNamespace(kc, `bench-scale-${n}`);
   const kit = new ScalingTestKit(kc, namespace);
   const queue = (i: number): string => `${namespace}-q${i}`;
@@ -243,6 +299,7 @@ for (const n of scales) {
       );
     }
   } finally {
+    stopWatching();
     await sluice.stop();
     await inBatches('cleanup', n, 64, async (i) => {
       await channel.deleteQueue(queue(i)).catch(() => undefined);
