@@ -12,6 +12,12 @@
  * sends every request through one keep-alive Agent, replaced when the TLS material changes (a rotated client
  * certificate file).
  *
+ * Three pools, so that one kind of traffic never waits behind another (client-go gives each client its own rate
+ * limiter for the same reason): `leader-election` (the Lease: a renewal that waits more than 10 s behind a burst of
+ * reconcile writes loses the lease; it did at 10,000 objects), `events` (best effort, at most EVENT_CONNECTIONS at
+ * once, so a burst of Events after a mass create never holds the connections HPA creation needs) and `default`
+ * (everything else, MAX_CONNECTIONS). No client-side QPS limit: the API server's priority and fairness does that.
+ *
  * Every request is also counted by verb and resource (`kubeRequests`), so that what sluice asks of the API server at
  * rest and per tick can be read from its own metrics rather than guessed.
  */
@@ -82,19 +88,29 @@ function verbOf(method: string, named: boolean): string {
   }
 }
 
-/** Connections to the API server at once per kubeconfig (more requests wait for one). */
-const MAX_CONNECTIONS = 32;
+/** The connection pools of a kubeconfig, and how many connections each may open at once (more requests wait). */
+export type KubePool = 'default' | 'events' | 'leader-election';
+const POOL_CONNECTIONS: Readonly<Record<KubePool, number>> = {
+  default: 32,
+  events: 8,
+  'leader-election': 2,
+};
 
-const pools = new WeakMap<KubeConfig, { material: string; agent: Agent }>();
-const authentications = new WeakMap<KubeConfig, SecurityAuthentication>();
+const pools = new WeakMap<KubeConfig, Map<KubePool, { material: string; agent: Agent }>>();
+const authentications = new WeakMap<KubeConfig, Map<KubePool, SecurityAuthentication>>();
 
 /**
  * The kubeconfig's credentials (headers: a bearer token, an exec plugin's token, basic auth) applied per request as
  * client-node does, over one keep-alive connection pool per kubeconfig and TLS material. A cluster reached through a
  * proxy keeps client-node's own handling.
  */
-export function pooledAuthentication(kc: KubeConfig): SecurityAuthentication {
-  const known = authentications.get(kc);
+export function pooledAuthentication(kc: KubeConfig, pool: KubePool = 'default'): SecurityAuthentication {
+  let ofConfig = authentications.get(kc);
+  if (ofConfig === undefined) {
+    ofConfig = new Map();
+    authentications.set(kc, ofConfig);
+  }
+  const known = ofConfig.get(pool);
   if (known !== undefined) return known;
   const authentication: SecurityAuthentication = {
     getName: () => 'kubeconfig authentication over one connection pool',
@@ -111,14 +127,14 @@ export function pooledAuthentication(kc: KubeConfig): SecurityAuthentication {
       if (typeof options.auth === 'string') {
         context.setHeaderParam('Authorization', `Basic ${Buffer.from(options.auth).toString('base64')}`);
       }
-      context.setDispatcher(poolFor(kc, options));
+      context.setDispatcher(poolFor(kc, pool, options));
     },
   };
-  authentications.set(kc, authentication);
+  ofConfig.set(pool, authentication);
   return authentication;
 }
 
-function poolFor(kc: KubeConfig, options: RequestOptions): Agent {
+function poolFor(kc: KubeConfig, name: KubePool, options: RequestOptions): Agent {
   const tls = {
     ...(options.ca === undefined ? {} : { ca: options.ca as string | Buffer }),
     ...(options.cert === undefined ? {} : { cert: options.cert as string | Buffer }),
@@ -131,12 +147,17 @@ function poolFor(kc: KubeConfig, options: RequestOptions): Agent {
     digest.update(part ?? '').update('\0');
   }
   const material = digest.digest('hex');
-  const pool = pools.get(kc);
+  let ofConfig = pools.get(kc);
+  if (ofConfig === undefined) {
+    ofConfig = new Map();
+    pools.set(kc, ofConfig);
+  }
+  const pool = ofConfig.get(name);
   if (pool?.material === material) return pool.agent;
   // New material (the first request, or a rotated certificate): requests in flight finish on the old pool.
   void pool?.agent.close().catch(() => undefined);
-  const agent = new Agent({ connect: tls, connections: MAX_CONNECTIONS, keepAliveTimeout: 30_000 });
-  pools.set(kc, { material, agent });
+  const agent = new Agent({ connect: tls, connections: POOL_CONNECTIONS[name], keepAliveTimeout: 30_000 });
+  ofConfig.set(name, { material, agent });
   return agent;
 }
 
@@ -156,13 +177,14 @@ export function apiClient<T>(
   kc: KubeConfig,
   Api: new (configuration: Configuration) => T,
   timeoutMs = DEFAULT_API_TIMEOUT_MS,
+  pool: KubePool = 'default',
 ): T {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   return new Api(
     createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
-      authMethods: { default: pooledAuthentication(kc) },
+      authMethods: { default: pooledAuthentication(kc, pool) },
       promiseMiddleware: [
         {
           pre: (context) => {

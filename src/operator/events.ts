@@ -490,7 +490,8 @@ export function createEventRecorder(options: RecorderOptions): Recorder {
 
 /** EventsPort over EventsV1Api. PATCHes are JSON merge patches: the recorder only ever sends `series`. */
 export function createKubeEventsPort(kc: KubeConfig): EventsPort {
-  const api = apiClient(kc, EventsV1Api);
+  // Its own few connections: a burst of Events never holds those HPA creation and status writes need (kube-client.ts).
+  const api = apiClient(kc, EventsV1Api, undefined, 'events');
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   return {
     create(namespace, event) {

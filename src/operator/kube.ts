@@ -264,7 +264,8 @@ export function createClusterPort(kc: KubeConfig): ClusterPort {
 
 /** The Lease sluice's replicas elect a leader on (leader.ts), over CoordinationV1Api. */
 export function createLeasePort(kc: KubeConfig, namespace: string, name: string): LeasePort {
-  const api = apiClient(kc, CoordinationV1Api);
+  // Its own connections: a renewal never waits behind reconcile traffic (kube-client.ts).
+  const api = apiClient(kc, CoordinationV1Api, undefined, 'leader-election');
   // The client declares MicroTime as a Date but hands back the wire string: take either, as the server wrote it.
   const text = (time: unknown): string | undefined =>
     time instanceof Date ? time.toISOString() : typeof time === 'string' ? time : undefined;
