@@ -15,7 +15,8 @@
  * `--profile DIR`: sluice runs with `--cpu-prof` (written to DIR when it stops) and writes a heap snapshot to DIR at
  * the end of each footprint window (`--heapsnapshot-signal`), for what dominated each number.
  *
- * Memory is watched throughout: a line whenever sluice's RSS grew by a quarter (RSS, V8 heap, external memory), and
+ * Memory is watched throughout: a line every 30 s and whenever sluice's RSS grew by a quarter (RSS, V8 heap, external
+ * memory, its work queue, whether it leads, its busiest Kubernetes API requests per second since the last line), and
  * past `--max-rss` MiB (default 6144) sluice is killed (after a heap snapshot with --profile) instead of the machine.
  *
  * Numbers, not pass/fail: a busy machine makes them slower. Brings the environment up when it is not.
@@ -107,25 +108,37 @@ interface OwnMetrics {
   /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
   externalMiB: number;
   requests: Record<string, number>;
+  /** Requests by `verb resource`. */
+  byResource: Record<string, number>;
+  workqueue: number;
+  leader: number;
 }
 
 /** From sluice's own /metrics: heap in use, external memory and its Kubernetes API requests so far, by verb. */
 async function ownMetrics(port: number | undefined): Promise<OwnMetrics> {
-  if (port === undefined) return { heapMiB: NaN, externalMiB: NaN, requests: {} };
+  if (port === undefined) {
+    return { heapMiB: NaN, externalMiB: NaN, requests: {}, byResource: {}, workqueue: NaN, leader: NaN };
+  }
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   let heapMiB = NaN;
   let externalMiB = NaN;
+  let workqueue = NaN;
+  let leader = NaN;
   const requests: Record<string, number> = {};
+  const byResource: Record<string, number> = {};
   for (const line of text.split('\n')) {
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (line.startsWith('sluice_nodejs_heap_size_used_bytes ')) heapMiB = value / 1048576;
     if (line.startsWith('sluice_nodejs_external_memory_bytes ')) externalMiB = value / 1048576;
+    if (line.startsWith('sluice_workqueue_depth{')) workqueue = value;
+    if (line.startsWith('sluice_leader_election_is_leader ')) leader = value;
     if (line.startsWith('sluice_kube_api_requests_total{')) {
       const verb = /verb="([^"]*)"/.exec(line)?.[1] ?? '';
       requests[verb] = (requests[verb] ?? 0) + value;
+      byResource[`${verb} ${/resource="([^"]*)"/.exec(line)?.[1] ?? ''}`] = value;
     }
   }
-  return { heapMiB, externalMiB, requests };
+  return { heapMiB, externalMiB, requests, byResource, workqueue, leader };
 }
 
 /**
@@ -135,7 +148,9 @@ async function ownMetrics(port: number | undefined): Promise<OwnMetrics> {
  */
 function watchMemory(pid: number, port: number | undefined, startedAt: number): () => void {
   let shown = 0;
+  let shownAt = 0;
   let killed = false;
+  let last: { at: number; byResource: Record<string, number> } | undefined;
   const timer = setInterval(() => {
     void (async () => {
       let rss: number;
@@ -144,12 +159,29 @@ function watchMemory(pid: number, port: number | undefined, startedAt: number): 
       } catch {
         return; // gone
       }
-      if (rss < shown * 1.25 && rss < maxRssMiB) return;
+      const now = performance.now();
+      if (rss < shown * 1.25 && rss < maxRssMiB && now - shownAt < 30_000) return;
       shown = rss;
+      shownAt = now;
       const own = await ownMetrics(port).catch(() => undefined);
-      const at = ((performance.now() - startedAt) / 1000).toFixed(0);
+      const at = ((now - startedAt) / 1000).toFixed(0);
+      // The three busiest kinds of Kubernetes API request since the last line, per second.
+      const busiest =
+        own === undefined || last === undefined
+          ? ''
+          : Object.entries(own.byResource)
+              .map(
+                ([kind, count]) =>
+                  [kind, (count - (last?.byResource[kind] ?? 0)) / ((now - (last?.at ?? now)) / 1000)] as const,
+              )
+              .filter(([, rate]) => rate > 0)
+              .sort((a, b) => b[1] - a[1])
+              .slice(0, 3)
+              .map(([kind, rate]) => `${kind} ${rate.toFixed(1)}/s`)
+              .join(', ');
+      if (own !== undefined) last = { at: now, byResource: own.byResource };
       console.log(
-        `  [${at} s] RSS ${rss.toFixed(0)} MiB, heap ${own?.heapMiB.toFixed(0) ?? '?'} MiB, external ${own?.externalMiB.toFixed(0) ?? '?'} MiB`,
+        `  [${at} s] RSS ${rss.toFixed(0)} MiB, heap ${own?.heapMiB.toFixed(0) ?? '?'} MiB, external ${own?.externalMiB.toFixed(0) ?? '?'} MiB, work queue ${own?.workqueue ?? '?'}, leader ${own?.leader ?? '?'}${busiest === '' ? '' : `; API: ${busiest}`}`,
       );
       if (rss >= maxRssMiB && !killed) {
         killed = true;
