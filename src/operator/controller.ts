@@ -43,7 +43,7 @@ export interface Controller {
   targeting(namespace: string, workload: Workload): Targeting;
   /** True once both informers have listed. */
   synced(): boolean;
-  /** Queue a key now (e.g. when a scaling loop has news). */
+  /** Queue a key for a status refresh (a scaling loop has news): after every change, resync and retry queued. */
   enqueue(key: string): void;
   /** Queue every ScaledObject (e.g. this replica just became the leader and has everything to write). */
   enqueueAll(): void;
@@ -281,7 +281,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
     }),
     synced: () => synced.so && synced.hpa,
     enqueue: (key) => {
-      if (started) queue.add(key);
+      if (started) queue.add(key, 'low');
     },
     enqueueAll,
     queueLength: () => queue.length,

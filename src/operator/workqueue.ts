@@ -3,7 +3,11 @@
  * - a key is queued at most once (adding a queued key is a no-op);
  * - a key is never handled by two workers at once; a key added while it is being handled is handled again after;
  * - a handler that throws is retried with per-key exponential backoff, unless it threw a TerminalError;
- * - a handler may ask to be called again after a delay (`requeueAfterMs`), which also resets its backoff.
+ * - a handler may ask to be called again after a delay (`requeueAfterMs`), which also resets its backoff;
+ * - two priorities: a `low` key (a status refresh: a scaling loop has news) waits while any `high` key (a change of
+ *   the object, a resync, a retry) is queued, and becomes `high` when added as such. After a mass create, news from
+ *   the new objects' scaling loops kept ten thousand status refreshes ahead of the objects still waiting for their
+ *   HPA; now those go first.
  */
 import { SluiceError, describeError } from '../errors.ts';
 
@@ -12,6 +16,9 @@ export interface HandlerResult {
 }
 
 export type Handler = (key: string) => Promise<HandlerResult | undefined>;
+
+/** `high`: the object changed, a resync, a retry; `low`: a status refresh that may wait. */
+export type Priority = 'high' | 'low';
 
 /** Thrown by a handler when retrying cannot help (e.g. an invalid spec); logged, not retried. */
 export class TerminalError extends SluiceError {
@@ -40,10 +47,14 @@ export class WorkQueue {
   readonly #onError: WorkQueueOptions['onError'];
   readonly #describe: (err: unknown) => string;
 
-  readonly #queue: string[] = [];
-  readonly #queued = new Set<string>();
+  // Each key is in #queued with its priority, and in the list of that priority; a key raised from low to high stays
+  // in #low as a stale entry, skipped when reached.
+  readonly #high: string[] = [];
+  readonly #low: string[] = [];
+  readonly #queued = new Map<string, Priority>();
   readonly #processing = new Set<string>();
-  readonly #dirty = new Set<string>();
+  /** Keys added while being handled, with the priority to queue them at once done. */
+  readonly #dirty = new Map<string, Priority>();
   readonly #failures = new Map<string, number>();
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   readonly #idleWaiters: (() => void)[] = [];
@@ -59,17 +70,18 @@ export class WorkQueue {
     this.#describe = options.describe ?? describeError;
   }
 
-  /** Queues `key` now. */
-  add(key: string): void {
+  /** Queues `key` now (`low`: after every `high` key). */
+  add(key: string, priority: Priority = 'high'): void {
     if (this.#stopped) return;
-    this.#clearTimer(key);
+    if (priority === 'high') this.#clearTimer(key);
     if (this.#processing.has(key)) {
-      this.#dirty.add(key);
+      if (this.#dirty.get(key) !== 'high') this.#dirty.set(key, priority);
       return;
     }
-    if (this.#queued.has(key)) return;
-    this.#queued.add(key);
-    this.#queue.push(key);
+    const queued = this.#queued.get(key);
+    if (queued === 'high' || queued === priority) return;
+    this.#queued.set(key, priority);
+    (priority === 'high' ? this.#high : this.#low).push(key);
     this.#pump();
   }
 
@@ -94,12 +106,12 @@ export class WorkQueue {
 
   /** Number of keys waiting (not counting delayed ones or those being handled). */
   get length(): number {
-    return this.#queue.length;
+    return this.#queued.size;
   }
 
   /** Resolves when nothing is queued or being handled (delayed keys do not count). */
   async idle(): Promise<void> {
-    if (this.#active === 0 && this.#queue.length === 0) return;
+    if (this.#active === 0 && this.#queued.size === 0) return;
     await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -108,7 +120,8 @@ export class WorkQueue {
     this.#stopped = true;
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
-    this.#queue.length = 0;
+    this.#high.length = 0;
+    this.#low.length = 0;
     this.#queued.clear();
     await this.idle();
   }
@@ -121,16 +134,29 @@ export class WorkQueue {
     }
   }
 
+  /** The next key to handle: the oldest high one, else the oldest low one (stale entries skipped). */
+  #next(): string | undefined {
+    for (const [list, priority] of [
+      [this.#high, 'high'],
+      [this.#low, 'low'],
+    ] as const) {
+      for (let key = list.shift(); key !== undefined; key = list.shift()) {
+        if (this.#queued.get(key) === priority) return key;
+      }
+    }
+    return undefined;
+  }
+
   #pump(): void {
-    while (!this.#stopped && this.#active < this.#concurrency && this.#queue.length > 0) {
-      const key = this.#queue.shift();
+    while (!this.#stopped && this.#active < this.#concurrency && this.#queued.size > 0) {
+      const key = this.#next();
       if (key === undefined) break;
       this.#queued.delete(key);
       this.#processing.add(key);
       this.#active++;
       void this.#run(key);
     }
-    if (this.#active === 0 && this.#queue.length === 0) {
+    if (this.#active === 0 && this.#queued.size === 0) {
       for (const resolve of this.#idleWaiters.splice(0)) resolve();
     }
   }
@@ -155,8 +181,10 @@ export class WorkQueue {
       this.#processing.delete(key);
       this.#active--;
     }
-    if (this.#dirty.delete(key)) this.add(key);
-    else if (retryInMs !== undefined) this.addAfter(key, retryInMs);
+    const dirty = this.#dirty.get(key);
+    this.#dirty.delete(key);
+    if (dirty !== undefined) this.add(key, dirty);
+    if (retryInMs !== undefined && dirty !== 'high') this.addAfter(key, retryInMs);
     this.#pump();
   }
 }

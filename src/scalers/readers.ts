@@ -63,6 +63,8 @@ interface SourceEntry {
   reads: number;
   /** How long the last completed read took, in ms (/metrics). */
   lastDurationMs: number | undefined;
+  /** Turns skip the source until then (performance.now() ms): a slow backend is not read back to back. */
+  restUntil: number;
   closed: boolean;
 }
 
@@ -77,6 +79,8 @@ interface BackendEntry {
   down: boolean;
   /** How late the backend's last turn started against its schedule, in ms (timer and event-loop delay; /metrics). */
   lagMs: number | undefined;
+  /** Its reads take so long that its sources are read less often than every interval (for logging transitions). */
+  slow: boolean;
 }
 
 /** The timing of one source's reads, for /metrics. */
@@ -100,6 +104,15 @@ export interface HubStats {
 
 /** The least time between two reads of one source that `workArrived` may ask for. */
 const WAKE_MIN_GAP_MS = 100;
+
+/**
+ * After a read that took D ms, turns leave the source alone for REST_FACTOR × D ms: a backend that answers slowly
+ * (a RabbitMQ management API listing 10,000 queues took 2–3 s on the test ground, with RabbitMQ at more than one
+ * core) is kept busy by sluice at most a quarter of the time, instead of being asked again the moment it answers.
+ * Reads faster than a quarter of the interval are not affected. The push path (`wake`) is not rested: it reads one
+ * source.
+ */
+export const REST_FACTOR = 3;
 
 export class ReaderHub implements SourceHub {
   readonly intervalMs: number;
@@ -227,6 +240,7 @@ export class ReaderHub implements SourceHub {
         nextProbe: 0,
         down: false,
         lagMs: undefined,
+        slow: false,
       };
       backend = created;
       this.#backends.set(source.backend, backend);
@@ -246,6 +260,7 @@ export class ReaderHub implements SourceHub {
       wakeTimer: undefined,
       reads: 0,
       lastDurationMs: undefined,
+      restUntil: -Infinity,
       closed: false,
     };
     backend.sources.add(entry);
@@ -287,7 +302,8 @@ export class ReaderHub implements SourceHub {
 
   /** One turn of a backend: every idle reader reads, or, while the circuit is open, one probe. */
   #turn(backend: BackendEntry): void {
-    const idle = [...backend.sources].filter((entry) => !entry.inFlight);
+    const now = performance.now();
+    const idle = [...backend.sources].filter((entry) => !entry.inFlight && entry.restUntil <= now);
     if (idle.length === 0) return;
     switch (backend.breaker.state) {
       case 'closed':
@@ -368,10 +384,10 @@ export class ReaderHub implements SourceHub {
     });
     try {
       const value = await Promise.race([read, stuck]);
-      entry.lastDurationMs = performance.now() - entry.lastStartedAt;
+      this.#finished(entry);
       this.#deliver(entry, { ok: true, value, at: this.#now() });
     } catch (err) {
-      entry.lastDurationMs = performance.now() - entry.lastStartedAt;
+      this.#finished(entry);
       const error = asScalerError(err);
       // While the circuit is not closed, every reader of the backend reports the same error, probe or not.
       const reported =
@@ -382,6 +398,27 @@ export class ReaderHub implements SourceHub {
     }
     // A read that outlived the guard still holds the reader (and its share of the budget) until it settles.
     await read.catch(() => undefined);
+  }
+
+  /** Records how long a read took, rests the source for REST_FACTOR times that, and logs a backend's pace changing. */
+  #finished(entry: SourceEntry): void {
+    const now = performance.now();
+    const took = now - entry.lastStartedAt;
+    entry.lastDurationMs = took;
+    const { backend } = entry;
+    const periodMs = (REST_FACTOR + 1) * took;
+    // Only a read slow enough for the rest to reach past the next turn rests its source.
+    entry.restUntil = periodMs > this.intervalMs ? now + REST_FACTOR * took : -Infinity;
+    if (!backend.slow && periodMs > 2 * this.intervalMs) {
+      backend.slow = true;
+      this.#log(
+        'warn',
+        `backend ${backend.describe} answers slowly (a read took ${Math.round(took)} ms): its sources are read about every ${(periodMs / 1000).toFixed(1)} s instead of every ${(this.intervalMs / 1000).toFixed(1)} s, so that sluice keeps it busy at most a quarter of the time`,
+      );
+    } else if (backend.slow && periodMs < this.intervalMs) {
+      backend.slow = false;
+      this.#log('info', `backend ${backend.describe} answers quickly again: read every interval`);
+    }
   }
 
   #deliver(entry: SourceEntry, reading: Reading<unknown>): void {

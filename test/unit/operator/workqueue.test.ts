@@ -17,6 +17,21 @@ describe('WorkQueue', () => {
     expect(seen).toEqual(['busy', 'a', 'b']);
   });
 
+  it('runs low keys after every high one; a low key added high moves up, once', async () => {
+    const seen: string[] = [];
+    const queue = new WorkQueue({ concurrency: 1, handler: (key) => Promise.resolve(void seen.push(key)) });
+    queue.add('busy');
+    queue.add('refresh-1', 'low');
+    queue.add('refresh-2', 'low');
+    queue.add('new-1');
+    queue.add('refresh-2'); // the object changed meanwhile: it goes with the high keys
+    queue.add('new-1', 'low'); // already queued high: stays high
+    queue.add('new-2');
+    expect(queue.length).toBe(4);
+    await queue.idle();
+    expect(seen).toEqual(['busy', 'new-1', 'refresh-2', 'new-2', 'refresh-1']);
+  });
+
   it('never runs one key twice at once, and re-runs a key added while it ran', async () => {
     let running = 0;
     let maxRunning = 0;

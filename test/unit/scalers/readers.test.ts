@@ -264,10 +264,44 @@ describe('one read in flight per reader', () => {
     await flush();
     expect(r.values()).toStrictEqual([5]);
     slow.value(6);
-    await at(3 * I + PHASE);
+    // It took 3 s: turns leave it alone for 3 × 3 s (REST_FACTOR), then read it again.
+    await at(11 * I + PHASE);
+    expect(slow.reads).toBe(1);
+    await at(12 * I + PHASE);
     expect(slow.reads).toBe(2);
     expect(r.values()).toStrictEqual([5, 6]);
     expect(slow.maxInFlight).toBe(1);
+  });
+});
+
+describe('a slow backend is rested', () => {
+  test('after a read of D ms its turns skip it for 3 × D, said once in the log; fast again, every interval again', async () => {
+    const logged: [string, string][] = [];
+    const rested = new ReaderHub({
+      intervalMs: I,
+      shared: pool,
+      log: (level, message) => logged.push([level, message]),
+    });
+    try {
+      const q = new FakeSource('rabbit|big-list', 'rabbit').set({ kind: 'hang' });
+      rested.subscribe(q, () => undefined);
+      await at(1400);
+      q.settle(1);
+      q.value(2);
+      await flush();
+      // Read at 0 for 1.4 s: left alone until 1.4 + 4.2 s, so the turns at 1.5 … 5.5 s skip it.
+      await at(7 * I + PHASE);
+      expect(since(q)).toStrictEqual([0, 6 * I + PHASE, 7 * I + PHASE]);
+      expect(logged).toStrictEqual([
+        [
+          'warn',
+          'backend fake://rabbit answers slowly (a read took 1400 ms): its sources are read about every 5.6 s instead of every 1.0 s, so that sluice keeps it busy at most a quarter of the time',
+        ],
+        ['info', 'backend fake://rabbit answers quickly again: read every interval'],
+      ]);
+    } finally {
+      await rested.close();
+    }
   });
 });
 
@@ -394,7 +428,10 @@ describe('stuck guard', () => {
     q.value(4);
     await flush();
     expect(r.deliveries).toHaveLength(1);
-    await at(6 * I + PHASE);
+    // Reported failed after 3 s: rested for 3 × 3 s from then (REST_FACTOR), then read again.
+    await at(11 * I + PHASE);
+    expect(q.reads).toBe(1);
+    await at(12 * I + PHASE);
     expect(q.reads).toBe(2);
     expect(r.values().at(-1)).toBe(4);
     // The hub's guard is not a backend failure: the breaker stayed closed.
