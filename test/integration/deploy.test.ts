@@ -582,6 +582,14 @@ describe('deploy manifests: on the real kube-apiserver', () => {
   });
 
   it('applies the whole install (`kubectl apply --server-side --dry-run=server -k .`) on a cluster without cert-manager', async () => {
+    // A dry run creates nothing, so the objects in sluice-system need that namespace to exist already (a real apply
+    // creates it first, from namespace.yaml). It exists once any `sluice --local` has run, which made this test pass
+    // or fail on the order of the test files: make it here, as the real apply would.
+    try {
+      await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'sluice-system' } } });
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 409)) throw error;
+    }
     const { code, stdout, stderr } = await run('kubectl', [
       `--kubeconfig=${kubeconfigFile}`,
       'apply',
