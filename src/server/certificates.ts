@@ -23,15 +23,12 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 
 import { describeError, SluiceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { pemCertificates, summarize, type CertificateSummary } from '../pki.ts';
+import { pemCertificates, summarize, type CertificatePair, type CertificateSummary } from '../pki.ts';
 
 export { pemCertificates, summarize, type CertificateSummary };
 
 /** A certificate (PEM, the leaf first, then any intermediates) and its private key (PEM). */
-export interface ServingPair {
-  readonly cert: string;
-  readonly key: string;
-}
+export type ServingPair = CertificatePair;
 
 /** A certificate or key that cannot be used. The message names the check that failed, never the material. */
 export class CertificateError extends SluiceError {

@@ -43,20 +43,7 @@ describe('kube-apiserver outage e2e: 50 ScaledObjects ride out a stop and start 
       queues.push(queue);
       await channel.assertQueue(queue, { durable: false });
       for (let m = 0; m < 3; m++) channel.sendToQueue(queue, Buffer.from('work'));
-      await kit.createDeployment(name, 0);
-      await kit.createScaledObject(name, {
-        scaleTargetRef: { name },
-        minReplicaCount: 0,
-        maxReplicaCount: 5,
-        pollingInterval: 1,
-        cooldownPeriod: 5,
-        triggers: [
-          {
-            type: 'rabbitmq',
-            metadata: { host: env.rabbitmq.managementUrl, queueName: queue, mode: 'QueueLength', value: '10' },
-          },
-        ],
-      });
+      await kit.createQueueScaledObject(name, queue);
     }
     await channel.close();
   }, 180_000);

@@ -442,20 +442,7 @@ describe('certificate rotation while the HPA reads metrics through the aggregato
     for (let i = 0; i < 5; i++) channel.sendToQueue(queue, Buffer.from(`m${i}`));
     await channel.close();
 
-    await kit.createDeployment('consumer', 1);
-    await kit.createScaledObject('consumer', {
-      scaleTargetRef: { name: 'consumer' },
-      minReplicaCount: 1,
-      maxReplicaCount: 3,
-      pollingInterval: 1,
-      triggers: [
-        {
-          type: 'rabbitmq',
-          metadata: { host: env.rabbitmq.managementUrl, queueName: queue, mode: 'QueueLength', value: '10' },
-        },
-      ],
-    });
-    await kit.waitForHpa('sluice-hpa-consumer');
+    await kit.createMetricsConsumer(queue);
     const metric = `s0-rabbitmq-${queue}`;
     const selector = ScalingTestKit.selectorFor('consumer');
     metricPath = `/apis/external.metrics.k8s.io/v1beta1/namespaces/${kit.namespace}/${metric}?labelSelector=${encodeURIComponent(selector)}`;

@@ -14,7 +14,7 @@ import { connect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiregistrationV1Api, AutoscalingV2Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNamespace, deleteNamespace, kubeConfig, loadTestEnv, uniqueName, waitFor } from '../support/env.ts';
+import { createNamespace, deleteNamespace, kubeConfig, uniqueName, waitFor } from '../support/env.ts';
 import { openTestQueues, ScalingTestKit, type TestQueues } from '../support/scaling.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice.ts';
 
@@ -45,7 +45,6 @@ function served(port: number): Promise<{ serial: string; issuer: string }> {
 }
 
 describe('self-managed certificates: rotation while the HPA reads metrics through the aggregator', () => {
-  const env = loadTestEnv();
   const kc = kubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const registration = kc.makeApiClient(ApiregistrationV1Api);
@@ -71,20 +70,7 @@ describe('self-managed certificates: rotation while the HPA reads metrics throug
     kit = new ScalingTestKit(kc, await createNamespace(kc, 'self-managed-certs'));
     queues = await openTestQueues([queue]);
     for (let i = 0; i < 5; i++) queues.channel.sendToQueue(queue, Buffer.from(`m${String(i)}`));
-    await kit.createDeployment('consumer', 1);
-    await kit.createScaledObject('consumer', {
-      scaleTargetRef: { name: 'consumer' },
-      minReplicaCount: 1,
-      maxReplicaCount: 3,
-      pollingInterval: 1,
-      triggers: [
-        {
-          type: 'rabbitmq',
-          metadata: { host: env.rabbitmq.managementUrl, queueName: queue, mode: 'QueueLength', value: '10' },
-        },
-      ],
-    });
-    await kit.waitForHpa('sluice-hpa-consumer');
+    await kit.createMetricsConsumer(queue);
     metric = `s0-rabbitmq-${queue}`;
     await waitFor(async () => (await kit?.externalMetric(metric, selector))?.values[0] === '5', {
       timeoutMs: 30_000,

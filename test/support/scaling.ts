@@ -188,6 +188,27 @@ export class ScalingTestKit {
   }
 
   /**
+   * The certificate tests' reader of metrics: a Deployment `consumer` at 1 replica and its ScaledObject scaling it 1–3
+   * on `queue`'s length (target 10 a replica, polled every second); resolves once its HPA exists.
+   */
+  async createMetricsConsumer(queue: string): Promise<void> {
+    await this.createDeployment('consumer', 1);
+    await this.createScaledObject('consumer', {
+      scaleTargetRef: { name: 'consumer' },
+      minReplicaCount: 1,
+      maxReplicaCount: 3,
+      pollingInterval: 1,
+      triggers: [
+        {
+          type: 'rabbitmq',
+          metadata: { host: loadTestEnv().rabbitmq.managementUrl, queueName: queue, mode: 'QueueLength', value: '10' },
+        },
+      ],
+    });
+    await this.waitForHpa('sluice-hpa-consumer');
+  }
+
+  /**
    * A Deployment at 0 replicas and a ScaledObject of the same name scaling it from 0 to 5 on a RabbitMQ queue's length
    * (target 10 a replica), polled every second, with a cooldown of 5 s.
    */
