@@ -14,6 +14,10 @@ export const USAGE = `sluice: an event-driven autoscaler for Kubernetes (KEDA-co
 
 Usage:
   sluice operator [options]   run the operator and the external-metrics API server (one process)
+  sluice explain NAME [-n NAMESPACE] [-o text|json] [--kubeconfig PATH]
+                              why a ScaledObject is (or is not) scaling: each trigger's value or error against
+                              its activation threshold and target, the HPA's computation, the cooldown clock,
+                              fallback, breaker and pause state, the last 0↔N decision, and what would change it
   sluice version              print the version
   sluice help                 print this text
 
@@ -123,7 +127,47 @@ export interface SelfManagedCertificates {
   readonly caLifetimeMs: number;
 }
 
-export type Config = OperatorConfig | { readonly command: 'version' } | { readonly command: 'help' };
+export interface ExplainConfig {
+  readonly command: 'explain';
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly output: 'text' | 'json';
+  readonly kubeconfig: string | undefined;
+}
+
+export type Config = OperatorConfig | ExplainConfig | { readonly command: 'version' } | { readonly command: 'help' };
+
+function parseExplain(args: readonly string[]): ExplainConfig {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: true,
+      options: {
+        namespace: { type: 'string', short: 'n' },
+        output: { type: 'string', short: 'o', default: 'text' },
+        kubeconfig: { type: 'string' },
+      },
+    });
+  } catch (cause) {
+    throw new ConfigError(`explain: ${(cause as Error).message}; run "sluice help"`, { cause });
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1 || positionals[0] === undefined) {
+    throw new ConfigError('explain takes one ScaledObject name: sluice explain NAME -n NAMESPACE');
+  }
+  if (values.output !== 'text' && values.output !== 'json') {
+    throw new ConfigError(`explain: -o must be text or json, got "${values.output}"`);
+  }
+  return {
+    command: 'explain',
+    name: positionals[0],
+    namespace: values.namespace,
+    output: values.output,
+    kubeconfig: values.kubeconfig,
+  };
+}
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -158,6 +202,7 @@ export function parseConfig(argv: readonly string[]): Config {
     return { command: 'help' };
   }
   if (command === 'version' || command === '--version') return { command: 'version' };
+  if (command === 'explain') return parseExplain(rest);
   if (command !== 'operator') throw new ConfigError(`unknown command "${command}"; run "sluice help"`);
 
   let values;

@@ -46,6 +46,7 @@ import { startMetricsServer, type MetricsServer } from './telemetry/metrics-serv
 import { OwnMetrics } from './telemetry/own-metrics.ts';
 import { ownMetricsSources } from './telemetry/sources.ts';
 import { servingNames } from './pki.ts';
+import { runExplain } from './cli/explain.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const CRD_DIR = path.resolve(import.meta.dirname, '../crds');
@@ -340,6 +341,9 @@ async function main(): Promise<void> {
       return;
     case 'version':
       process.stdout.write(`${packageJson.version}\n`);
+      return;
+    case 'explain':
+      process.exitCode = await runExplain(config);
       return;
     case 'operator':
       await runOperator(config);

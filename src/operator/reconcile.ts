@@ -598,6 +598,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
               firstSeenReplicas: snapshot.state.firstSeenReplicas,
             },
       metricNames: built.scalers.map((s) => s.metricName),
+      thresholds: built.scalers,
       resourceMetricNames: built.resources.map((r) => r.name),
       composite: composite !== undefined,
       pausedScale,

@@ -309,6 +309,20 @@ export const ScaledObjectStatusSchema = Type.Object(
     triggersActivity: Type.Optional(
       Type.Record(Type.String(), Type.Object({ isActive: Type.Boolean() }), { description: 'Per metric name.' }),
     ),
+    triggersThresholds: Type.Optional(
+      Type.Record(
+        Type.String(),
+        Type.Object({
+          metricType: Type.Enum(['AverageValue', 'Value'], { type: 'string' }),
+          target: Type.String({ description: 'The HPA target (per replica for AverageValue), a Quantity.' }),
+          activation: Type.String({ description: 'The value to exceed to be active, a Quantity.' }),
+        }),
+        {
+          description:
+            'Per metric name: what each external trigger is measured against (sluice only; read by sluice explain).',
+        },
+      ),
+    ),
     pausedReplicaCount: Type.Optional(
       Int32({ minimum: 0, description: 'Replicas held by the paused-replicas annotation.' }),
     ),

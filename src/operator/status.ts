@@ -23,10 +23,19 @@ import {
   scaledObjectUnpaused,
   setCondition,
 } from './conditions.ts';
+import { formatQuantity } from '../quantity.ts';
 import { COMPOSITE_METRIC } from './composite.ts';
 import type { ExecutorSnapshot } from './executor.ts';
 import type { PollerSummary } from './poller.ts';
 import { hpaNameFor, type Condition, type ScaledObject, type ScaledObjectStatus } from './scaled-object.ts';
+
+/** What one external trigger is measured against. */
+export interface Threshold {
+  readonly metricName: string;
+  readonly metricType: 'AverageValue' | 'Value';
+  readonly target: number;
+  readonly activation: number;
+}
 
 /** What the poller and executor of a running object saw (the registry's snapshot). */
 export interface RuntimeView {
@@ -45,6 +54,7 @@ export function runningStatus({
   previous,
   runtime,
   metricNames,
+  thresholds = [],
   resourceMetricNames = [],
   composite = false,
   pausedScale = false,
@@ -55,6 +65,8 @@ export function runningStatus({
   previous: ScaledObjectStatus;
   runtime: RuntimeView | undefined;
   metricNames: readonly string[];
+  /** Each external trigger's target and activation threshold (status.triggersThresholds, for sluice explain). */
+  thresholds?: readonly Threshold[];
   /** `cpu`, `memory`: the cpu and memory triggers (status.resourceMetricNames). */
   resourceMetricNames?: readonly string[];
   /** scalingModifiers: status.compositeScalerName is `composite-metric`. */
@@ -106,6 +118,16 @@ export function runningStatus({
     externalMetricNames: [...metricNames],
     ...(resourceMetricNames.length > 0 ? { resourceMetricNames: [...resourceMetricNames] } : {}),
     ...(composite ? { compositeScalerName: COMPOSITE_METRIC } : {}),
+    ...(thresholds.length > 0
+      ? {
+          triggersThresholds: Object.fromEntries(
+            thresholds.map((t) => [
+              t.metricName,
+              { metricType: t.metricType, target: formatQuantity(t.target), activation: formatQuantity(t.activation) },
+            ]),
+          ),
+        }
+      : {}),
     triggersTypes: [...new Set(so.spec.triggers.map((t) => t.type))].join(','),
     ...(authNames.length > 0 ? { authenticationsTypes: authNames.join(',') } : {}),
     ...(poller !== undefined && poller.triggers.some((t) => t.readAt !== undefined)

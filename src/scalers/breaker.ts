@@ -25,6 +25,9 @@ export interface BreakerOptions {
 /** Transitions, for logs and the CLI. */
 export type BreakerListener = (state: BreakerState, lastError: string | undefined) => void;
 
+/** What a read refused by an open circuit adds to the backend's error (`sluice explain` shows the breaker open). */
+export const CIRCUIT_OPEN_NOTE = 'circuit open: the backend is read once per interval until it answers';
+
 export class BackendBreaker {
   readonly #breaker: CircuitBreaker<[() => Promise<unknown>]>;
   #lastError: string | undefined;
@@ -73,9 +76,7 @@ export class BackendBreaker {
    * refused reads and failed probes alike (so status and logs change only when the cause does).
    */
   openError(): BackendError {
-    return new BackendError(
-      `${this.#lastError ?? 'the backend failed'} (circuit open: the backend is read once per interval until it answers)`,
-    );
+    return new BackendError(`${this.#lastError ?? 'the backend failed'} (${CIRCUIT_OPEN_NOTE})`);
   }
 
   /** Runs `action` through the breaker; rejects with openError() when the circuit refuses it. */

@@ -107,6 +107,8 @@ export interface Scaler {
   /** The HPA target for this metric (per replica for AverageValue). */
   readonly target: number;
   readonly metricType: MetricType;
+  /** The value this trigger must exceed to be active (KEDA's activation threshold, 0 unless set). */
+  readonly activation: number;
   /** The key of the source this trigger reads (triggers with equal keys share one reader). */
   readonly sourceKey: string;
   /** Subscribes this trigger to its source: `listener` gets this trigger's result of every read. */
@@ -133,6 +135,8 @@ export interface ScalerParts<R> {
   readonly metricName: string;
   readonly target: number;
   readonly metricType: MetricType;
+  /** The activation threshold `evaluate` applies (shown by `sluice explain` through the status). */
+  readonly activation: number;
   readonly source: Source<R>;
   /** This trigger's value and activity from one reading. Pure; throws ScalerError for a reading it cannot use. */
   readonly evaluate: (reading: R) => Sample;
@@ -153,6 +157,7 @@ export function defineScaler<R>(parts: ScalerParts<R>): Scaler {
     metricName: parts.metricName,
     target: parts.target,
     metricType: parts.metricType,
+    activation: parts.activation,
     sourceKey: source.key,
     watch(hub, listener, namespace) {
       return hub.subscribe(

@@ -435,6 +435,27 @@ describe('runningStatus', () => {
   });
 });
 
+describe('status.triggersThresholds', () => {
+  test('each external trigger target and activation as Quantities, keyed by metric name', () => {
+    const status = runningStatus({
+      so: scaledObject(),
+      previous: {},
+      runtime: undefined,
+      metricNames: ['s0-rabbitmq-orders'],
+      thresholds: [{ metricName: 's0-rabbitmq-orders', metricType: 'AverageValue', target: 0.5, activation: 2 }],
+      at: AT,
+    });
+    expect(status.triggersThresholds).toStrictEqual({
+      's0-rabbitmq-orders': { metricType: 'AverageValue', target: '500m', activation: '2' },
+    });
+  });
+
+  test('no thresholds (resource triggers only): no field', () => {
+    const status = runningStatus({ so: scaledObject(), previous: {}, runtime: undefined, metricNames: [], at: AT });
+    expect(status).not.toHaveProperty('triggersThresholds');
+  });
+});
+
 describe('pausedCondition', () => {
   const paused = { type: 'Paused', status: 'True', reason: 'ScaledObjectPaused', lastTransitionTime: EARLIER } as const;
   const unpaused = {
