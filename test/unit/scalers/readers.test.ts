@@ -52,6 +52,11 @@ function recorder() {
 const flush = () => vi.advanceTimersByTimeAsync(0);
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 /** Moves the clock to `ms` after the test started. */
+/** Advances the clock until `source` has been read `n` times (at most 10 s). */
+async function waitForRead(source: FakeSource, n: number): Promise<void> {
+  for (let k = 0; k < 100 && source.reads < n; k++) await advance(100);
+  expect(source.reads).toBe(n);
+}
 const at = (ms: number) => vi.advanceTimersByTimeAsync(ms - (Date.now() - t0));
 const since = (source: FakeSource) => source.readAt.map((t) => t - t0);
 
@@ -275,7 +280,26 @@ describe('one read in flight per reader', () => {
 });
 
 describe('a slow backend is rested', () => {
-  test('after a read of D ms its turns skip it for 3 × D, said once in the log; fast again, every interval again', async () => {
+  test('reads alternating slow and quick: said slow once, never quick again while the alternation lasts', async () => {
+    const logged: string[] = [];
+    const rested = new ReaderHub({ intervalMs: I, shared: pool, log: (_level, message) => logged.push(message) });
+    try {
+      const q = new FakeSource('rabbit|flappy', 'rabbit').set({ kind: 'hang' });
+      rested.subscribe(q, () => undefined);
+      // 30 reads: every other one takes 1.2 s, the others answer at once.
+      for (let i = 0; i < 30; i++) {
+        await waitForRead(q, i + 1);
+        if (i % 2 === 0) await advance(1200);
+        q.settle(i);
+      }
+      expect(logged.filter((m) => m.includes('answers slowly'))).toHaveLength(1);
+      expect(logged.filter((m) => m.includes('answers quickly again'))).toHaveLength(0);
+    } finally {
+      await rested.close();
+    }
+  });
+
+  test('after a read of D ms its turns skip it for 3 × D, said once in the log; fast again, every interval again (said after a minute)', async () => {
     const logged: [string, string][] = [];
     const rested = new ReaderHub({
       intervalMs: I,
@@ -292,11 +316,17 @@ describe('a slow backend is rested', () => {
       // Read at 0 for 1.4 s: left alone until 1.4 + 4.2 s, so the turns at 1.5 … 5.5 s skip it.
       await at(7 * I + PHASE);
       expect(since(q)).toStrictEqual([0, 6 * I + PHASE, 7 * I + PHASE]);
+      const slowly = [
+        'warn',
+        'backend fake://rabbit answers slowly (its reads take about 1400 ms): its sources are read about every 5.6 s instead of every 1.0 s, so that sluice keeps it busy at most a quarter of the time',
+      ];
+      // Quick reads since: the smoothed pace is quick after 8 of them, and the change is said a minute after that.
+      expect(logged).toStrictEqual([slowly]);
+      await at(60 * I + PHASE);
+      expect(logged).toStrictEqual([slowly]);
+      await at(80 * I + PHASE);
       expect(logged).toStrictEqual([
-        [
-          'warn',
-          'backend fake://rabbit answers slowly (a read took 1400 ms): its sources are read about every 5.6 s instead of every 1.0 s, so that sluice keeps it busy at most a quarter of the time',
-        ],
+        slowly,
         ['info', 'backend fake://rabbit answers quickly again: read every interval'],
       ]);
     } finally {
