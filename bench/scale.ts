@@ -10,7 +10,8 @@
  *   Ready=True.
  * - footprint: after a 15 s settle, over --window seconds: sluice's CPU (mCPU, from /proc), its RSS at the end, and
  *   the writes at rest seen by kube-apiserver (its own apiserver_request_total: ScaledObject status, HPA specs,
- *   /scale patches), which should be 0. With `--scale 10000` this is the memory at 10,000 objects.
+ *   /scale patches), which should be 0, and the requests RabbitMQ's management API logged (per second, and per idle
+ *   queue per second). With `--scale 10000` this is the memory at 10,000 objects.
  *
  * `--profile DIR`: sluice runs with `--cpu-prof` (written to DIR when it stops) and writes a heap snapshot to DIR at
  * the end of each footprint window (`--heapsnapshot-signal`), for what dominated each number.
@@ -21,7 +22,7 @@
  *
  * Numbers, not pass/fail: a busy machine makes them slower. Brings the environment up when it is not.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -211,6 +212,30 @@ interface Result {
   writesAtRest?: Record<string, number>;
   /** sluice's own Kubernetes API requests per second at rest, by verb. */
   apiPerSecondAtRest?: Record<string, number>;
+  /** Requests to RabbitMQ's management API per second at rest (its access log), and per idle queue. */
+  backendPerSecond?: number;
+  backendPerQueuePerSecond?: number;
+}
+
+/**
+ * Where RabbitMQ's management API access log stands (`management.http_log_dir`, one file per hour): the bytes of
+ * each file. `requestsSince` counts the requests logged after such a mark.
+ */
+function accessLogMark(): Map<string, number> {
+  const dir = path.join(env.logsDir, 'rabbitmq-http');
+  return new Map(readdirSync(dir).map((file) => [file, statSync(path.join(dir, file)).size]));
+}
+
+function requestsSince(mark: ReadonlyMap<string, number>): number {
+  const dir = path.join(env.logsDir, 'rabbitmq-http');
+  let requests = 0;
+  for (const file of readdirSync(dir)) {
+    const text = readFileSync(path.join(dir, file))
+      .subarray(mark.get(file) ?? 0)
+      .toString('utf8');
+    for (const line of text.split('\n')) if (line.includes('"GET /api/')) requests++;
+  }
+  return requests;
 }
 
 const results: Result[] = [];
@@ -308,7 +333,10 @@ for (const n of scales) {
       await sleep(15_000);
       const own = (): ReturnType<typeof ownMetrics> => ownMetrics(sluice.metricsPort);
       const before = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit), own: await own() };
+      const logMark = accessLogMark();
       await sleep(windowS * 1000);
+      result.backendPerSecond = requestsSince(logMark) / windowS;
+      result.backendPerQueuePerSecond = n > 0 ? result.backendPerSecond / n : 0;
       const after = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit), own: await own() };
       result.heapMiB = after.own.heapMiB;
       result.apiPerSecondAtRest = Object.fromEntries(
@@ -327,7 +355,7 @@ for (const n of scales) {
         Object.entries(after.writes).map(([kind, value]) => [kind, value - (before.writes[kind] ?? 0)]),
       );
       console.log(
-        `  at rest over ${windowS} s: ${result.cpuMilli.toFixed(0)} mCPU, RSS ${result.rssMiB.toFixed(0)} MiB, heap ${result.heapMiB.toFixed(0)} MiB, writes ${JSON.stringify(result.writesAtRest)}, sluice's API requests/s ${JSON.stringify(result.apiPerSecondAtRest)}`,
+        `  at rest over ${windowS} s: ${result.cpuMilli.toFixed(0)} mCPU, RSS ${result.rssMiB.toFixed(0)} MiB, heap ${result.heapMiB.toFixed(0)} MiB, writes ${JSON.stringify(result.writesAtRest)}, sluice's API requests/s ${JSON.stringify(result.apiPerSecondAtRest)}, RabbitMQ management requests/s ${result.backendPerSecond.toFixed(2)} (${result.backendPerQueuePerSecond.toExponential(1)} per queue)`,
       );
     }
   } finally {
@@ -346,12 +374,16 @@ await connection.close();
 
 const cell = (v: number | undefined, digits = 1): string => (v === undefined ? '—' : v.toFixed(digits));
 console.log('\nsluice at scale (one run; pollingInterval 30, idle queues)\n');
-console.log('objects | → HPAs (s) | → Ready (s) | CPU at rest (mCPU) | RSS (MiB) | heap (MiB) | writes at rest');
-console.log('--------|-----------|-------------|--------------------|-----------|------------|---------------');
+console.log(
+  'objects | → HPAs (s) | → Ready (s) | CPU at rest (mCPU) | RSS (MiB) | heap (MiB) | writes at rest | backend req/s per queue',
+);
+console.log(
+  '--------|-----------|-------------|--------------------|-----------|------------|----------------|------------------------',
+);
 for (const r of results) {
   const writes = r.writesAtRest === undefined ? '—' : String(Object.values(r.writesAtRest).reduce((a, b) => a + b, 0));
   console.log(
-    `${String(r.objects).padStart(7)} | ${cell(r.hpasMs && r.hpasMs / 1000).padStart(9)} | ${cell(r.readyMs && r.readyMs / 1000).padStart(11)} | ${cell(r.cpuMilli, 0).padStart(18)} | ${cell(r.rssMiB, 0).padStart(9)} | ${cell(r.heapMiB, 0).padStart(10)} | ${writes}`,
+    `${String(r.objects).padStart(7)} | ${cell(r.hpasMs && r.hpasMs / 1000).padStart(9)} | ${cell(r.readyMs && r.readyMs / 1000).padStart(11)} | ${cell(r.cpuMilli, 0).padStart(18)} | ${cell(r.rssMiB, 0).padStart(9)} | ${cell(r.heapMiB, 0).padStart(10)} | ${writes.padStart(14)} | ${r.backendPerQueuePerSecond === undefined ? '—' : r.backendPerQueuePerSecond.toPrecision(2)}`,
   );
 }
 mkdirSync(path.dirname(values.json), { recursive: true });

@@ -18,6 +18,7 @@
  * (auth-resolver.ts enforces it; docs/keda-compatibility.md#triggerauthentication).
  */
 import Type, { type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.ts';
 import {
@@ -242,6 +243,10 @@ export const ClusterTriggerAuthenticationSchema = ResourceSchema(
   TriggerAuthenticationStatusSchema,
 );
 
+/** Compiled on first use, as the ScaledObject's (src/operator/scaled-object.ts). */
+let namespacedValidator: ReturnType<typeof Compile<typeof TriggerAuthenticationSchema>> | undefined;
+let clusterValidator: ReturnType<typeof Compile<typeof ClusterTriggerAuthenticationSchema>> | undefined;
+
 /** Either kind as parsed: a (namespaced) TriggerAuthentication never has the ClusterTriggerAuthentication-only fields. */
 export type TriggerAuthentication = Static<typeof ClusterTriggerAuthenticationSchema>;
 export type TriggerAuthenticationSpec = Static<typeof ClusterTriggerAuthenticationSpecSchema>;
@@ -278,8 +283,12 @@ export function parseTriggerAuthentication(obj: unknown, kind: AuthenticationKin
   };
   const schema =
     kind === CLUSTER_TRIGGER_AUTHENTICATION.kind ? ClusterTriggerAuthenticationSchema : TriggerAuthenticationSchema;
-  throwFirstSchemaError(Value.Errors(schema, value), value, { root: 'TriggerAuthentication' });
-  if (!Value.Check(schema, value)) {
+  const validator =
+    kind === CLUSTER_TRIGGER_AUTHENTICATION.kind
+      ? (clusterValidator ??= Compile(ClusterTriggerAuthenticationSchema))
+      : (namespacedValidator ??= Compile(TriggerAuthenticationSchema));
+  if (!validator.Check(value)) {
+    throwFirstSchemaError(Value.Errors(schema, value), value, { root: 'TriggerAuthentication' });
     throw new ValidationError(kind, `does not match the ${kind} schema`);
   }
   const ta: TriggerAuthentication = structuredClone(value);

@@ -3,11 +3,13 @@
 // it): decoding and activity per mode (KEDA's testQueueInfoTestData), when an absent rate is a fact and when it is
 // unknown, regex aggregation and pagination, batching of the queues read in one turn into one list request, and every
 // way of not knowing the value being an error.
+import { getEventListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BackendError, ScalerError, describeError } from '../../../src/errors.ts';
 import { createRabbitMqScaler } from '../../../src/scalers/rabbitmq.ts';
+import { ManagementClient } from '../../../src/scalers/rabbitmq-management.ts';
 import type { Sample, SharedResources } from '../../../src/scalers/scaler.ts';
 import { SharedPool } from '../../../src/scalers/shared.ts';
 import { standalone, triggerInput, type StandaloneScaler } from '../../support/trigger.ts';
@@ -607,5 +609,29 @@ describe('batching: the queues of one vhost read in one turn through one shared 
       expect(reason).toBeInstanceOf(BackendError);
       expect(describeError(reason)).toMatch(/^the RabbitMQ management API at http:\/\/127\.0\.0\.1:\d+ answered 500$/);
     }
+  });
+});
+
+describe('ManagementClient: many askers under one signal', () => {
+  it('holds one abort listener per signal however many queues a turn asks for, and an abort rejects them all', async () => {
+    const client = new ManagementClient({
+      base: new URL('http://127.0.0.1:1'),
+      timeoutMs: 60_000,
+      // The list request never answers before the abort (as a broker that hangs).
+      get: (_url, signal) =>
+        new Promise((_resolve, reject) => {
+          signal.addEventListener('abort', () => {
+            reject(new Error('aborted'));
+          });
+        }),
+    });
+    const controller = new AbortController();
+    const asks = Array.from({ length: 200 }, (_, i) => client.queue('/', `q${i}`, controller.signal));
+    const settled = Promise.allSettled(asks);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    controller.abort(new Error('turn over'));
+    const results = await settled;
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(describeError((results[0] as PromiseRejectedResult).reason)).toMatch(/RabbitMQ management API/);
   });
 });
