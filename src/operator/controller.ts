@@ -21,7 +21,7 @@ import { slimInformer, supervise, withoutManagedFields } from './informers.ts';
 import { workloadOf, type Workload } from './ownership.ts';
 import { GROUP, PLURAL, SCALED_OBJECT_LABEL, VERSION } from './scaled-object.ts';
 import { CLUSTER_TRIGGER_AUTHENTICATION, TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
-import { WorkQueue, type Handler } from './workqueue.ts';
+import { WorkQueue, type Handler, type Priority } from './workqueue.ts';
 import { WorkloadIndex, type Targeting } from './workload-index.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -143,9 +143,9 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
     { name: 'HPAs', log },
   );
 
-  const enqueueSo = (obj: KubernetesObject): void => {
+  const enqueueSo = (obj: KubernetesObject, priority: Priority = 'high'): void => {
     const key = keyOf(obj);
-    if (key !== undefined && started) queue.add(key);
+    if (key !== undefined && started) queue.add(key, priority);
   };
   // Which ScaledObjects and HPAs act on each workload (one autoscaler per workload), kept from the events below.
   const soTargets = new WorkloadIndex();
@@ -194,6 +194,14 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   };
   const enqueueAll = (): void => {
     for (const so of soInformer.list()) enqueueSo(so);
+  };
+  /**
+   * The periodic resync: every object again, behind every change. At 10,000 objects a resync at the same priority as
+   * changes re-queued the 7,000 objects already done ahead of the 3,000 still waiting for their HPA, every 5 minutes,
+   * while reconciling all of them took longer than that: the queue never reached the rest.
+   */
+  const resyncAll = (): void => {
+    for (const so of soInformer.list()) enqueueSo(so, 'low');
   };
 
   // A (Cluster)TriggerAuthentication that changes concerns every ScaledObject referring to it. These two informers
@@ -294,7 +302,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
         synced: synced.so && synced.hpa,
       });
       enqueueAll();
-      resync = setInterval(enqueueAll, options.resyncMs ?? 300_000);
+      resync = setInterval(resyncAll, options.resyncMs ?? 300_000);
       resync.unref();
     },
     async stop() {

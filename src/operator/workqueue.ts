@@ -4,8 +4,8 @@
  * - a key is never handled by two workers at once; a key added while it is being handled is handled again after;
  * - a handler that throws is retried with per-key exponential backoff, unless it threw a TerminalError;
  * - a handler may ask to be called again after a delay (`requeueAfterMs`), which also resets its backoff;
- * - two priorities: a `low` key (a status refresh: a scaling loop has news) waits while any `high` key (a change of
- *   the object, a resync, a retry) is queued, and becomes `high` when added as such. After a mass create, news from
+ * - two priorities: a `low` key (a status refresh: a scaling loop has news; the periodic resync) waits while any
+ *   `high` key (a change of the object, a retry) is queued, and becomes `high` when added as such. After a mass create, news from
  *   the new objects' scaling loops kept ten thousand status refreshes ahead of the objects still waiting for their
  *   HPA; now those go first.
  */
@@ -17,7 +17,7 @@ export interface HandlerResult {
 
 export type Handler = (key: string) => Promise<HandlerResult | undefined>;
 
-/** `high`: the object changed, a resync, a retry; `low`: a status refresh that may wait. */
+/** `high`: the object changed, a retry; `low`: a status refresh or the periodic resync, which may wait. */
 export type Priority = 'high' | 'low';
 
 /** Thrown by a handler when retrying cannot help (e.g. an invalid spec); logged, not retried. */
