@@ -14,6 +14,12 @@ export const USAGE = `sluice: an event-driven autoscaler for Kubernetes (KEDA-co
 
 Usage:
   sluice operator [options]   run the operator and the external-metrics API server (one process)
+  sluice validate FILE... | - check ScaledObjects and (Cluster)TriggerAuthentications offline, with the operator's
+                              messages (exit 1 on any error); - reads standard input
+  sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv [-o table|json] [--out chart.svg|chart.png]
+                              [--hpa-sync <seconds>]
+                              replay a metric trace through the operator's decisions and the HPA controller's
+                              algorithm, offline (docs/simulate.md)
   sluice version              print the version
   sluice help                 print this text
 
@@ -123,7 +129,17 @@ export interface SelfManagedCertificates {
   readonly caLifetimeMs: number;
 }
 
-export type Config = OperatorConfig | { readonly command: 'version' } | { readonly command: 'help' };
+/** The offline subcommands parse their own arguments (src/cli/<name>.ts). */
+export interface OfflineCommand {
+  readonly command: 'validate' | 'simulate';
+  readonly args: readonly string[];
+}
+
+export type Config =
+  | OperatorConfig
+  | OfflineCommand
+  | { readonly command: 'version' }
+  | { readonly command: 'help' };
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -158,6 +174,7 @@ export function parseConfig(argv: readonly string[]): Config {
     return { command: 'help' };
   }
   if (command === 'version' || command === '--version') return { command: 'version' };
+  if (command === 'validate' || command === 'simulate') return { command, args: rest };
   if (command !== 'operator') throw new ConfigError(`unknown command "${command}"; run "sluice help"`);
 
   let values;

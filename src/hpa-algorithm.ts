@@ -20,6 +20,8 @@ export type HpaMetricType = 'AverageValue' | 'Value';
 export interface HpaMetricTarget {
   readonly metricType: HpaMetricType;
   readonly target: number;
+  /** For reasons ("queue above target"); the metric's index otherwise. */
+  readonly name?: string | undefined;
 }
 
 export interface HpaScalingPolicy {
@@ -148,7 +150,9 @@ export function replicasForMetrics(
   metrics: readonly HpaMetricTarget[],
   values: readonly (number | undefined)[],
   counts: Pick<MetricReplicasInput, 'specReplicas' | 'statusReplicas' | 'readyReplicas' | 'tolerances'>,
-): { readonly replicas: number; readonly metricIndex: number } | { readonly replicas: undefined; readonly error: string } {
+):
+  | { readonly replicas: number; readonly metricIndex: number }
+  | { readonly replicas: undefined; readonly error: string } {
   let replicas = 0;
   let metricIndex = -1;
   let invalid = 0;
@@ -263,7 +267,12 @@ export function stabilizeLegacy(
  */
 export function stabilizeWithBehavior(
   recommendations: readonly Recommendation[],
-  args: { readonly desired: number; readonly current: number; readonly now: number; readonly behavior: ResolvedBehavior },
+  args: {
+    readonly desired: number;
+    readonly current: number;
+    readonly now: number;
+    readonly behavior: ResolvedBehavior;
+  },
 ): { readonly replicas: number; readonly recommendations: Recommendation[] } {
   const upCutoff = args.now - args.behavior.scaleUp.stabilizationWindowSeconds * 1000;
   const downCutoff = args.now - args.behavior.scaleDown.stabilizationWindowSeconds * 1000;
@@ -309,8 +318,7 @@ export function scaleUpLimit(
       current -
       changeInPeriod(policy.periodSeconds, history.scaleUpEvents, now) +
       changeInPeriod(policy.periodSeconds, history.scaleDownEvents, now);
-    const proposed =
-      policy.type === 'Pods' ? start + policy.value : Math.ceil(start * (1 + policy.value / 100) - 1e-9);
+    const proposed = policy.type === 'Pods' ? start + policy.value : Math.ceil(start * (1 + policy.value / 100) - 1e-9);
     result = pick(result, proposed);
   }
   return result;
@@ -339,7 +347,8 @@ export function scaleDownLimit(
 }
 
 /** The ScalingLimited reasons of the controller. */
-export type LimitReason = 'DesiredWithinRange' | 'ScaleUpLimit' | 'ScaleDownLimit' | 'TooManyReplicas' | 'TooFewReplicas';
+export type LimitReason =
+  'DesiredWithinRange' | 'ScaleUpLimit' | 'ScaleDownLimit' | 'TooManyReplicas' | 'TooFewReplicas';
 
 /** convertDesiredReplicasWithBehaviorRate: bounds by the policies' rate limits and by min/max replicas. */
 export function limitWithBehavior(
@@ -491,7 +500,7 @@ export function hpaSync(input: HpaSyncInput): HpaSyncResult {
     desired = Math.max(0, computed.replicas);
     reason =
       desired > current
-        ? `metric ${computed.metricIndex} above target`
+        ? `${hpa.metrics[computed.metricIndex]?.name ?? `metric ${computed.metricIndex}`} above target`
         : desired < current
           ? 'All metrics below target'
           : 'within tolerance or at target';
@@ -512,7 +521,14 @@ export function hpaSync(input: HpaSyncInput): HpaSyncResult {
       const stabilized = stabilizeWithBehavior(recommendations, { desired, current, now, behavior });
       history = { ...history, recommendations: stabilized.recommendations };
       const limited = limitWithBehavior(
-        { desired: stabilized.replicas, current, minReplicas: hpa.minReplicas, maxReplicas: hpa.maxReplicas, behavior, now },
+        {
+          desired: stabilized.replicas,
+          current,
+          minReplicas: hpa.minReplicas,
+          maxReplicas: hpa.maxReplicas,
+          behavior,
+          now,
+        },
         history,
       );
       desired = limited.replicas;

@@ -426,6 +426,7 @@ export function awsSqsQueueScalerFactory(
       metricName,
       target: config.target,
       metricType: trigger.metricType,
+      activation: config.activationQueueLength,
       source,
       evaluate(counts) {
         const value = config.attributes.reduce((sum, name) => sum + (counts[name] ?? 0), 0);

@@ -345,6 +345,7 @@ export const createHttpRateScaler: ScalerFactory = (trigger) => {
     metricName,
     target: config.targetRate,
     metricType: trigger.metricType,
+    activation: config.activationRate,
     source: rateSource,
     evaluate: (rate) => ({ value: rate, active: rate > config.activationRate }),
   });

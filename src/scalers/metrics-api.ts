@@ -292,6 +292,7 @@ export const createMetricsApiScaler: ScalerFactory = (trigger) => {
     metricName: metricNameFor(trigger.index, `metric-api-${config.valueLocation}`),
     target: config.targetValue,
     metricType: trigger.metricType,
+    activation: config.activationTargetValue,
     source,
     evaluate(body) {
       let value: number;

@@ -173,6 +173,7 @@ export const createPrometheusScaler: ScalerFactory = (trigger) => {
     metricName: metricNameFor(trigger.index, 'prometheus'),
     target: config.threshold,
     metricType: trigger.metricType,
+    activation: config.activationThreshold,
     source,
     evaluate(reading) {
       const value = prometheusValue(reading, config.ignoreNullValues, config.query);

@@ -569,6 +569,7 @@ export const createRabbitMqScaler: ScalerFactory = (trigger) => {
     metricName: metricNameFor(trigger.index, `rabbitmq-${goQueryEscape(config.queueName)}`),
     target: config.target,
     metricType: trigger.metricType,
+    activation: config.activationValue,
     source: config.protocol === 'http' ? managementSource(config) : amqpSource(config),
     evaluate: (reading) => evaluate(config.mode, readingFor(config, reading), config.activationValue),
   });

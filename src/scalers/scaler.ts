@@ -107,6 +107,11 @@ export interface Scaler {
   /** The HPA target for this metric (per replica for AverageValue). */
   readonly target: number;
   readonly metricType: MetricType;
+  /**
+   * The activation threshold: the trigger is active when its value exceeds it (KEDA's rule; rabbitmq's MessageRate
+   * mode also counts the queue's messages). `sluice simulate` decides activity from a trace's values with it.
+   */
+  readonly activation: number;
   /** The key of the source this trigger reads (triggers with equal keys share one reader). */
   readonly sourceKey: string;
   /** Subscribes this trigger to its source: `listener` gets this trigger's result of every read. */
@@ -133,6 +138,8 @@ export interface ScalerParts<R> {
   readonly metricName: string;
   readonly target: number;
   readonly metricType: MetricType;
+  /** The activation threshold `evaluate` compares the value with (Scaler.activation). */
+  readonly activation: number;
   readonly source: Source<R>;
   /** This trigger's value and activity from one reading. Pure; throws ScalerError for a reading it cannot use. */
   readonly evaluate: (reading: R) => Sample;
@@ -153,6 +160,7 @@ export function defineScaler<R>(parts: ScalerParts<R>): Scaler {
     metricName: parts.metricName,
     target: parts.target,
     metricType: parts.metricType,
+    activation: parts.activation,
     sourceKey: source.key,
     watch(hub, listener, namespace) {
       return hub.subscribe(

@@ -139,6 +139,7 @@ export function fakeScaler(
     metricName: `s${options.index ?? 0}-${options.name ?? 'fake'}`,
     target: options.target ?? 5,
     metricType: options.metricType ?? 'AverageValue',
+    activation: 0,
     source,
     evaluate: (value) => ({ value, active: value > 0 }),
   });

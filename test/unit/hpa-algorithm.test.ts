@@ -31,7 +31,13 @@ const NOW = 1_000_000_000;
 const ago = (s: number): number => NOW - s * 1000;
 
 /** horizontal_test.go generateScalingRules(pods, podsPeriod, percent, percentPeriod, window), selectPolicy Max. */
-function rules(pods: number, podsPeriod: number, percent: number, percentPeriod: number, window: number): HpaScalingRules {
+function rules(
+  pods: number,
+  podsPeriod: number,
+  percent: number,
+  percentPeriod: number,
+  window: number,
+): HpaScalingRules {
   return {
     stabilizationWindowSeconds: window,
     selectPolicy: 'Max',
@@ -159,7 +165,11 @@ describe('replicasForMetrics (computeReplicasForMetrics)', () => {
     { comment: 'the largest proposal wins (3 vs 8)', values: [30, 40], want: 8 },
     { comment: 'one failing, the other scales up: proceeds', values: [undefined, 40], want: 8 },
     // controller test TestNoScaleDownOneMetricInvalid: an invalid metric forbids a scale down
-    { comment: 'controller test: one failing, the other would scale down: holds', values: [undefined, 5], want: undefined },
+    {
+      comment: 'controller test: one failing, the other would scale down: holds',
+      values: [undefined, 5],
+      want: undefined,
+    },
     { comment: 'all failing: holds', values: [undefined, undefined], want: undefined },
   ];
   test.each(rows)('$comment', ({ values, want }) => {
@@ -364,28 +374,229 @@ describe('limitWithBehavior: controller test TestScalingWithRules', () => {
     want: number;
     reason: string;
   }[] = [
-    { comment: 'prenormalized desired replicas within range', current: 5, desired: 7, min: 3, max: 8, want: 7, reason: 'DesiredWithinRange' },
-    { comment: 'prenormalized desired replicas < minReplicas', current: 3, desired: 1, min: 2, max: 8, want: 2, reason: 'TooFewReplicas' },
-    { comment: 'maxReplicas is the limit because maxReplicas < scaleUpLimit', current: 20, desired: 1000, min: 1, max: 10, want: 10, reason: 'TooManyReplicas' },
-    { comment: 'scaleUpLimit < maxReplicas with user policies', current: 3, desired: 1000, min: 1, max: 2000, up: rules(0, 0, 1, 60, 0), want: 4, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with default behavior', current: 10, desired: 50, min: 1, max: 1000, want: 20, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with pods policy larger than percent policy', current: 10, desired: 500, min: 1, max: 1000, up: rules(100, 60, 100, 60, 0), want: 110, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with percent policy larger than pods policy', current: 10, desired: 500, min: 1, max: 1000, up: rules(2, 60, 100, 60, 0), want: 20, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with pod policy limitation', current: 10, desired: 50, min: 1, max: 1000, up: rules(30, 60, 0, 0, 0), want: 40, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with percent policy limitation', current: 10, desired: 50, min: 1, max: 1000, up: rules(0, 0, 200, 60, 0), want: 30, reason: 'ScaleUpLimit' },
-    { comment: 'scaleDown with percent policy larger than pod policy', current: 100, desired: 2, min: 1, max: 1000, down: rules(20, 60, 1, 60, 300), want: 80, reason: 'ScaleDownLimit' },
-    { comment: 'scaleDown with pod policy larger than percent policy', current: 100, desired: 2, min: 1, max: 1000, down: rules(2, 60, 1, 60, 300), want: 98, reason: 'ScaleDownLimit' },
-    { comment: 'scaleDown with spec MinReplicas limitation with large pod policy', current: 10, desired: 0, min: 1, max: 1000, down: rules(100, 60, 0, 0, 300), want: 1, reason: 'TooFewReplicas' },
-    { comment: 'scaleDown with pod policy limitation', current: 10, desired: 2, min: 1, max: 1000, down: rules(5, 60, 0, 0, 300), want: 5, reason: 'ScaleDownLimit' },
-    { comment: 'scaleDown with percent policy limitation', current: 10, desired: 5, min: 1, max: 1000, down: rules(0, 0, 50, 60, 300), want: 5, reason: 'DesiredWithinRange' },
-    { comment: 'scaleUp, MaxReplicas limit, large pod policy and events (200 < 100 - 15 + 300)', current: 100, desired: 500, min: 1, max: 200, up: rules(300, 60, 0, 0, 0), upEvents: uniform([1, 5, 9], 120), want: 200, reason: 'TooManyReplicas' },
-    { comment: 'scaleUp with a lot of recent scale up events: no further scale up', current: 100, desired: 500, min: 1, max: 1000, up: rules(5, 120, 0, 0, 0), upEvents: uniform([1, 5, 9], 120), want: 100, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with pod policy and previous scale up events (100 - 15 + 150)', current: 100, desired: 500, min: 1, max: 1000, up: rules(150, 120, 0, 0, 0), upEvents: uniform([1, 5, 9], 120), want: 235, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with percent policy and previous scale up events ((100 - 15) + 200 %)', current: 100, desired: 500, min: 1, max: 1000, up: rules(0, 0, 200, 120, 0), upEvents: uniform([1, 5, 9], 120), want: 255, reason: 'ScaleUpLimit' },
-    { comment: 'scaleUp with percent policy and previous scale up and down events', current: 6, desired: 24, min: 1, max: 1000, up: rules(0, 0, 300, 300, 0), upEvents: uniform([4], 120), downEvents: uniform([2], 120), want: 16, reason: 'ScaleUpLimit' },
-    { comment: 'scaleDown with default policy and previous events', current: 10, desired: 5, min: 1, max: 1000, downEvents: uniform([1, 5, 9], 120), want: 5, reason: 'DesiredWithinRange' },
-    { comment: 'scaleDown with MinReplicas limit, large pod policy and previous events', current: 100, desired: 0, min: 1, max: 1000, down: rules(115, 120, 0, 0, 300), downEvents: uniform([1, 5, 9], 120), want: 1, reason: 'TooFewReplicas' },
-    { comment: 'Disabled scale up holds', current: 3, desired: 9, min: 1, max: 10, up: { selectPolicy: 'Disabled' }, want: 3, reason: 'ScaleUpLimit' },
+    {
+      comment: 'prenormalized desired replicas within range',
+      current: 5,
+      desired: 7,
+      min: 3,
+      max: 8,
+      want: 7,
+      reason: 'DesiredWithinRange',
+    },
+    {
+      comment: 'prenormalized desired replicas < minReplicas',
+      current: 3,
+      desired: 1,
+      min: 2,
+      max: 8,
+      want: 2,
+      reason: 'TooFewReplicas',
+    },
+    {
+      comment: 'maxReplicas is the limit because maxReplicas < scaleUpLimit',
+      current: 20,
+      desired: 1000,
+      min: 1,
+      max: 10,
+      want: 10,
+      reason: 'TooManyReplicas',
+    },
+    {
+      comment: 'scaleUpLimit < maxReplicas with user policies',
+      current: 3,
+      desired: 1000,
+      min: 1,
+      max: 2000,
+      up: rules(0, 0, 1, 60, 0),
+      want: 4,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with default behavior',
+      current: 10,
+      desired: 50,
+      min: 1,
+      max: 1000,
+      want: 20,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with pods policy larger than percent policy',
+      current: 10,
+      desired: 500,
+      min: 1,
+      max: 1000,
+      up: rules(100, 60, 100, 60, 0),
+      want: 110,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with percent policy larger than pods policy',
+      current: 10,
+      desired: 500,
+      min: 1,
+      max: 1000,
+      up: rules(2, 60, 100, 60, 0),
+      want: 20,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with pod policy limitation',
+      current: 10,
+      desired: 50,
+      min: 1,
+      max: 1000,
+      up: rules(30, 60, 0, 0, 0),
+      want: 40,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with percent policy limitation',
+      current: 10,
+      desired: 50,
+      min: 1,
+      max: 1000,
+      up: rules(0, 0, 200, 60, 0),
+      want: 30,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleDown with percent policy larger than pod policy',
+      current: 100,
+      desired: 2,
+      min: 1,
+      max: 1000,
+      down: rules(20, 60, 1, 60, 300),
+      want: 80,
+      reason: 'ScaleDownLimit',
+    },
+    {
+      comment: 'scaleDown with pod policy larger than percent policy',
+      current: 100,
+      desired: 2,
+      min: 1,
+      max: 1000,
+      down: rules(2, 60, 1, 60, 300),
+      want: 98,
+      reason: 'ScaleDownLimit',
+    },
+    {
+      comment: 'scaleDown with spec MinReplicas limitation with large pod policy',
+      current: 10,
+      desired: 0,
+      min: 1,
+      max: 1000,
+      down: rules(100, 60, 0, 0, 300),
+      want: 1,
+      reason: 'TooFewReplicas',
+    },
+    {
+      comment: 'scaleDown with pod policy limitation',
+      current: 10,
+      desired: 2,
+      min: 1,
+      max: 1000,
+      down: rules(5, 60, 0, 0, 300),
+      want: 5,
+      reason: 'ScaleDownLimit',
+    },
+    {
+      comment: 'scaleDown with percent policy limitation',
+      current: 10,
+      desired: 5,
+      min: 1,
+      max: 1000,
+      down: rules(0, 0, 50, 60, 300),
+      want: 5,
+      reason: 'DesiredWithinRange',
+    },
+    {
+      comment: 'scaleUp, MaxReplicas limit, large pod policy and events (200 < 100 - 15 + 300)',
+      current: 100,
+      desired: 500,
+      min: 1,
+      max: 200,
+      up: rules(300, 60, 0, 0, 0),
+      upEvents: uniform([1, 5, 9], 120),
+      want: 200,
+      reason: 'TooManyReplicas',
+    },
+    {
+      comment: 'scaleUp with a lot of recent scale up events: no further scale up',
+      current: 100,
+      desired: 500,
+      min: 1,
+      max: 1000,
+      up: rules(5, 120, 0, 0, 0),
+      upEvents: uniform([1, 5, 9], 120),
+      want: 100,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with pod policy and previous scale up events (100 - 15 + 150)',
+      current: 100,
+      desired: 500,
+      min: 1,
+      max: 1000,
+      up: rules(150, 120, 0, 0, 0),
+      upEvents: uniform([1, 5, 9], 120),
+      want: 235,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with percent policy and previous scale up events ((100 - 15) + 200 %)',
+      current: 100,
+      desired: 500,
+      min: 1,
+      max: 1000,
+      up: rules(0, 0, 200, 120, 0),
+      upEvents: uniform([1, 5, 9], 120),
+      want: 255,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleUp with percent policy and previous scale up and down events',
+      current: 6,
+      desired: 24,
+      min: 1,
+      max: 1000,
+      up: rules(0, 0, 300, 300, 0),
+      upEvents: uniform([4], 120),
+      downEvents: uniform([2], 120),
+      want: 16,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'scaleDown with default policy and previous events',
+      current: 10,
+      desired: 5,
+      min: 1,
+      max: 1000,
+      downEvents: uniform([1, 5, 9], 120),
+      want: 5,
+      reason: 'DesiredWithinRange',
+    },
+    {
+      comment: 'scaleDown with MinReplicas limit, large pod policy and previous events',
+      current: 100,
+      desired: 0,
+      min: 1,
+      max: 1000,
+      down: rules(115, 120, 0, 0, 300),
+      downEvents: uniform([1, 5, 9], 120),
+      want: 1,
+      reason: 'TooFewReplicas',
+    },
+    {
+      comment: 'Disabled scale up holds',
+      current: 3,
+      desired: 9,
+      min: 1,
+      max: 10,
+      up: { selectPolicy: 'Disabled' },
+      want: 3,
+      reason: 'ScaleUpLimit',
+    },
   ];
   test.each(rows)('$comment', ({ current, desired, min, max, up, down, upEvents, downEvents, want, reason }) => {
     const behavior = resolveBehavior({ scaleUp: up, scaleDown: down });
@@ -413,12 +624,44 @@ describe('limitWithBehavior: controller test TestScalingWithRules', () => {
 });
 
 describe('limitLegacy (no behavior): controller test TestConvertDesiredReplicasWithRules', () => {
-  const rows: { comment: string; current: number; desired: number; min: number; max: number; want: number; reason: string }[] = [
+  const rows: {
+    comment: string;
+    current: number;
+    desired: number;
+    min: number;
+    max: number;
+    want: number;
+    reason: string;
+  }[] = [
     { comment: 'within range', current: 5, desired: 7, min: 3, max: 8, want: 7, reason: 'DesiredWithinRange' },
     { comment: 'below min', current: 3, desired: 1, min: 2, max: 8, want: 2, reason: 'TooFewReplicas' },
-    { comment: 'above max(2 × current, 4)', current: 3, desired: 1000, min: 1, max: 2000, want: 6, reason: 'ScaleUpLimit' },
-    { comment: 'at 1 replica the limit is 4', current: 1, desired: 100, min: 1, max: 2000, want: 4, reason: 'ScaleUpLimit' },
-    { comment: 'max below the rate limit', current: 20, desired: 1000, min: 1, max: 10, want: 10, reason: 'TooManyReplicas' },
+    {
+      comment: 'above max(2 × current, 4)',
+      current: 3,
+      desired: 1000,
+      min: 1,
+      max: 2000,
+      want: 6,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'at 1 replica the limit is 4',
+      current: 1,
+      desired: 100,
+      min: 1,
+      max: 2000,
+      want: 4,
+      reason: 'ScaleUpLimit',
+    },
+    {
+      comment: 'max below the rate limit',
+      current: 20,
+      desired: 1000,
+      min: 1,
+      max: 10,
+      want: 10,
+      reason: 'TooManyReplicas',
+    },
   ];
   test.each(rows)('$comment', ({ current, desired, min, max, want, reason }) => {
     expect(limitLegacy(current, desired, min, max)).toEqual({ replicas: want, reason });
@@ -470,9 +713,13 @@ describe('hpaSync (one reconcileAutoscaler)', () => {
   });
 
   test('above max: to max without reading metrics; below min: to min', () => {
-    expect(hpaSync({ hpa: hpa(), currentReplicas: 25, values: [0], now: NOW, history: EMPTY_HISTORY }).replicas).toBe(20);
+    expect(hpaSync({ hpa: hpa(), currentReplicas: 25, values: [0], now: NOW, history: EMPTY_HISTORY }).replicas).toBe(
+      20,
+    );
     const min3 = { ...hpa(), minReplicas: 3 };
-    expect(hpaSync({ hpa: min3, currentReplicas: 1, values: [500], now: NOW, history: EMPTY_HISTORY }).replicas).toBe(3);
+    expect(hpaSync({ hpa: min3, currentReplicas: 1, values: [500], now: NOW, history: EMPTY_HISTORY }).replicas).toBe(
+      3,
+    );
   });
 
   test('no behavior: up at most max(2 × current, 4) per sync; down waits out the 300 s window', () => {
@@ -514,7 +761,13 @@ describe('hpaSync (one reconcileAutoscaler)', () => {
       [40, 5],
       [51, 5],
     ] as const) {
-      const got = hpaSync({ hpa: hpa(behavior), currentReplicas: current, values: [value], now: NOW + s * 1000, history });
+      const got = hpaSync({
+        hpa: hpa(behavior),
+        currentReplicas: current,
+        values: [value],
+        now: NOW + s * 1000,
+        history,
+      });
       history = got.history;
       current = got.replicas;
       seen.push(current);
