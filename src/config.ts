@@ -135,11 +135,7 @@ export interface OfflineCommand {
   readonly args: readonly string[];
 }
 
-export type Config =
-  | OperatorConfig
-  | OfflineCommand
-  | { readonly command: 'version' }
-  | { readonly command: 'help' };
+export type Config = OperatorConfig | OfflineCommand | { readonly command: 'version' } | { readonly command: 'help' };
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;

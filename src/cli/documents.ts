@@ -47,12 +47,12 @@ export async function readSource(path: string, io: Pick<CliIo, 'stdin'>): Promis
  */
 export function parseDocuments(text: string): SourceDocument[] {
   const out: SourceDocument[] = [];
-  for (const [i, doc] of parseAllDocuments(text, { prettyErrors: false }).entries()) {
+  for (const [i, doc] of parseAllDocuments(text).entries()) {
     const error = doc.errors[0];
     if (error !== undefined) {
       const line = error.linePos?.[0].line;
       throw new DocumentError(
-        `document ${i + 1}${line === undefined ? '' : `, line ${line}`}: not valid YAML: ${error.message.split('\n')[0] ?? ''}`,
+        `document ${i + 1}${line === undefined ? '' : `, line ${line}`}: not valid YAML: ${(error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:$/, '')}`,
         { cause: error },
       );
     }
