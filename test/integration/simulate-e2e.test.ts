@@ -137,6 +137,21 @@ describe('simulate e2e: the same trace through simulate and through the real HPA
       { timeoutMs: 30_000, message: 'the HPA to read its metric (ScalingActive)' },
     );
 
+    // Each rise of the trace is staged before t = 0: its messages published and taken (unacknowledged) by a channel
+    // of their own, so they are not ready; at the rise, one nack of them all requeues them at once. Published at the
+    // rise instead, a read in the middle of the publishing could show the HPA a count between the two.
+    const rises = new Map<number, amqp.Channel>();
+    let staged = 0;
+    for (const [i, [t, value]] of TRACE.entries()) {
+      const before = i === 0 ? 0 : (TRACE[i - 1]?.[1] ?? 0);
+      if (value <= before) continue;
+      const hold = await connection.createChannel();
+      for (let n = 0; n < value - before; n++) channel.sendToQueue(queue, Buffer.from(`m${staged++}`));
+      await channel.waitForConfirms();
+      for (let n = 0; n < value - before; n++) expect(await hold.get(queue, { noAck: false })).not.toBe(false);
+      rises.set(t, hold);
+    }
+
     const t0 = Date.now();
     const last = TRACE.at(-1)?.[0] ?? 0;
     const samples: Change[] = [];
@@ -150,12 +165,16 @@ describe('simulate e2e: the same trace through simulate and through the real HPA
     let depth = 0;
     for (const [t, value] of TRACE) {
       await sleep(Math.max(0, t0 + t * 1000 - Date.now()));
-      if (value < depth) {
+      const hold = rises.get(t);
+      if (hold !== undefined) {
+        hold.nackAll(true);
+      } else if (value < depth) {
+        // A fall: purge, then publish what stays (a read in between shows less, which the scale-down window absorbs).
         await channel.purgeQueue(queue);
-        depth = 0;
+        for (let n = 0; n < value; n++) channel.sendToQueue(queue, Buffer.from(`r${n}`));
+        await channel.waitForConfirms();
       }
-      for (; depth < value; depth++) channel.sendToQueue(queue, Buffer.from(`m${depth}`));
-      await channel.waitForConfirms();
+      depth = value;
     }
     await sleep(Math.max(0, t0 + last * 1000 - Date.now()));
     done.abort();
