@@ -389,7 +389,7 @@ export function simulate(model: SimModel, trace: readonly TraceRow[], options: S
       if (replicas > 0) reason = `HPA: ${result.reason}`;
       if (result.rescale) replicas = result.replicas;
     }
-    if (times.has(t) && (trace.some((r) => r.t === t) || synced || replicas !== before)) {
+    if (trace.some((r) => r.t === t) || synced || replicas !== before) {
       steps.push({ t, values, desiredReplicas: desired ?? replicas, replicas, reason });
     }
   }

@@ -71,7 +71,7 @@ describe('simulate e2e: the same trace through simulate and through the real HPA
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('the Deployment goes through simulate’s replica counts, each change within a sync period of simulate’s', async () => {
+  it('the Deployment goes through simulate’s replica counts, each change within a sync period and a read of simulate’s', async () => {
     const spec = {
       scaleTargetRef: { name: 'consumer' },
       minReplicaCount: 1,
