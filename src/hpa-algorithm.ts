@@ -318,7 +318,8 @@ export function scaleUpLimit(
       current -
       changeInPeriod(policy.periodSeconds, history.scaleUpEvents, now) +
       changeInPeriod(policy.periodSeconds, history.scaleDownEvents, now);
-    const proposed = policy.type === 'Pods' ? start + policy.value : Math.ceil(start * (1 + policy.value / 100) - 1e-9);
+    // The controller's float64 arithmetic, rounding noise included (25 × 1.12 = 28.000000000000004 → 29).
+    const proposed = policy.type === 'Pods' ? start + policy.value : Math.ceil(start * (1 + policy.value / 100));
     result = pick(result, proposed);
   }
   return result;

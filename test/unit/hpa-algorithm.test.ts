@@ -607,6 +607,17 @@ describe('limitWithBehavior: controller test TestScalingWithRules', () => {
     expect(got).toEqual({ replicas: want, reason });
   });
 
+  test('Percent policies round as the controller’s float64 does', () => {
+    const none = { scaleUpEvents: [], scaleDownEvents: [] };
+    const up = resolveBehavior({ scaleUp: rules(0, 0, 12, 60, 0) }).scaleUp;
+    // 25 × (1 + 0.12) is 28.000000000000004 in float64: math.Ceil makes it 29, as in the controller.
+    expect(scaleUpLimit(25, none, up, NOW)).toBe(29);
+    expect(scaleUpLimit(10, none, up, NOW)).toBe(12); // 11.2 → 12
+    // Down: int32() truncates: 7 × 0.9 = 6.3 → 6.
+    const down = resolveBehavior({ scaleDown: rules(0, 0, 10, 60, 0) }).scaleDown;
+    expect(scaleDownLimit(7, none, down, NOW)).toBe(6);
+  });
+
   test('controller tests TestCalculateScale{Up,Down}Limit…: selectPolicy Min', () => {
     const minRules = resolveBehavior({
       scaleUp: {
