@@ -17,7 +17,8 @@ Usage:
   sluice validate FILE... | - check ScaledObjects and (Cluster)TriggerAuthentications offline, with the operator's
                               messages (exit 1 on any error); - reads standard input
   sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv [-o table|json] [--out chart.svg|chart.png]
-                              [--hpa-sync <seconds>]
+                              [--hpa-sync <seconds>] [--hpa-tolerance <ratio>]
+                              [--hpa-downscale-stabilization <seconds>] [--replicas <n>]
                               replay a metric trace through the operator's decisions and the HPA controller's
                               algorithm, offline (docs/simulate.md)
   sluice version              print the version

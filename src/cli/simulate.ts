@@ -12,12 +12,15 @@
 import { parseArgs } from 'node:util';
 import { ValidationError, describeError } from '../errors.ts';
 import {
+  DEFAULT_DOWNSCALE_STABILIZATION_S,
   DEFAULT_SYNC_PERIOD_S,
+  DEFAULT_TOLERANCE,
   EMPTY_HISTORY,
   hpaSync,
   replicasForMetrics,
   tolerancesFor,
   type HpaBehaviorRules,
+  type HpaControllerFlags,
   type HpaHistory,
   type HpaMetricTarget,
   type HpaScalingRules,
@@ -96,6 +99,8 @@ export interface SimOptions {
   readonly initialReplicas?: number | undefined;
   /** sluice's read interval in seconds (default 1). */
   readonly readIntervalS?: number | undefined;
+  /** The HPA controller's tolerance and downscale stabilization flags (default 0.1 and 300 s). */
+  readonly flags?: HpaControllerFlags | undefined;
 }
 
 const OFFLINE: ClusterPort = {
@@ -373,7 +378,7 @@ export function simulate(model: SimModel, trace: readonly TraceRow[], options: S
         specReplicas: replicas,
         statusReplicas: replicas,
         readyReplicas: replicas,
-        tolerances: tolerancesFor(model.hpa.behavior),
+        tolerances: tolerancesFor(model.hpa.behavior, options.flags),
       });
       desired =
         proposal.replicas === undefined
@@ -384,7 +389,14 @@ export function simulate(model: SimModel, trace: readonly TraceRow[], options: S
     // The HPA controller.
     const synced = syncs.has(t);
     if (synced) {
-      const result = hpaSync({ hpa: model.hpa, currentReplicas: replicas, values: served, now, history });
+      const result = hpaSync({
+        hpa: model.hpa,
+        currentReplicas: replicas,
+        values: served,
+        now,
+        history,
+        flags: options.flags,
+      });
       history = result.history;
       if (replicas > 0) reason = `HPA: ${result.reason}`;
       if (result.rescale) replicas = result.replicas;
@@ -404,7 +416,7 @@ function round(t: number): number {
 // the command
 
 const USAGE_LINE =
-  'usage: sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv [-o table|json] [--out chart.svg|chart.png] [--hpa-sync <seconds>] [--replicas <n>]';
+  'usage: sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv [-o table|json] [--out chart.svg|chart.png] [--hpa-sync <seconds>] [--hpa-tolerance <ratio>] [--hpa-downscale-stabilization <seconds>] [--replicas <n>]';
 
 /** Runs the subcommand; returns the exit code (0 done, 1 invalid object or trace, 2 bad usage). */
 export async function runSimulate(args: readonly string[], io: CliIo): Promise<number> {
@@ -420,6 +432,8 @@ export async function runSimulate(args: readonly string[], io: CliIo): Promise<n
         output: { type: 'string', short: 'o', default: 'table' },
         out: { type: 'string' },
         'hpa-sync': { type: 'string', default: String(DEFAULT_SYNC_PERIOD_S) },
+        'hpa-tolerance': { type: 'string', default: String(DEFAULT_TOLERANCE) },
+        'hpa-downscale-stabilization': { type: 'string', default: String(DEFAULT_DOWNSCALE_STABILIZATION_S) },
         replicas: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -444,6 +458,16 @@ export async function runSimulate(args: readonly string[], io: CliIo): Promise<n
   const hpaSyncS = Number(values['hpa-sync']);
   if (!Number.isFinite(hpaSyncS) || hpaSyncS <= 0)
     return usage(`--hpa-sync must be a number of seconds above 0, got "${values['hpa-sync']}"`);
+  const tolerance = Number(values['hpa-tolerance']);
+  if (!Number.isFinite(tolerance) || tolerance < 0) {
+    return usage(`--hpa-tolerance must be a number of 0 or more, got "${values['hpa-tolerance']}"`);
+  }
+  const downscaleStabilizationS = Number(values['hpa-downscale-stabilization']);
+  if (!Number.isFinite(downscaleStabilizationS) || downscaleStabilizationS < 0) {
+    return usage(
+      `--hpa-downscale-stabilization must be a number of seconds, 0 or more, got "${values['hpa-downscale-stabilization']}"`,
+    );
+  }
   const initial = values.replicas === undefined ? undefined : Number(values.replicas);
   if (initial !== undefined && (!Number.isInteger(initial) || initial < 0)) {
     return usage(`--replicas must be a whole number, got "${values.replicas ?? ''}"`);
@@ -491,7 +515,11 @@ export async function runSimulate(args: readonly string[], io: CliIo): Promise<n
     io.stdout(`${err.message.startsWith(`${tracePath}:`) ? err.message : `${tracePath}: ${err.message}`}\n`);
     return 1;
   }
-  const steps = simulate(model, trace, { hpaSyncS, initialReplicas: initial });
+  const steps = simulate(model, trace, {
+    hpaSyncS,
+    initialReplicas: initial,
+    flags: { tolerance, downscaleStabilizationS },
+  });
   io.stdout(values.output === 'json' ? `${JSON.stringify(toJson(model, steps), null, 2)}\n` : table(model, steps));
   if (out !== undefined) {
     const { writeChart } = await import('./chart.ts');

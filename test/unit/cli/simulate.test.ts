@@ -133,6 +133,21 @@ describe('simulate: the operator’s decisions', () => {
     expect([0, 5, 10, 15, 40, 45].map((t) => at(steps, t))).toEqual([2, 4, 8, 8, 8, 1]);
   });
 
+  test('the controller’s flags: a downscale window of 30 s instead of 300 s, a tolerance of 0.5', () => {
+    const model = modelOf(scaledObject({ minReplicaCount: 1 }), EPOCH);
+    const trace = parseTrace('t,load\n0,100\n15,10\n90,10', model.triggers);
+    const last = (flags?: { downscaleStabilizationS?: number; tolerance?: number }) =>
+      simulate(model, trace, { hpaSyncS: 15, initialReplicas: 10, flags }).at(-1)?.replicas;
+    expect(last()).toBe(10); // the 300 s window still holds the 10 of t = 0
+    expect(last({ downscaleStabilizationS: 30 })).toBe(1);
+    // 14 at 1 replica with target 10: the ratio 1.4 leaves a tolerance of 0.1 (→ 2), not one of 0.5 (→ 1)
+    const ten = parseTrace('t,load\n0,14\n15,14', model.triggers);
+    expect(simulate(model, ten, { hpaSyncS: 15, initialReplicas: 1 }).at(-1)?.replicas).toBe(2);
+    expect(simulate(model, ten, { hpaSyncS: 15, initialReplicas: 1, flags: { tolerance: 0.5 } }).at(-1)?.replicas).toBe(
+      1,
+    );
+  });
+
   test('paused-scale-out: the HPA’s scaleUp is Disabled (as the operator writes it)', () => {
     const raw = scaledObject({ minReplicaCount: 1 }, { 'autoscaling.sluice.dev/paused-scale-out': 'true' });
     const steps = replay(raw, '0,100\n60,100', 15, 2);
