@@ -18,6 +18,13 @@ Usage:
                               why a ScaledObject is (or is not) scaling: each trigger's value or error against
                               its activation threshold and target, the HPA's computation, the cooldown clock,
                               fallback, breaker and pause state, the last 0↔N decision, and what would change it
+  sluice validate FILE... | - check ScaledObjects and (Cluster)TriggerAuthentications offline, with the operator's
+                              messages (exit 1 on any error); - reads standard input
+  sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv [-o table|json] [--out chart.svg|chart.png]
+                              [--hpa-sync <seconds>] [--hpa-tolerance <ratio>]
+                              [--hpa-downscale-stabilization <seconds>] [--replicas <n>]
+                              replay a metric trace through the operator's decisions and the HPA controller's
+                              algorithm, offline (docs/simulate.md)
   sluice version              print the version
   sluice help                 print this text
 
@@ -135,8 +142,6 @@ export interface ExplainConfig {
   readonly kubeconfig: string | undefined;
 }
 
-export type Config = OperatorConfig | ExplainConfig | { readonly command: 'version' } | { readonly command: 'help' };
-
 function parseExplain(args: readonly string[]): ExplainConfig {
   let parsed;
   try {
@@ -168,6 +173,15 @@ function parseExplain(args: readonly string[]): ExplainConfig {
     kubeconfig: values.kubeconfig,
   };
 }
+
+/** The offline subcommands parse their own arguments (src/cli/<name>.ts). */
+export interface OfflineCommand {
+  readonly command: 'validate' | 'simulate';
+  readonly args: readonly string[];
+}
+
+export type Config =
+  OperatorConfig | ExplainConfig | OfflineCommand | { readonly command: 'version' } | { readonly command: 'help' };
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -203,6 +217,7 @@ export function parseConfig(argv: readonly string[]): Config {
   }
   if (command === 'version' || command === '--version') return { command: 'version' };
   if (command === 'explain') return parseExplain(rest);
+  if (command === 'validate' || command === 'simulate') return { command, args: rest };
   if (command !== 'operator') throw new ConfigError(`unknown command "${command}"; run "sluice help"`);
 
   let values;

@@ -18,6 +18,10 @@ import {
   unregisterApiService,
 } from './local-dev.ts';
 import { createLogger } from './log.ts';
+import type { CliIo } from './cli/documents.ts';
+import { runSimulate } from './cli/simulate.ts';
+import { runValidate } from './cli/validate.ts';
+import { text as readAll } from 'node:stream/consumers';
 import { MAX_METRIC_NAME_LENGTH, MetricStore } from './metric-store.ts';
 import { createController } from './operator/controller.ts';
 import { createWorkloadCache } from './operator/workloads.ts';
@@ -333,6 +337,15 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   });
 }
 
+/** The terminal of the offline subcommands. */
+function processIo(): CliIo {
+  return {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    stdin: () => readAll(process.stdin),
+  };
+}
+
 async function main(): Promise<void> {
   const config = parseConfig(process.argv.slice(2));
   switch (config.command) {
@@ -344,6 +357,12 @@ async function main(): Promise<void> {
       return;
     case 'explain':
       process.exitCode = await runExplain(config);
+      return;
+    case 'validate':
+      process.exitCode = await runValidate(config.args, processIo());
+      return;
+    case 'simulate':
+      process.exitCode = await runSimulate(config.args, processIo());
       return;
     case 'operator':
       await runOperator(config);

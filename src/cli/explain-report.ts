@@ -4,7 +4,7 @@
  * now, and the object's Events — and one screen of text (or JSON) made from it.
  *
  * The 0 ↔ 1 decision is the operator's own (`decideScale`, src/operator/scale-decision.ts) run on the same inputs the
- * executor uses; the HPA's part is the HPA controller's replica formula (explain-hpa.ts). Nothing here does I/O: src/cli/explain.ts
+ * executor uses; the HPA's part is the HPA controller's algorithm (src/hpa-algorithm.ts). Nothing here does I/O: src/cli/explain.ts
  * gathers, this decides and renders.
  */
 import { parseAnnotations } from '../operator/annotations.ts';
@@ -14,7 +14,36 @@ import { parseScaledObject, type ScaledObject, type ScaledObjectStatus } from '.
 import { CIRCUIT_OPEN_NOTE } from '../scalers/breaker.ts';
 import { formatQuantity, parseQuantity } from '../quantity.ts';
 import { describeError } from '../errors.ts';
-import { externalReplicas, TOLERANCE, type ExternalMetric } from './explain-hpa.ts';
+import { DEFAULT_TOLERANCE, replicasForMetrics, tolerancesFor } from '../hpa-algorithm.ts';
+
+/** One External metric of the HPA with the value served for it now. */
+interface ExternalMetric {
+  readonly name: string;
+  readonly targetType: 'AverageValue' | 'Value';
+  readonly target: number;
+  readonly value: number;
+}
+
+const TOLERANCE = DEFAULT_TOLERANCE;
+
+/**
+ * What the HPA controller proposes for `metrics` at `current` replicas (src/hpa-algorithm.ts), within min and max,
+ * before its behavior's rate limits and stabilization windows. Pods count as existing and ready (explain reads the
+ * scale's spec, not its pods).
+ */
+function externalReplicas(
+  metrics: readonly ExternalMetric[],
+  current: number,
+  bounds: { readonly min: number; readonly max: number },
+): { readonly replicas: number } {
+  const proposal = replicasForMetrics(
+    metrics.map((m) => ({ metricType: m.targetType, target: m.target, name: m.name })),
+    metrics.map((m) => m.value),
+    { specReplicas: current, statusReplicas: current, readyReplicas: current, tolerances: tolerancesFor(undefined) },
+  );
+  const replicas = proposal.replicas ?? current;
+  return { replicas: Math.min(bounds.max, Math.max(bounds.min, replicas)) };
+}
 
 /** The HPA as explain reads it (the fields of autoscaling/v2 it uses). */
 export interface HpaView {

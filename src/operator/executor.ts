@@ -77,6 +77,61 @@ export interface ExecutorDeps {
   readonly now?: () => Date;
 }
 
+/** The settings one decision depends on. */
+export type DecisionSettings = Pick<
+  ExecutorSettings,
+  | 'minReplicaCount'
+  | 'maxReplicaCount'
+  | 'idleReplicaCount'
+  | 'hasFallback'
+  | 'createdAt'
+  | 'cooldownPeriodS'
+  | 'initialCooldownPeriodS'
+  | 'pausedScaleIn'
+  | 'pausedScaleOut'
+  | 'forceActivation'
+  | 'alwaysActive'
+>;
+
+/**
+ * One evaluation, pure (the executor and `sluice simulate` both decide with it): decideScale on the poller's summary,
+ * and the lastActiveTime to keep before acting. When activity ended since the previous decision, the cooldown starts
+ * now (not from the last evaluation). The caller sets lastActiveTime to `now` when `decision.refreshLastActiveTime`,
+ * once a 'scale' action was written.
+ */
+export function evaluateScale(input: {
+  readonly settings: DecisionSettings;
+  readonly summary: Pick<PollerSummary, 'active' | 'anyError' | 'allError' | 'fallbackReplicas'>;
+  readonly currentReplicas: number;
+  readonly lastActiveTime: Date | undefined;
+  readonly previous: ScaleDecision | undefined;
+  readonly now: Date;
+}): { readonly decision: ScaleDecision; readonly lastActiveTime: Date | undefined } {
+  const { settings, summary, now } = input;
+  const active = summary.active || settings.alwaysActive || settings.forceActivation;
+  const lastActiveTime = !active && input.previous?.condition.status === 'True' ? now : input.lastActiveTime;
+  const decision = decideScale({
+    currentReplicas: input.currentReplicas,
+    minReplicaCount: settings.minReplicaCount,
+    maxReplicaCount: settings.maxReplicaCount,
+    idleReplicaCount: settings.idleReplicaCount,
+    active: summary.active || settings.alwaysActive,
+    anyError: summary.anyError,
+    allError: summary.allError,
+    lastActiveTime,
+    createdAt: settings.createdAt,
+    cooldownPeriodS: settings.cooldownPeriodS,
+    initialCooldownPeriodS: settings.initialCooldownPeriodS,
+    now,
+    fallback: settings.hasFallback ? { replicas: summary.fallbackReplicas ?? 0 } : undefined,
+    fallbackReplicas: summary.fallbackReplicas,
+    pausedScaleIn: settings.pausedScaleIn,
+    pausedScaleOut: settings.pausedScaleOut,
+    forceActivation: settings.forceActivation,
+  });
+  return { decision, lastActiveTime };
+}
+
 /** Nothing evaluated yet (also what a replica that does not lead shows: it runs no executor). */
 export const IDLE_EXECUTOR: ExecutorSnapshot = {
   evaluations: 0,
@@ -185,28 +240,16 @@ export class Executor {
       resource = scale.resource;
       state.firstSeenReplicas ??= scale.replicas;
       const now = this.#now();
-      // The triggers were active until now: the cooldown starts from this moment, not from the last evaluation.
-      const active = summary.active || this.settings.alwaysActive || this.settings.forceActivation;
-      if (!active && before.decision?.condition.status === 'True') state.lastActiveTime = now;
-      decision = decideScale({
+      const evaluated = evaluateScale({
+        settings: this.settings,
+        summary,
         currentReplicas: scale.replicas,
-        minReplicaCount: this.settings.minReplicaCount,
-        maxReplicaCount: this.settings.maxReplicaCount,
-        idleReplicaCount: this.settings.idleReplicaCount,
-        active: summary.active || this.settings.alwaysActive,
-        anyError: summary.anyError,
-        allError: summary.allError,
         lastActiveTime: state.lastActiveTime,
-        createdAt: this.settings.createdAt,
-        cooldownPeriodS: this.settings.cooldownPeriodS,
-        initialCooldownPeriodS: this.settings.initialCooldownPeriodS,
+        previous: before.decision,
         now,
-        fallback: this.settings.hasFallback ? { replicas: summary.fallbackReplicas ?? 0 } : undefined,
-        fallbackReplicas: summary.fallbackReplicas,
-        pausedScaleIn: this.settings.pausedScaleIn,
-        pausedScaleOut: this.settings.pausedScaleOut,
-        forceActivation: this.settings.forceActivation,
       });
+      decision = evaluated.decision;
+      state.lastActiveTime = evaluated.lastActiveTime;
       if (decision.action === 'scale') {
         await this.#write(scale.replicas, decision, summary);
         currentReplicas = decision.to;

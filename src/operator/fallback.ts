@@ -9,6 +9,7 @@
  * failureThreshold, i.e. `failureThreshold × pollingInterval` after the first failed read; KEDA's "threshold 3 ⇒ on the
  * 4th consecutive failed poll" is the same moment. The first good read ends it.
  */
+import { metricValueForReplicas } from '../hpa-algorithm.ts';
 import type { MetricType } from '../scalers/scaler.ts';
 import type { Fallback } from './scaled-object.ts';
 
@@ -56,7 +57,8 @@ export function fallbackReplicas(
 }
 
 /**
- * The metric value that makes the HPA compute `replicas` (KEDA's synthetic fallback metric):
+ * The metric value that makes the HPA compute `replicas` (KEDA's synthetic fallback metric): the inverse of the HPA
+ * controller's proposal (hpa-algorithm.ts metricValueForReplicas):
  * - AverageValue: the HPA wants ceil(value / target) replicas, so `target × replicas`;
  * - Value: the HPA wants ceil(value / target × readyPods), so `target × replicas / readyPods` (unknown without ready
  *   pods, as in KEDA).
@@ -67,7 +69,5 @@ export function fallbackValue(
   replicas: number,
   readyReplicas: number | undefined,
 ): number | undefined {
-  if (metricType === 'AverageValue') return target * replicas;
-  if (readyReplicas === undefined || readyReplicas <= 0) return undefined;
-  return (target * replicas) / readyReplicas;
+  return metricValueForReplicas({ metricType, target }, replicas, readyReplicas);
 }

@@ -183,20 +183,7 @@ export class Poller {
   summary(): PollerSummary {
     const triggers = this.#triggers.map((t) => this.#state(t));
     if (this.settings.composite !== undefined) return this.#compositeSummary(triggers);
-    const failing = triggers.filter((t) => t.error !== undefined && t.fallbackReplicas === undefined);
-    const falling = triggers.filter((t) => t.fallbackReplicas !== undefined);
-    // A fallback of 0 replicas is the user asking for "no work while the backend is down": not active.
-    const active = triggers.filter((t) => t.active || (t.fallbackReplicas ?? 0) > 0);
-    return {
-      ready: triggers.every((t) => t.readAt !== undefined),
-      active: active.length > 0,
-      anyError: failing.length > 0,
-      allError: triggers.length > 0 && failing.length === triggers.length,
-      fallbackActive: falling.length > 0,
-      fallbackReplicas: falling.length > 0 ? Math.max(...falling.map((t) => t.fallbackReplicas ?? 0)) : undefined,
-      activeMetrics: active.map((t) => t.metricName),
-      triggers,
-    };
+    return summarizeTriggers(triggers);
   }
 
   #state(t: MutableTrigger): TriggerState {
@@ -514,6 +501,28 @@ export class Poller {
     trigger.loggedError = undefined;
     this.#deps.log('info', `trigger ${trigger.scaler.metricName} of ${this.#owner} recovered`);
   }
+}
+
+/**
+ * What the executor decides on, from the triggers' states (without scalingModifiers): active when a trigger is active
+ * or falls back to more than 0 replicas; an error when a trigger fails without a fallback serving for it. Pure (also
+ * what `sluice simulate` summarises a trace step with).
+ */
+export function summarizeTriggers(triggers: readonly TriggerState[]): PollerSummary {
+  const failing = triggers.filter((t) => t.error !== undefined && t.fallbackReplicas === undefined);
+  const falling = triggers.filter((t) => t.fallbackReplicas !== undefined);
+  // A fallback of 0 replicas is the user asking for "no work while the backend is down": not active.
+  const active = triggers.filter((t) => t.active || (t.fallbackReplicas ?? 0) > 0);
+  return {
+    ready: triggers.every((t) => t.readAt !== undefined),
+    active: active.length > 0,
+    anyError: failing.length > 0,
+    allError: triggers.length > 0 && failing.length === triggers.length,
+    fallbackActive: falling.length > 0,
+    fallbackReplicas: falling.length > 0 ? Math.max(...falling.map((t) => t.fallbackReplicas ?? 0)) : undefined,
+    activeMetrics: active.map((t) => t.metricName),
+    triggers,
+  };
 }
 
 /** The trigger index in a metric name `s<index>-…` (KEDA's form), or `fallback`. */

@@ -34,7 +34,7 @@ import type { EventRecorder, ObjectReference } from './events.ts';
 import { anyPause, parseAnnotations, type ObjectAnnotations } from './annotations.ts';
 import { COMPOSITE_METRIC, parseComposite, type CompositeSpec } from './composite.ts';
 import { PAUSED, findCondition } from './conditions.ts';
-import { desiredHpa, hpaUpToDate, withDesiredDigest, type DesiredHpa } from './hpa.ts';
+import { desiredHpa, hpaUpToDate, withDesiredDigest, type DesiredHpa, type HpaMetric } from './hpa.ts';
 import {
   TargetNotFoundError,
   isNotFound,
@@ -142,37 +142,71 @@ export function buildTriggers(
   const identities: TriggerIdentity[] = [];
   const resources: ResourceMetric[] = [];
   for (const [index, trigger] of so.spec.triggers.entries()) {
-    if (isResourceTrigger(trigger.type)) {
-      resources.push(
-        parseResourceTrigger({
-          index,
-          type: trigger.type,
-          metadata: trigger.metadata,
-          metricType: trigger.metricType,
-          hasAuthenticationRef: trigger.authenticationRef !== undefined,
-        }),
-      );
+    const built = buildTrigger(so, index, cluster, auth, composite);
+    if (built.kind === 'resource') {
+      resources.push(built.resource);
       continue;
     }
-    scalers.push(
-      createScaler({
-        namespace: so.metadata.namespace ?? '',
-        index,
-        type: trigger.type,
-        name: trigger.name,
-        metadata: trigger.metadata,
-        // Utilization is rejected by parseScaledObject for external triggers.
-        metricType: trigger.metricType === 'Value' ? 'Value' : 'AverageValue',
-        authParams: auth.triggers[index]?.authParams ?? {},
-        resolvedEnv: auth.triggers[index]?.resolvedEnv ?? {},
-        cluster,
-        compositeSource: composite !== undefined,
-      }),
-    );
+    scalers.push(built.scaler);
     names.push(trigger.name === '' ? undefined : trigger.name);
     identities.push({ index, type: trigger.type });
   }
   return { scalers, names, identities, resources };
+}
+
+/**
+ * `spec.triggers[index]`, built (validated): a cpu/memory Resource metric or a scaler. Pure, no I/O (also what
+ * `sluice validate` checks offline, trigger by trigger).
+ */
+export function buildTrigger(
+  so: ScaledObject,
+  index: number,
+  cluster: ClusterPort,
+  auth: Pick<AuthResolution, 'triggers'>,
+  composite: CompositeSpec | undefined,
+):
+  | { readonly kind: 'resource'; readonly resource: ResourceMetric }
+  | { readonly kind: 'scaler'; readonly scaler: Scaler } {
+  const trigger = so.spec.triggers[index];
+  if (trigger === undefined) throw new RangeError(`no spec.triggers[${index}]`);
+  if (isResourceTrigger(trigger.type)) {
+    return {
+      kind: 'resource',
+      resource: parseResourceTrigger({
+        index,
+        type: trigger.type,
+        metadata: trigger.metadata,
+        metricType: trigger.metricType,
+        hasAuthenticationRef: trigger.authenticationRef !== undefined,
+      }),
+    };
+  }
+  return {
+    kind: 'scaler',
+    scaler: createScaler({
+      namespace: so.metadata.namespace ?? '',
+      index,
+      type: trigger.type,
+      name: trigger.name,
+      metadata: trigger.metadata,
+      // Utilization is rejected by parseScaledObject for external triggers.
+      metricType: trigger.metricType === 'Value' ? 'Value' : 'AverageValue',
+      authParams: auth.triggers[index]?.authParams ?? {},
+      resolvedEnv: auth.triggers[index]?.resolvedEnv ?? {},
+      cluster,
+      compositeSource: composite !== undefined,
+    }),
+  };
+}
+
+/** The External metrics of the HPA: one per scaler, or the one composite metric under scalingModifiers. */
+export function hpaMetrics(scalers: readonly Scaler[], composite: CompositeSpec | undefined): HpaMetric[] {
+  if (composite === undefined) {
+    return scalers.map((s) => ({ metricName: s.metricName, target: s.target, metricType: s.metricType }));
+  }
+  return scalers.length === 0
+    ? []
+    : [{ metricName: COMPOSITE_METRIC, target: composite.target, metricType: composite.metricType }];
 }
 
 /** What the poller and executor of `so` are built from, with hashes that say when either must restart. */
@@ -528,12 +562,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       built = buildTriggers(so, deps.cluster, auth, composite);
       hpa = desiredHpa({
         scaledObject: so,
-        metrics:
-          composite === undefined
-            ? built.scalers.map((s) => ({ metricName: s.metricName, target: s.target, metricType: s.metricType }))
-            : built.scalers.length === 0
-              ? []
-              : [{ metricName: COMPOSITE_METRIC, target: composite.target, metricType: composite.metricType }],
+        metrics: hpaMetrics(built.scalers, composite),
         resources: built.resources,
         annotations,
       });

@@ -107,7 +107,10 @@ export interface Scaler {
   /** The HPA target for this metric (per replica for AverageValue). */
   readonly target: number;
   readonly metricType: MetricType;
-  /** The value this trigger must exceed to be active (KEDA's activation threshold, 0 unless set). */
+  /**
+   * The activation threshold: the trigger is active when its value exceeds it (KEDA's rule; rabbitmq's MessageRate
+   * mode also counts the queue's messages). `sluice simulate` decides activity from a trace's values with it; `sluice explain` shows it (status.triggersThresholds).
+   */
   readonly activation: number;
   /** The key of the source this trigger reads (triggers with equal keys share one reader). */
   readonly sourceKey: string;
@@ -135,7 +138,7 @@ export interface ScalerParts<R> {
   readonly metricName: string;
   readonly target: number;
   readonly metricType: MetricType;
-  /** The activation threshold `evaluate` applies (shown by `sluice explain` through the status). */
+  /** The activation threshold `evaluate` compares the value with (Scaler.activation). */
   readonly activation: number;
   readonly source: Source<R>;
   /** This trigger's value and activity from one reading. Pure; throws ScalerError for a reading it cannot use. */

@@ -1,5 +1,5 @@
 // The flags of `sluice operator` parsed here: the credential flags (docs/security.md#credentials), off unless given;
-// --metrics-port.
+// --metrics-port; the offline subcommands handed to their own parsers.
 import { describe, expect, test } from 'vitest';
 import { parseConfig, USAGE, type OperatorConfig } from '../../src/config.ts';
 
@@ -41,5 +41,17 @@ describe('--metrics-port', () => {
     expect(() => operator('--metrics-port', '70000')).toThrow(/--metrics-port must be a whole number from 0 to 65535/);
     expect(() => operator('--metrics-port', 'x')).toThrow(/--metrics-port/);
     expect(() => operator('--port', '9000', '--metrics-port', '9000')).toThrow(/must differ/);
+  });
+});
+
+describe('the offline subcommands', () => {
+  test('validate and simulate hand their arguments to their own parsers (src/cli/), and are in the usage text', () => {
+    expect(parseConfig(['validate', 'a.yaml', '-'])).toEqual({ command: 'validate', args: ['a.yaml', '-'] });
+    expect(parseConfig(['simulate', '-f', 'so.yaml', '--trace', 't.csv'])).toEqual({
+      command: 'simulate',
+      args: ['-f', 'so.yaml', '--trace', 't.csv'],
+    });
+    expect(USAGE).toContain('sluice validate FILE... | -');
+    expect(USAGE).toContain('sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv');
   });
 });

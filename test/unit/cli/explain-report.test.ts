@@ -100,7 +100,7 @@ describe('explain: one report per situation the issue names', () => {
         rule: 'active',
         change: [
           `${METRIC} above 120 (now 110) → 5 replicas`,
-          `${METRIC} at or below 90 → 3 replicas (after the scale-down stabilization window)`,
+          `${METRIC} at or below 99 → 3 replicas (after the scale-down stabilization window)`,
         ],
         trigger: { value: 110, active: true },
       },
