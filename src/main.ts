@@ -26,6 +26,7 @@ import { MAX_METRIC_NAME_LENGTH, MetricStore } from './metric-store.ts';
 import { createController } from './operator/controller.ts';
 import { createWorkloadCache } from './operator/workloads.ts';
 import { createAuthResolver, createKubeAuthPort } from './operator/auth-resolver.ts';
+import { sharedReads } from './operator/auth-cache.ts';
 import { createEventRecorder, createKubeEventsPort } from './operator/events.ts';
 import { createCertificateManager, type CertificateManager } from './operator/certificate-manager.ts';
 import {
@@ -206,7 +207,8 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   });
   const reconciler = createReconciler({
     kube,
-    auth: createAuthResolver(createKubeAuthPort(kc), {
+    // A resync's reads of one Secret are shared for 10 s (src/operator/auth-cache.ts).
+    auth: createAuthResolver(sharedReads(createKubeAuthPort(kc), { ttlMs: 10_000 }), {
       clusterObjectNamespace: config.clusterObjectNamespace,
       anyNamespaceClusterTriggerAuthentication: config.clusterTriggerAuthenticationAnyNamespace,
       restrictSecretAccess: config.restrictSecretAccess,

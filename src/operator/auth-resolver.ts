@@ -28,8 +28,9 @@
  *     SDK's default chain) is refused unless `allowOperatorCloudIdentity` (`--allow-operator-cloud-identity`). The
  *     scalers, in turn, use sluice's own identity only when a trigger says `identityOwner: operator`.
  *
- * Everything is read again on every call (no cache across calls; reads are shared within one call), so a Secret that
- * appears or changes is seen by the next reconcile. `fingerprint` tells the caller whether anything changed without
+ * Everything is read again on every call (reads are shared within one call; the composition root wraps the port in
+ * auth-cache.ts, which shares Secret and ConfigMap reads between calls for 10 s), so a Secret that appears
+ * is seen by the next reconcile, and one that changes by the next reconcile at most 10 s later. `fingerprint` tells the caller whether anything changed without
  * the caller holding or comparing credentials.
  *
  * Deliberate differences from KEDA (strict where KEDA is lax):
