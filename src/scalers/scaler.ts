@@ -109,6 +109,8 @@ export interface Scaler {
   readonly metricType: MetricType;
   /** The key of the source this trigger reads (triggers with equal keys share one reader). */
   readonly sourceKey: string;
+  /** The longest one read of its source may take (the trigger's `timeout`, or the scaler's default). */
+  readonly timeoutMs: number;
   /** Subscribes this trigger to its source: `listener` gets this trigger's result of every read. */
   watch(
     hub: SourceHub,
@@ -154,6 +156,7 @@ export function defineScaler<R>(parts: ScalerParts<R>): Scaler {
     target: parts.target,
     metricType: parts.metricType,
     sourceKey: source.key,
+    timeoutMs: source.timeoutMs,
     watch(hub, listener, namespace) {
       return hub.subscribe(
         source,

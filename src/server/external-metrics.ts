@@ -14,6 +14,7 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import Type from 'typebox';
 
 import { formatSelector, LabelSelectorError, matches, parseSelector, type Selector } from '../labels.ts';
+import type { MetricDemand } from '../metric-demand.ts';
 import type { MetricStore, Series } from '../metric-store.ts';
 import { formatQuantity } from '../quantity.ts';
 import { EXTERNAL_METRICS_GROUP, EXTERNAL_METRICS_VERSION, forbiddenMessage } from './authorizer.ts';
@@ -22,6 +23,8 @@ import { failureStatus, NOT_FOUND, sendJson, sendStatus, UNAUTHORIZED } from './
 
 export interface ExternalMetricsOptions {
   readonly store: MetricStore;
+  /** Who serves metrics on demand (MetricSources): told of every authorized read before the store is asked. */
+  readonly demand?: MetricDemand;
   readonly authenticate: Authenticate;
   readonly authorize: Authorize;
 }
@@ -59,7 +62,7 @@ function apiResource(name: string) {
 }
 
 export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions> = (app, options, done) => {
-  const { store, authenticate, authorize } = options;
+  const { store, demand, authenticate, authorize } = options;
   const users = new WeakMap<FastifyRequest, UserInfo>();
   const items: ItemCache = new WeakMap();
 
@@ -128,6 +131,10 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
         if (err instanceof LabelSelectorError) return sendStatus(reply, failureStatus(400, err.message));
         throw err;
       }
+      // A MetricSource's metric: the selector must fill its placeholders, and a new one waits for its first read.
+      const demanded = demand?.request(namespace, metric, selector);
+      if (demanded?.kind === 'refused') return sendStatus(reply, failureStatus(demanded.code, demanded.message));
+      if (demanded?.kind === 'served') await demanded.firstRead;
       return answerMetric(reply, items, store.find(namespace, metric), { namespace, metric, selector });
     },
   );
