@@ -18,6 +18,7 @@ import {
   unregisterApiService,
 } from './local-dev.ts';
 import { createLogger } from './log.ts';
+import { NO_DEMAND, type MetricDemand } from './metric-demand.ts';
 import { MAX_METRIC_NAME_LENGTH, MetricStore } from './metric-store.ts';
 import { createController } from './operator/controller.ts';
 import { createWorkloadCache } from './operator/workloads.ts';
@@ -33,6 +34,8 @@ import {
 } from './operator/kube.ts';
 import { createLeaderElector, type LeaderElector } from './operator/leader.ts';
 import { createReconciler } from './operator/reconcile.ts';
+import { createMetricSourceController } from './operator/metric-source-controller.ts';
+import { MetricSourceRegistry } from './operator/metric-sources.ts';
 import { ScalingRegistry } from './operator/scaling-registry.ts';
 import { AddressPolicy, OutboundGuard, setOutboundGuard } from './scalers/address-filter.ts';
 import { ReaderHub } from './scalers/readers.ts';
@@ -129,10 +132,13 @@ async function runOperator(config: OperatorConfig): Promise<void> {
           }),
         });
 
+  let demand: MetricDemand = NO_DEMAND;
   // The requestheader configuration in force: replaced when kube-apiserver publishes a new one (the watch below).
   let requestHeaderInForce = requestHeader;
   const app = buildServer({
     store,
+    // Until the MetricSources run (below), no name is theirs.
+    demand: { owns: (...args) => demand.owns(...args), request: (...args) => demand.request(...args) },
     authenticate: createFrontProxyAuthenticator(() => requestHeaderInForce),
     authorize: createSarAuthorizer({ api: apiClient(kc, AuthorizationV1Api) }),
     ready: () => controller.synced(),
@@ -199,14 +205,34 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     // With leader election every replica starts as a follower: pollers and the metrics API, no writes.
     leading: config.leaderElection === undefined,
   });
+  // MetricSources: any HPA's external metric, read for the selectors HPAs name (src/metric-demand.ts).
+  const metricSources = new MetricSourceRegistry({
+    hub,
+    store,
+    cluster: createClusterPort(kc),
+    log,
+    onChange: (key) => {
+      metricSourceController.enqueue(key);
+    },
+  });
+  const authResolver = createAuthResolver(createKubeAuthPort(kc), {
+    clusterObjectNamespace: config.clusterObjectNamespace,
+    anyNamespaceClusterTriggerAuthentication: config.clusterTriggerAuthenticationAnyNamespace,
+    restrictSecretAccess: config.restrictSecretAccess,
+    allowOperatorCloudIdentity: config.allowOperatorCloudIdentity,
+  });
+  demand = metricSources;
+  const metricSourceController = createMetricSourceController({
+    kc,
+    log,
+    registry: metricSources,
+    auth: authResolver,
+    patchStatus: (ref, status, resourceVersion) => kube.patchStatus(ref, status, resourceVersion),
+    leading: () => registry.leading,
+  });
   const reconciler = createReconciler({
     kube,
-    auth: createAuthResolver(createKubeAuthPort(kc), {
-      clusterObjectNamespace: config.clusterObjectNamespace,
-      anyNamespaceClusterTriggerAuthentication: config.clusterTriggerAuthenticationAnyNamespace,
-      restrictSecretAccess: config.restrictSecretAccess,
-      allowOperatorCloudIdentity: config.allowOperatorCloudIdentity,
-    }),
+    auth: authResolver,
     cluster: createClusterPort(kc),
     runtime: registry,
     events,
@@ -242,6 +268,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       ownMetrics?.reconciled(key, (performance.now() - started) / 1000, failed);
     }
   });
+  await metricSourceController.start();
   let elector: LeaderElector | undefined;
   if (config.leaderElection !== undefined) {
     elector = createLeaderElector({
@@ -256,6 +283,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
         void certificates?.resync();
         // Everything a follower left unwritten (HPAs, status, finalizers) is written now.
         controller.enqueueAll();
+        metricSourceController.enqueueAll();
       },
       onStoppedLeading: () => {
         void registry.follow();
@@ -295,6 +323,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       await registry.follow();
       await elector?.stop();
       await controller.stop();
+      await metricSourceController.stop();
       await workloads.stop();
       await registry.stopAll();
       await hub.close();
