@@ -14,6 +14,11 @@ export const USAGE = `sluice: an event-driven autoscaler for Kubernetes (KEDA-co
 
 Usage:
   sluice operator [options]   run the operator and the external-metrics API server (one process)
+  sluice serve --config <file> [options]
+                              serve the external-metrics API from a file of MetricSources, without the operator
+                              (no CRD watch, no HPA or status writes); takes the operator's options below except
+                              --certificates=self-managed, --metrics-port, --concurrency and the --leader-elect*
+                              ones (docs/metric-sources.md#sluice-serve)
   sluice version              print the version
   sluice help                 print this text
 
@@ -123,7 +128,20 @@ export interface SelfManagedCertificates {
   readonly caLifetimeMs: number;
 }
 
-export type Config = OperatorConfig | { readonly command: 'version' } | { readonly command: 'help' };
+/** `sluice serve` (src/cli/serve.ts): the operator's settings that apply, and the file of MetricSources. */
+export interface ServeConfig extends Omit<OperatorConfig, 'command'> {
+  readonly command: 'serve';
+  readonly configFile: string;
+}
+
+export type Config =
+  | OperatorConfig
+  | ServeConfig
+  | { readonly command: 'version' }
+  | { readonly command: 'help' };
+
+/** Flags of `operator` that `serve` refuses (it has no leader, reconciles nothing and keeps no certificate Secret). */
+const NOT_FOR_SERVE = ['metrics-port', 'concurrency', 'leader-elect', 'leader-election-namespace', 'certificates-secret'];
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -158,7 +176,13 @@ export function parseConfig(argv: readonly string[]): Config {
     return { command: 'help' };
   }
   if (command === 'version' || command === '--version') return { command: 'version' };
-  if (command !== 'operator') throw new ConfigError(`unknown command "${command}"; run "sluice help"`);
+  if (command !== 'operator' && command !== 'serve') {
+    throw new ConfigError(`unknown command "${command}"; run "sluice help"`);
+  }
+  if (command === 'serve') {
+    const refused = NOT_FOR_SERVE.find((flag) => rest.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`)));
+    if (refused !== undefined) throw new ConfigError(`sluice serve does not take --${refused}; run "sluice help"`);
+  }
 
   let values;
   try {
@@ -193,6 +217,7 @@ export function parseConfig(argv: readonly string[]): Config {
         'leader-elect': { type: 'string', default: 'true' },
         'leader-election-namespace': { type: 'string', default: 'sluice-system' },
         'log-level': { type: 'string', default: 'info' },
+        config: { type: 'string' },
       },
     }));
   } catch (cause) {
@@ -218,6 +243,14 @@ export function parseConfig(argv: readonly string[]): Config {
   if (mode === 'files' && certFile === undefined) {
     throw new ConfigError('--certificates=files needs --tls-cert-file and --tls-private-key-file');
   }
+  if (command === 'serve' && mode === 'self-managed') {
+    throw new ConfigError('sluice serve takes --tls-cert-file and --tls-private-key-file, or --local');
+  }
+  if ((command === 'serve') !== (values.config !== undefined)) {
+    throw new ConfigError(
+      command === 'serve' ? 'sluice serve needs --config <file of MetricSources>' : '--config is for sluice serve',
+    );
+  }
   if (mode === 'self-managed' && certFile !== undefined) {
     throw new ConfigError('--certificates=self-managed makes its own certificate: drop --tls-cert-file');
   }
@@ -231,8 +264,7 @@ export function parseConfig(argv: readonly string[]): Config {
   if (metricsPort === port) {
     throw new ConfigError(`--metrics-port and --port must differ (both are ${port}); --metrics-port 0 turns it off`);
   }
-  return {
-    command: 'operator',
+  const settings = {
     local: values.local,
     kubeconfig: values.kubeconfig,
     port,
@@ -262,6 +294,9 @@ export function parseConfig(argv: readonly string[]): Config {
     leaderElection: leaderElect === 'true' ? { namespace: values['leader-election-namespace'] } : undefined,
     logLevel: logLevel as Level,
   };
+  return command === 'serve'
+    ? { ...settings, command, configFile: values.config ?? '', metricsPort: undefined, leaderElection: undefined }
+    : { ...settings, command };
 }
 
 const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;

@@ -7,6 +7,7 @@ import { apiClient, kubeRequests } from './kube-client.ts';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { AuthorizationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { runServe } from './cli/serve.ts';
 import { USAGE, parseConfig, type OperatorConfig } from './config.ts';
 import { ConfigError, describeError } from './errors.ts';
 import {
@@ -37,7 +38,7 @@ import { createReconciler } from './operator/reconcile.ts';
 import { createMetricSourceController } from './operator/metric-source-controller.ts';
 import { MetricSourceRegistry } from './operator/metric-sources.ts';
 import { ScalingRegistry } from './operator/scaling-registry.ts';
-import { AddressPolicy, OutboundGuard, setOutboundGuard } from './scalers/address-filter.ts';
+import { installOutboundGuard } from './outbound.ts';
 import { ReaderHub } from './scalers/readers.ts';
 import { SharedPool } from './scalers/shared.ts';
 import { buildServer, tlsServerOf } from './server/app.ts';
@@ -100,17 +101,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   if (config.local) await installCrds(kc, CRD_DIR);
 
   // Before any trigger connects: where triggers may make sluice connect (docs/security.md#read-back-and-reach).
-  setOutboundGuard(
-    new OutboundGuard({
-      policy: new AddressPolicy({ deny: config.outbound.deny, allow: config.outbound.allow }),
-      hosts: config.outbound.hosts,
-    }),
-  );
-  log('info', 'trigger connections: link-local and cloud metadata addresses are refused', {
-    denyCidrs: config.outbound.deny.map((r) => r.text),
-    allowCidrs: config.outbound.allow.map((r) => r.text),
-    resolve: Object.fromEntries(config.outbound.hosts),
-  });
+  installOutboundGuard(config.outbound, log);
 
   const requestHeader = await loadRequestHeaderConfig(apiClient(kc, CoreV1Api));
   const store = new MetricStore();
@@ -372,6 +363,9 @@ async function main(): Promise<void> {
       return;
     case 'operator':
       await runOperator(config);
+      return;
+    case 'serve':
+      await runServe(config);
   }
 }
 
