@@ -134,14 +134,16 @@ export interface ServeConfig extends Omit<OperatorConfig, 'command'> {
   readonly configFile: string;
 }
 
-export type Config =
-  | OperatorConfig
-  | ServeConfig
-  | { readonly command: 'version' }
-  | { readonly command: 'help' };
+export type Config = OperatorConfig | ServeConfig | { readonly command: 'version' } | { readonly command: 'help' };
 
 /** Flags of `operator` that `serve` refuses (it has no leader, reconciles nothing and keeps no certificate Secret). */
-const NOT_FOR_SERVE = ['metrics-port', 'concurrency', 'leader-elect', 'leader-election-namespace', 'certificates-secret'];
+const NOT_FOR_SERVE = [
+  'metrics-port',
+  'concurrency',
+  'leader-elect',
+  'leader-election-namespace',
+  'certificates-secret',
+];
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;

@@ -50,7 +50,8 @@ export function parseMetricSourceFile(file: string, text: string): unknown[] {
 
 function nameOf(obj: unknown): string {
   const metadata = (obj as { metadata?: { namespace?: unknown; name?: unknown } } | null)?.metadata;
-  return `MetricSource ${String(metadata?.namespace ?? '?')}/${String(metadata?.name ?? '?')}`;
+  const text = (value: unknown) => (typeof value === 'string' ? value : '?');
+  return `MetricSource ${text(metadata?.namespace)}/${text(metadata?.name)}`;
 }
 
 /**
@@ -109,7 +110,13 @@ export async function runServe(config: ServeConfig): Promise<void> {
     },
   });
   const hub = new ReaderHub({ intervalMs: config.readIntervalMs, shared, log });
-  const registry = new MetricSourceRegistry({ hub, store, cluster: createClusterPort(kc), log, onChange: () => undefined });
+  const registry = new MetricSourceRegistry({
+    hub,
+    store,
+    cluster: createClusterPort(kc),
+    log,
+    onChange: () => undefined,
+  });
   const auth = createAuthResolver(createKubeAuthPort(kc), {
     clusterObjectNamespace: config.clusterObjectNamespace,
     anyNamespaceClusterTriggerAuthentication: config.clusterTriggerAuthenticationAnyNamespace,

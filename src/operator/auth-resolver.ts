@@ -392,7 +392,12 @@ class Resolution {
       if (wantsEnv) resolvedEnv = Object.freeze(valuesOf(source));
       for (const [index, trigger] of triggers.entries()) {
         for (const [key, variable] of requestedEnv(trigger.metadata)) {
-          checkRequested(source, variable, `${this.#so.triggerField(index)}.metadata.${key}`, this.#targetDescription());
+          checkRequested(
+            source,
+            variable,
+            `${this.#so.triggerField(index)}.metadata.${key}`,
+            this.#targetDescription(),
+          );
         }
       }
     }

@@ -175,7 +175,11 @@ export interface MetricSourceControllerOptions {
   readonly log: Logger;
   readonly registry: MetricSourceRegistry;
   readonly auth: TriggerAuthResolver;
-  readonly patchStatus: (ref: ObjectRef, status: Record<string, unknown>, resourceVersion: string | undefined) => Promise<void>;
+  readonly patchStatus: (
+    ref: ObjectRef,
+    status: Record<string, unknown>,
+    resourceVersion: string | undefined,
+  ) => Promise<void>;
   /** Whether this replica writes status (the leader). */
   readonly leading: () => boolean;
   readonly concurrency?: number;
@@ -207,13 +211,15 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
   const now = options.now ?? (() => new Date());
   const custom = apiClient(kc, CustomObjectsApi, 60_000);
   const listOf = (plural: string) => async () =>
-    (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as KubernetesListObject<
-      KubernetesObject
-    >;
+    (await custom.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural,
+    })) as KubernetesListObject<KubernetesObject>;
   const informer = slimInformer<MetricSourceView>(
     kc,
     `/apis/${GROUP}/${VERSION}/${METRIC_SOURCE.plural}`,
-    listOf(METRIC_SOURCE.plural) as () => Promise<KubernetesListObject<MetricSourceView>>,
+    listOf(METRIC_SOURCE.plural),
     withoutManagedFields,
     { name: 'MetricSources', log },
   );
@@ -251,7 +257,9 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
   for (const { names, informer: auth } of authInformers) {
     const enqueueUsers = (obj: KubernetesObject): void => {
       if (!started) return;
-      for (const source of informer.list(names.kind === TRIGGER_AUTHENTICATION.kind ? obj.metadata?.namespace : undefined)) {
+      for (const source of informer.list(
+        names.kind === TRIGGER_AUTHENTICATION.kind ? obj.metadata?.namespace : undefined,
+      )) {
         const ref = source.spec?.trigger?.authenticationRef;
         const kind = typeof ref?.kind === 'string' ? ref.kind : TRIGGER_AUTHENTICATION.kind;
         if (ref?.name === obj.metadata?.name && kind === names.kind) queue.add(keyOf(source));

@@ -202,9 +202,13 @@ function checkLabelKey(label: string, field: string): void {
     parseSelector(`${label}=x`);
   } catch (err) {
     if (!(err instanceof LabelSelectorError)) throw err;
-    throw new ValidationError(field, `placeholder {{${label}}} does not name a label key (a-z, 0-9, "-", "_", ".", one "/")`, {
-      cause: err,
-    });
+    throw new ValidationError(
+      field,
+      `placeholder {{${label}}} does not name a label key (a-z, 0-9, "-", "_", ".", one "/")`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -216,7 +220,9 @@ export function fillMetadata(
   return Object.fromEntries(
     Object.entries(metadata).map(([key, value]) => [
       key,
-      value.replace(PLACEHOLDER, (whole, label: string) => (Object.hasOwn(values, label) ? (values[label] ?? '') : whole)),
+      value.replace(PLACEHOLDER, (whole, label: string) =>
+        Object.hasOwn(values, label) ? (values[label] ?? '') : whole,
+      ),
     ]),
   );
 }
@@ -249,7 +255,10 @@ export function selectorValues(
   const values: Record<string, string> = {};
   for (const { key, operator, values: given } of selector.requirements) {
     if (!placeholders.has(key)) {
-      return { ok: false, message: `the label selector names label "${key}", which is no placeholder of ${of}; ${hint}` };
+      return {
+        ok: false,
+        message: `the label selector names label "${key}", which is no placeholder of ${of}; ${hint}`,
+      };
     }
     const single = (operator === 'equals' || operator === 'in') && given.length === 1 ? given[0] : undefined;
     if (single === undefined) {

@@ -129,9 +129,13 @@ export class MetricSourceRegistry implements MetricDemand {
       });
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      throw new ValidationError(asMetricSourceField(err.field), asMetricSourceField(err.message.slice(err.field.length + 2)), {
-        cause: err,
-      });
+      throw new ValidationError(
+        asMetricSourceField(err.field),
+        asMetricSourceField(err.message.slice(err.field.length + 2)),
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -141,7 +145,7 @@ export class MetricSourceRegistry implements MetricDemand {
     if (current?.settings.hash === settings.hash) return 'unchanged';
     if (current !== undefined) this.remove(settings.key);
     const sweep = setInterval(() => {
-      this.#sweep(settings.key);
+      this.sweepIdle(settings.key);
     }, settings.pollingIntervalS * 1000);
     sweep.unref();
     this.#running.set(settings.key, { settings, lives: new Map(), sweep });
@@ -296,9 +300,13 @@ export class MetricSourceRegistry implements MetricDemand {
     live.error = error;
     if (error !== undefined && errorChanged) {
       live.failedAt = result.at;
-      this.#deps.log('warn', `MetricSource ${settings.key}: reading selector ${live.key} failed; its value is unknown (not zero)`, {
-        error,
-      });
+      this.#deps.log(
+        'warn',
+        `MetricSource ${settings.key}: reading selector ${live.key} failed; its value is unknown (not zero)`,
+        {
+          error,
+        },
+      );
     } else if (error === undefined && errorChanged) {
       live.failedAt = undefined;
       this.#deps.log('info', `MetricSource ${settings.key}: selector ${live.key} reads again`);
@@ -319,7 +327,8 @@ export class MetricSourceRegistry implements MetricDemand {
     });
   }
 
-  #sweep(key: string): void {
+  /** Drops the selectors of `key` no request named for selectorIdleSeconds (every pollingInterval; tests call it). */
+  sweepIdle(key: string): void {
     const running = this.#running.get(key);
     if (running === undefined) return;
     const idleMs = running.settings.selectorIdleS * 1000;
@@ -330,7 +339,10 @@ export class MetricSourceRegistry implements MetricDemand {
       running.lives.delete(live.key);
       this.#drop(live);
       dropped = true;
-      this.#deps.log('info', `MetricSource ${key} dropped selector ${live.key}: no request named it for ${running.settings.selectorIdleS} s`);
+      this.#deps.log(
+        'info',
+        `MetricSource ${key} dropped selector ${live.key}: no request named it for ${running.settings.selectorIdleS} s`,
+      );
     }
     if (dropped) this.#deps.onChange(key);
   }

@@ -154,7 +154,13 @@ describe('MetricSource e2e (sluice operator): a hand-written HPA scales on sluic
       metricSource(namespace, 'queue-messages-ready', METRIC, 'rabbit'),
       metricSource(namespace, 'broken', 'broken_queue_depth', 'dead-rabbit'),
     ]) {
-      await kit.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'metricsources', body });
+      await kit.custom.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: 'metricsources',
+        body,
+      });
     }
     await waitFor(
       async () =>
