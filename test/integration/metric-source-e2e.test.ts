@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { installCrds } from '../../src/local-dev.ts';
@@ -86,7 +86,6 @@ async function createWalkthroughHpa(kit: ScalingTestKit): Promise<void> {
 }
 
 async function msStatus(kc: KubeConfig, namespace: string, name: string): Promise<MetricSourceStatus> {
-  const { CustomObjectsApi } = await import('@kubernetes/client-node');
   const obj = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
     group: GROUP,
     version: VERSION,
@@ -107,7 +106,7 @@ async function publish(queues: TestQueues, count: number): Promise<void> {
 }
 
 /** The 404s and the error, asked as the HPA controller asks, through kube-apiserver. */
-async function expectRefusals(kit: ScalingTestKit, brokenMetric?: string): Promise<void> {
+async function expectRefusals(kit: ScalingTestKit, brokenMetric: string): Promise<void> {
   const missing = await kit.externalMetric(METRIC, 'app=worker');
   expect(missing.status).toBe(404);
   expect(missing.body).toMatchObject({ kind: 'Status', code: 404, reason: 'NotFound' });
@@ -118,7 +117,6 @@ async function expectRefusals(kit: ScalingTestKit, brokenMetric?: string): Promi
   const setBased = await kit.externalMetric(METRIC, 'queue in (a,b)');
   expect(setBased.status).toBe(404);
   expect(String(setBased.body['message'])).toContain('label "queue" must be given exactly one value');
-  if (brokenMetric === undefined) return;
   // An unreachable broker is an error (the HPA holds), never a 0.
   const broken = await kit.externalMetric(brokenMetric, `queue=${QUEUE}`);
   expect(broken.status).toBe(500);
@@ -229,9 +227,18 @@ describe('MetricSource e2e (sluice serve --config): the same HPA, served from a 
     await installCrds(kc, path.join(REPO_ROOT, 'crds'));
     kit = new ScalingTestKit(kc, await createNamespace(kc, 'metric-source-serve'));
     await createRabbitAuth(kit, 'rabbit', loadTestEnv().rabbitmq.managementUrl);
+    await createRabbitAuth(kit, 'dead-rabbit', 'http://guest:guest@127.0.0.1:1');
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-serve-'));
     const file = path.join(dir, 'metrics.yaml');
-    await writeFile(file, stringify(metricSource(kit.namespace, 'queue-messages-ready', METRIC, 'rabbit')));
+    await writeFile(
+      file,
+      [
+        metricSource(kit.namespace, 'queue-messages-ready', METRIC, 'rabbit'),
+        metricSource(kit.namespace, 'broken', 'broken_queue_depth', 'dead-rabbit'),
+      ]
+        .map((doc) => stringify(doc))
+        .join('---\n'),
+    );
     sluice = await startSluice({ logName: 'sluice-serve-e2e.log', serveConfig: file });
     queues = await openTestQueues([QUEUE]);
     await queues.channel.purgeQueue(QUEUE);
@@ -244,12 +251,12 @@ describe('MetricSource e2e (sluice serve --config): the same HPA, served from a 
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('scales 1 → 4 on 100 messages, and answers the same 404s', async () => {
+  it('scales 1 → 4 on 100 messages, and answers the same 404s and errors', async () => {
     await kit.createDeployment('worker', 1);
     await createWalkthroughHpa(kit);
     await publish(queues, 100);
     await kit.waitForReplicas('worker', 4, 60_000);
     expect((await kit.externalMetric(METRIC, `queue=${QUEUE}`)).values).toStrictEqual(['100']);
-    await expectRefusals(kit);
+    await expectRefusals(kit, 'broken_queue_depth');
   });
 });

@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, test } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { ValidationError } from '../../../src/errors.ts';
 import { parseSelector } from '../../../src/labels.ts';
 import {
@@ -252,5 +254,15 @@ describe('parseMetricSource', () => {
     const source = queueMessagesReady();
     const problem = refusal(() => parseMetricSource({ ...source, spec: { ...(source['spec'] as object), ...spec } }));
     expect(problem.field).toBe(field);
+  });
+});
+
+describe('examples/queue-messages-ready.yaml', () => {
+  test('its MetricSource is the issue’s, and valid', async () => {
+    const text = await readFile(new URL('../../../examples/queue-messages-ready.yaml', import.meta.url), 'utf8');
+    const docs = parseAllDocuments(text).map((d) => d.toJS() as { kind?: string });
+    const source = docs.find((d) => d.kind === 'MetricSource');
+    expect(source).toStrictEqual(queueMessagesReady());
+    expect([...parseMetricSource(source).placeholders.keys()]).toStrictEqual(['queue']);
   });
 });

@@ -14,6 +14,7 @@ import {
 import { placeholdersOf } from '../../../src/operator/metric-source.ts';
 import { MetricSourceRegistry, type MetricSourceSettings } from '../../../src/operator/metric-sources.ts';
 import { ReaderHub } from '../../../src/scalers/readers.ts';
+import { createScaler } from '../../../src/scalers/registry.ts';
 import type { ClusterPort } from '../../../src/scalers/scaler.ts';
 import { startMetricServer, type MetricServer } from '../../support/metric-server.ts';
 
@@ -105,6 +106,31 @@ describe('MetricSourceRegistry', () => {
       'field=b',
     ]);
     expect(changes).toStrictEqual(['shop/fields', 'shop/fields']);
+  });
+
+  test('a ScaledObject trigger and a MetricSource selector on one source are one reader: one request per read', async () => {
+    const trigger = createScaler({
+      namespace: 'shop',
+      index: 0,
+      type: 'metrics-api',
+      name: undefined,
+      metadata: { url: server.url, valueLocation: 'a', targetValue: '10' },
+      metricType: 'AverageValue',
+      authParams: {},
+      resolvedEnv: {},
+      cluster: NO_CLUSTER,
+    });
+    const values: number[] = [];
+    const subscription = trigger.watch(hub, (result) => {
+      if (result.ok) values.push(result.sample.value);
+    });
+    registry.ensure(settings());
+    await served('field=a');
+    expect(hub.stats().sources).toBe(1);
+    // Every read (the first, and any turn since) is one request, whoever subscribed.
+    expect(server.requests).toHaveLength(hub.readsOf(trigger.sourceKey));
+    expect(values[0]).toBe(5);
+    subscription.close();
   });
 
   test('a selector that cannot fill the placeholders is a 404 naming the label, and starts nothing', () => {
