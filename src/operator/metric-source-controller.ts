@@ -21,6 +21,7 @@ import type { Logger } from '../log.ts';
 import { isKnownTriggerType } from '../scalers/registry.ts';
 import { AuthResolutionError, type AuthSubject, type TriggerAuthResolver } from './auth-resolver.ts';
 import { setCondition, type ConditionFields } from './conditions.ts';
+import { relevantSignature } from './controller.ts';
 import { slimInformer, supervise, withoutManagedFields } from './informers.ts';
 import { isNotFound, type ObjectRef } from './kube.ts';
 import {
@@ -243,17 +244,44 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
     },
   });
   const keyOf = (obj: KubernetesObject) => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+  /**
+   * Keys to validate and resolve again (an object or a TriggerAuthentication changed, a resync, a retry). Any other
+   * reconcile (the registry's news of selectors and errors) only refreshes the status of what runs.
+   */
+  const stale = new Set<string>();
+  /** What each running MetricSource was prepared from: its relevant signature and metric name. */
+  const prepared = new Map<string, { readonly signature: string; readonly metricName: string }>();
+  const reprepare = (key: string): void => {
+    stale.add(key);
+    queue.add(key);
+  };
   const enqueueAll = (): void => {
     if (!started) return;
-    for (const obj of informer.list()) queue.add(keyOf(obj));
+    for (const obj of informer.list()) reprepare(keyOf(obj));
   };
   // Any change may change which MetricSource of the namespace owns a metric name: look at all of them again.
   const enqueueNamespace = (obj: KubernetesObject): void => {
     if (!started) return;
-    for (const other of informer.list(obj.metadata?.namespace)) queue.add(keyOf(other));
-    queue.add(keyOf(obj));
+    for (const other of informer.list(obj.metadata?.namespace)) reprepare(keyOf(other));
+    reprepare(keyOf(obj));
   };
-  for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, enqueueNamespace);
+  // Status-only updates (our own writes) change nothing reconcile reads.
+  const seen = new Map<string, string>();
+  informer.on('add', (obj) => {
+    if (obj.metadata?.uid !== undefined) seen.set(obj.metadata.uid, relevantSignature(obj));
+    enqueueNamespace(obj);
+  });
+  informer.on('update', (obj) => {
+    const uid = obj.metadata?.uid;
+    const signature = relevantSignature(obj);
+    if (uid !== undefined && seen.get(uid) === signature) return;
+    if (uid !== undefined) seen.set(uid, signature);
+    enqueueNamespace(obj);
+  });
+  informer.on('delete', (obj) => {
+    if (obj.metadata?.uid !== undefined) seen.delete(obj.metadata.uid);
+    enqueueNamespace(obj);
+  });
   for (const { names, informer: auth } of authInformers) {
     const enqueueUsers = (obj: KubernetesObject): void => {
       if (!started) return;
@@ -262,7 +290,7 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
       )) {
         const ref = source.spec?.trigger?.authenticationRef;
         const kind = typeof ref?.kind === 'string' ? ref.kind : TRIGGER_AUTHENTICATION.kind;
-        if (ref?.name === obj.metadata?.name && kind === names.kind) queue.add(keyOf(source));
+        if (ref?.name === obj.metadata?.name && kind === names.kind) reprepare(keyOf(source));
       }
     };
     for (const verb of ['add', 'update', 'delete'] as const) auth.on(verb, enqueueUsers);
@@ -294,6 +322,7 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
   async function refuse(key: string, raw: MetricSourceView, reason: string, message: string): Promise<void> {
     if (registry.has(key)) log('warn', `MetricSource ${key} is not served`, { reason, error: message });
     registry.remove(key);
+    prepared.delete(key);
     const previous = raw.status ?? {};
     await writeStatus(
       raw,
@@ -305,22 +334,33 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
     const { namespace, name } = splitKey(key);
     const raw = informer.get(name, namespace);
     if (raw === undefined) {
+      stale.delete(key);
+      prepared.delete(key);
       registry.remove(key);
       return undefined;
     }
-    let prepared: Prepared;
-    try {
-      prepared = await prepareMetricSource(raw, { auth: options.auth, registry });
-    } catch (err) {
-      if (!(err instanceof AuthResolutionError)) throw err;
-      await refuse(key, raw, 'AuthenticationUnresolved', `${err.message} (retried)`);
-      throw err;
-    }
-    if (!prepared.ok) {
-      await refuse(key, raw, prepared.reason, prepared.message);
+    const signature = relevantSignature(raw);
+    const running = prepared.get(key);
+    if (!stale.has(key) && registry.has(key) && running?.signature === signature) {
+      await writeReady(key, raw, running.metricName);
       return undefined;
     }
-    const { source, settings } = prepared;
+    stale.delete(key);
+    let result: Prepared;
+    try {
+      result = await prepareMetricSource(raw, { auth: options.auth, registry });
+    } catch (err) {
+      if (!(err instanceof AuthResolutionError)) throw err;
+      // Retried with backoff; what runs keeps running meanwhile (a Secret read that failed once is no reason to stop).
+      stale.add(key);
+      if (!registry.has(key)) await refuse(key, raw, 'AuthenticationUnresolved', `${err.message} (retried)`);
+      throw err;
+    }
+    if (!result.ok) {
+      await refuse(key, raw, result.reason, result.message);
+      return undefined;
+    }
+    const { settings } = result;
     const owner = metricNameOwner(
       informer.list(namespace).map((o) => ({
         name: o.metadata?.name ?? '',
@@ -339,18 +379,23 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
       return undefined;
     }
     registry.ensure(settings);
+    prepared.set(key, { signature, metricName: settings.metricName });
+    await writeReady(key, raw, settings.metricName);
+    return undefined;
+  }
+
+  async function writeReady(key: string, raw: MetricSourceView, metricName: string): Promise<void> {
     const snapshot = registry.snapshot(key);
     await writeStatus(
       raw,
       metricSourceStatus(
         raw.status ?? {},
-        metricSourceReady(settings.metricName, snapshot?.selectors.length ?? 0),
+        metricSourceReady(metricName, snapshot?.selectors.length ?? 0),
         snapshot,
-        source.metadata.generation,
+        raw.metadata?.generation,
         now(),
       ),
     );
-    return undefined;
   }
 
   return {

@@ -173,11 +173,6 @@ export class MetricSourceRegistry implements MetricDemand {
     return this.#running.has(key);
   }
 
-  /** The MetricSource `key` that serves `metricName` in `namespace`, if one does. */
-  ownerOf(namespace: string, metricName: string): string | undefined {
-    return this.#byName.get(nameKey(namespace, metricName));
-  }
-
   stopAll(): void {
     for (const key of [...this.#running.keys()]) this.remove(key);
   }
