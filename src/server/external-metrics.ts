@@ -1,6 +1,8 @@
 /**
  * The external.metrics.k8s.io/v1beta1 API, served from the MetricStore only (no backend calls on the request path).
- * Wire formats: docs/kubernetes-contracts.md#external-metrics-api.
+ * Wire formats: docs/kubernetes-contracts.md#external-metrics-api. A metric a MetricSource owns is announced to the
+ * demand side first (src/metric-demand.ts): a selector it cannot serve is its 404 or 429, and a selector named for the
+ * first time waits for its shared reader's first read (docs/metric-sources.md).
  *
  * Access rules (docs/kubernetes-contracts.md#authorization):
  * - every route here needs an authenticated user (the aggregator always comes with its front-proxy certificate), so
