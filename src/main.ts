@@ -106,7 +106,15 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   const requestHeader = await loadRequestHeaderConfig(apiClient(kc, CoreV1Api));
   const store = new MetricStore();
   // Created first, started last: the reconciler reads the informers' cache, which exists from here on.
-  const controller = createController({ kc, log, concurrency: config.concurrency });
+  const controller = createController({
+    kc,
+    log,
+    concurrency: config.concurrency,
+    // Its TriggerAuthentication informers serve the MetricSources too (created below, started after them).
+    onAuthenticationChange: (kind, obj) => {
+      metricSourceController.authenticationChanged(kind, obj);
+    },
+  });
   // sluice's own /metrics: read from the cache, the registry and the hub when scraped (they exist before it listens).
   const ownMetrics =
     config.metricsPort === undefined

@@ -20,7 +20,11 @@ import { MANAGED_BY, MANAGED_BY_LABEL } from './hpa.ts';
 import { slimInformer, supervise, withoutManagedFields } from './informers.ts';
 import { workloadOf, type Workload } from './ownership.ts';
 import { GROUP, PLURAL, SCALED_OBJECT_LABEL, VERSION } from './scaled-object.ts';
-import { CLUSTER_TRIGGER_AUTHENTICATION, TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
+import {
+  CLUSTER_TRIGGER_AUTHENTICATION,
+  TRIGGER_AUTHENTICATION,
+  type AuthenticationKind,
+} from './trigger-authentication.ts';
 import { WorkQueue, type Handler } from './workqueue.ts';
 import { WorkloadIndex, type Targeting } from './workload-index.ts';
 
@@ -32,6 +36,8 @@ export interface ControllerOptions {
   readonly concurrency?: number;
   /** Re-enqueue every object this often, as a safety net for anything an event missed (ms). */
   readonly resyncMs?: number;
+  /** A (Cluster)TriggerAuthentication was added, changed or deleted (MetricSources refer to them too). */
+  readonly onAuthenticationChange?: (kind: AuthenticationKind, obj: KubernetesObject) => void;
 }
 
 export interface Controller {
@@ -212,6 +218,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
       { name: `${names.kind}s`, log },
     );
     const enqueueUsers = (auth: KubernetesObject): void => {
+      options.onAuthenticationChange?.(names.kind, auth);
       const name = auth.metadata?.name;
       if (name === undefined) return;
       for (const so of soInformer.list()) {

@@ -1,6 +1,6 @@
 /**
- * The MetricSource controller: an informer on MetricSources (and on TriggerAuthentications, which they may refer to)
- * feeds a keyed work queue; `reconcile(key)` validates the object, resolves its credentials with the same resolver
+ * The MetricSource controller: an informer on MetricSources (and the ScaledObject controller's news of
+ * TriggerAuthentications, which they may refer to) feeds a keyed work queue; `reconcile(key)` validates the object, resolves its credentials with the same resolver
  * and rules as a ScaledObject's, refuses a second MetricSource for a metric name already served in the namespace, and
  * has the registry (metric-sources.ts) serve it. It runs on every replica (each serves the API); only the leader
  * writes status: Ready with a reason, the live selectors and the last error.
@@ -33,8 +33,8 @@ import {
 } from './metric-source.ts';
 import type { MetricSourceRegistry, MetricSourceSettings, MetricSourceSnapshot } from './metric-sources.ts';
 import { GROUP, VERSION } from './scaled-object.ts';
-import { TRIGGER_AUTHENTICATION, CLUSTER_TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
-import { WorkQueue } from './workqueue.ts';
+import { TRIGGER_AUTHENTICATION, type AuthenticationKind } from './trigger-authentication.ts';
+import { WorkQueue, type HandlerResult } from './workqueue.ts';
 
 export const READY = 'Ready';
 
@@ -194,6 +194,8 @@ export interface MetricSourceController {
   enqueue(key: string): void;
   /** Queue every MetricSource (this replica just became the leader). */
   enqueueAll(): void;
+  /** A (Cluster)TriggerAuthentication changed (the ScaledObject controller's informers): its users are checked again. */
+  authenticationChanged(kind: AuthenticationKind, obj: KubernetesObject): void;
   stop(): Promise<void>;
 }
 
@@ -211,29 +213,18 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
   const { kc, log, registry } = options;
   const now = options.now ?? (() => new Date());
   const custom = apiClient(kc, CustomObjectsApi, 60_000);
-  const listOf = (plural: string) => async () =>
-    (await custom.listClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural,
-    })) as KubernetesListObject<KubernetesObject>;
   const informer = slimInformer<MetricSourceView>(
     kc,
     `/apis/${GROUP}/${VERSION}/${METRIC_SOURCE.plural}`,
-    listOf(METRIC_SOURCE.plural),
+    async () =>
+      (await custom.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: METRIC_SOURCE.plural,
+      })) as KubernetesListObject<MetricSourceView>,
     withoutManagedFields,
     { name: 'MetricSources', log },
   );
-  const authInformers = ([TRIGGER_AUTHENTICATION, CLUSTER_TRIGGER_AUTHENTICATION] as const).map((names) => ({
-    names,
-    informer: slimInformer<KubernetesObject>(
-      kc,
-      `/apis/${GROUP}/${VERSION}/${names.plural}`,
-      listOf(names.plural),
-      withoutManagedFields,
-      { name: `${names.kind}s (for MetricSources)`, log },
-    ),
-  }));
   let started = false;
   const queue = new WorkQueue({
     handler: (key) => reconcile(key),
@@ -282,28 +273,17 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
     if (obj.metadata?.uid !== undefined) seen.delete(obj.metadata.uid);
     enqueueNamespace(obj);
   });
-  for (const { names, informer: auth } of authInformers) {
-    const enqueueUsers = (obj: KubernetesObject): void => {
-      if (!started) return;
-      for (const source of informer.list(
-        names.kind === TRIGGER_AUTHENTICATION.kind ? obj.metadata?.namespace : undefined,
-      )) {
-        const ref = source.spec?.trigger?.authenticationRef;
-        const kind = typeof ref?.kind === 'string' ? ref.kind : TRIGGER_AUTHENTICATION.kind;
-        if (ref?.name === obj.metadata?.name && kind === names.kind) reprepare(keyOf(source));
-      }
-    };
-    for (const verb of ['add', 'update', 'delete'] as const) auth.on(verb, enqueueUsers);
-  }
-  const supervisions = [
-    supervise('MetricSources', informer, log, enqueueAll),
-    ...authInformers.map(({ names, informer: auth }) => supervise(`${names.kind}s`, auth, log, enqueueAll)),
-  ];
+  const supervision = supervise('MetricSources', informer, log, enqueueAll);
   let resync: NodeJS.Timeout | undefined;
 
-  async function writeStatus(raw: MetricSourceView, next: MetricSourceStatus): Promise<void> {
+  /**
+   * Writes `next` unless it is what `raw` holds, guarded by `raw`'s resourceVersion. Returns false when the object
+   * changed since (our own previous status write, not yet in the cache): the caller runs again shortly, since the
+   * watch event of a status-only change queues nothing.
+   */
+  async function writeStatus(raw: MetricSourceView, next: MetricSourceStatus): Promise<boolean> {
     const previous = raw.status ?? {};
-    if (!options.leading() || sameStatus(previous, next)) return;
+    if (!options.leading() || sameStatus(previous, next)) return true;
     const { namespace = '', name = '' } = raw.metadata ?? {};
     try {
       await options.patchStatus(
@@ -312,25 +292,32 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
         raw.metadata?.resourceVersion,
       );
     } catch (err) {
-      // 409: the cache is behind; the update event that follows reconciles it again. 404: deleted meanwhile.
-      if (err instanceof ApiException && (err.code === 409 || err.code === 404)) return;
-      if (isNotFound(err)) return;
+      if (err instanceof ApiException && err.code === 409) {
+        log('debug', `status of MetricSource ${namespace}/${name} not written: the cache is behind; reconciling again`);
+        return false;
+      }
+      // Deleted meanwhile: its delete event reconciles it again.
+      if (isNotFound(err)) return true;
       throw err;
     }
+    return true;
   }
 
-  async function refuse(key: string, raw: MetricSourceView, reason: string, message: string): Promise<void> {
+  async function refuse(key: string, raw: MetricSourceView, reason: string, message: string): Promise<boolean> {
     if (registry.has(key)) log('warn', `MetricSource ${key} is not served`, { reason, error: message });
     registry.remove(key);
     prepared.delete(key);
     const previous = raw.status ?? {};
-    await writeStatus(
+    return writeStatus(
       raw,
       metricSourceStatus(previous, metricSourceRefused(reason, message), undefined, raw.metadata?.generation, now()),
     );
   }
 
-  async function reconcile(key: string): Promise<undefined> {
+  /** Run again this soon when a status write found the informer's copy behind (a watch event's lag). */
+  const STALE_RETRY = { requeueAfterMs: 100 } as const;
+
+  async function reconcile(key: string): Promise<HandlerResult | undefined> {
     const { namespace, name } = splitKey(key);
     const raw = informer.get(name, namespace);
     if (raw === undefined) {
@@ -342,8 +329,7 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
     const signature = relevantSignature(raw);
     const running = prepared.get(key);
     if (!stale.has(key) && registry.has(key) && running?.signature === signature) {
-      await writeReady(key, raw, running.metricName);
-      return undefined;
+      return (await writeReady(key, raw, running.metricName)) ? undefined : STALE_RETRY;
     }
     stale.delete(key);
     let result: Prepared;
@@ -356,10 +342,7 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
       if (!registry.has(key)) await refuse(key, raw, 'AuthenticationUnresolved', `${err.message} (retried)`);
       throw err;
     }
-    if (!result.ok) {
-      await refuse(key, raw, result.reason, result.message);
-      return undefined;
-    }
+    if (!result.ok) return (await refuse(key, raw, result.reason, result.message)) ? undefined : STALE_RETRY;
     const { settings } = result;
     const owner = metricNameOwner(
       informer.list(namespace).map((o) => ({
@@ -370,23 +353,22 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
       settings.metricName,
     );
     if (owner !== undefined && owner !== name) {
-      await refuse(
+      const written = await refuse(
         key,
         raw,
         'MetricNameConflict',
         `metric ${settings.metricName} is already served in namespace ${namespace} by MetricSource ${owner} (the older one); give this one another spec.metricName, or delete ${owner}`,
       );
-      return undefined;
+      return written ? undefined : STALE_RETRY;
     }
     registry.ensure(settings);
     prepared.set(key, { signature, metricName: settings.metricName });
-    await writeReady(key, raw, settings.metricName);
-    return undefined;
+    return (await writeReady(key, raw, settings.metricName)) ? undefined : STALE_RETRY;
   }
 
-  async function writeReady(key: string, raw: MetricSourceView, metricName: string): Promise<void> {
+  async function writeReady(key: string, raw: MetricSourceView, metricName: string): Promise<boolean> {
     const snapshot = registry.snapshot(key);
-    await writeStatus(
+    return writeStatus(
       raw,
       metricSourceStatus(
         raw.status ?? {},
@@ -401,7 +383,7 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
   return {
     async start() {
       started = true;
-      await Promise.all([informer.start(), ...authInformers.map((a) => a.informer.start())]);
+      await informer.start();
       log('info', `initial list: ${informer.list().length} MetricSources`);
       enqueueAll();
       resync = setInterval(enqueueAll, options.resyncMs ?? 300_000);
@@ -411,10 +393,19 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
       if (started) queue.add(key, 'low');
     },
     enqueueAll,
+    authenticationChanged(kind, obj) {
+      if (!started) return;
+      const namespace = kind === TRIGGER_AUTHENTICATION.kind ? obj.metadata?.namespace : undefined;
+      for (const source of informer.list(namespace)) {
+        const ref = source.spec?.trigger?.authenticationRef;
+        const refKind = typeof ref?.kind === 'string' ? ref.kind : TRIGGER_AUTHENTICATION.kind;
+        if (ref?.name === obj.metadata?.name && refKind === kind) reprepare(keyOf(source));
+      }
+    },
     async stop() {
       clearInterval(resync);
-      for (const supervision of supervisions) supervision.stop();
-      await Promise.all([informer.stop(), ...authInformers.map((a) => a.informer.stop())]);
+      supervision.stop();
+      await informer.stop();
       await queue.stop();
       registry.stopAll();
     },

@@ -206,6 +206,29 @@ describe('MetricSource e2e (sluice operator): a hand-written HPA scales on sluic
     expect(twin).toMatchObject({ status: 'False', reason: 'MetricNameConflict' });
     expect(twin.message).toContain('MetricSource queue-messages-ready');
 
+    // A TriggerAuthentication that does not exist yet: refused naming it, and served once it is created.
+    await kit.custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'metricsources',
+      body: metricSource(namespace, 'late', 'late_queue_depth', 'late-rabbit'),
+    });
+    const missingAuth = await waitFor(
+      async () => (await msStatus(kit.kc, namespace, 'late')).conditions?.find((c) => c.type === 'Ready'),
+      { timeoutMs: 20_000, message: 'MetricSource late to get a Ready condition' },
+    );
+    expect(missingAuth).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(missingAuth.message).toContain(
+      'spec.trigger.authenticationRef: TriggerAuthentication "late-rabbit" not found',
+    );
+    await createRabbitAuth(kit, 'late-rabbit', loadTestEnv().rabbitmq.managementUrl);
+    await waitFor(
+      async () =>
+        (await msStatus(kit.kc, namespace, 'late')).conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+      { timeoutMs: 20_000, message: 'MetricSource late to be Ready once its TriggerAuthentication exists' },
+    );
+
     // No HPA names the selector any more: it is dropped from the status (idle 10 s, checked every 2 s).
     await kit.autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name: 'worker', namespace });
     await waitFor(async () => (await msStatus(kit.kc, namespace, 'queue-messages-ready')).selectors?.length === 0, {
