@@ -8,13 +8,7 @@
  * `prepareMetricSource` is the part `sluice serve --config` shares: everything but the cluster's informers and status.
  */
 import { apiClient, apiErrorMessage } from '../kube-client.ts';
-import {
-  ApiException,
-  CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { ApiException, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { ValidationError } from '../errors.ts';
 import { fingerprint } from '../fingerprint.ts';
 import type { Logger } from '../log.ts';
@@ -22,7 +16,7 @@ import { isKnownTriggerType } from '../scalers/registry.ts';
 import { AuthResolutionError, type AuthSubject, type TriggerAuthResolver } from './auth-resolver.ts';
 import { setCondition, type ConditionFields } from './conditions.ts';
 import { relevantSignature } from './controller.ts';
-import { slimInformer, supervise, withoutManagedFields } from './informers.ts';
+import { sluiceInformer, supervise } from './informers.ts';
 import { isNotFound, type ObjectRef } from './kube.ts';
 import {
   METRIC_SOURCE,
@@ -213,18 +207,7 @@ export function createMetricSourceController(options: MetricSourceControllerOpti
   const { kc, log, registry } = options;
   const now = options.now ?? (() => new Date());
   const custom = apiClient(kc, CustomObjectsApi, 60_000);
-  const informer = slimInformer<MetricSourceView>(
-    kc,
-    `/apis/${GROUP}/${VERSION}/${METRIC_SOURCE.plural}`,
-    async () =>
-      (await custom.listClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: METRIC_SOURCE.plural,
-      })) as KubernetesListObject<MetricSourceView>,
-    withoutManagedFields,
-    { name: 'MetricSources', log },
-  );
+  const informer = sluiceInformer<MetricSourceView>(kc, custom, METRIC_SOURCE.plural, { name: 'MetricSources', log });
   let started = false;
   const queue = new WorkQueue({
     handler: (key) => reconcile(key),
