@@ -74,10 +74,18 @@ export async function loadMetricSources(
     if (!result.ok) throw new ConfigError(`${file}: ${nameOf(obj)}: ${result.message}`);
     prepared.push(result);
   }
+  const keys = new Set<string>();
   for (const { settings, source } of prepared) {
+    if (keys.has(settings.key)) throw new ConfigError(`${file}: ${nameOf(source)} is in the file twice`);
+    keys.add(settings.key);
     const sameNamespace = prepared
       .filter((p) => p.settings.namespace === settings.namespace)
-      .map((p, i) => ({ name: p.source.metadata.name, metricName: p.settings.metricName, createdAt: String(i) }));
+      // The file's order stands for creation: the first one serves a metric name.
+      .map((p, i) => ({
+        name: p.source.metadata.name,
+        metricName: p.settings.metricName,
+        createdAt: String(i).padStart(8, '0'),
+      }));
     const owner = metricNameOwner(sameNamespace, settings.metricName);
     if (owner !== source.metadata.name) {
       throw new ConfigError(

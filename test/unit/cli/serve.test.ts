@@ -69,6 +69,10 @@ describe('the file of MetricSources', () => {
       text: file(source('a', 'depth', { value: 'x' })),
       says: 'metrics.yaml: MetricSource shop/a: spec.trigger.metadata.value: "x" is not a number',
     },
+    {
+      text: file(source('a', 'depth'), source('a', 'other')),
+      says: 'metrics.yaml: MetricSource shop/a is in the file twice',
+    },
     { text: 'a: [', says: 'metrics.yaml: document 1:' },
     { text: '', says: 'metrics.yaml: no MetricSource in it' },
   ])('refused whole, naming the file, the object and the field: $says', async ({ text, says }) => {
