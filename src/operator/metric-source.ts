@@ -16,7 +16,7 @@ import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.ts';
 import { LabelSelectorError, parseSelector, type Selector } from '../labels.ts';
-import { isKnownTriggerType, PLACEHOLDER_REFUSED_PARAMS } from '../scalers/registry.ts';
+import { isKnownTriggerType, PLACEHOLDER_REFUSED_PARAMS, TARGET_PARAMS } from '../scalers/registry.ts';
 import { RESOURCE_TRIGGER_TYPES } from './composite.ts';
 import {
   customResourceDefinition,
@@ -370,6 +370,13 @@ export function parseMetricSource(obj: unknown): ParsedMetricSource {
     throw new ValidationError(
       'spec.trigger.type',
       `unknown trigger type "${type}" (supported: ${Object.keys(PLACEHOLDER_REFUSED_PARAMS).join(', ')})`,
+    );
+  }
+  const target = TARGET_PARAMS[type].find((key) => Object.hasOwn(triggerMetadata, key));
+  if (target !== undefined) {
+    throw new ValidationError(
+      `${METADATA_PATH}.${target}`,
+      "a MetricSource serves the raw value and never scales from or to 0: the HPA's own target applies; remove it",
     );
   }
   const placeholders = placeholdersOf(triggerMetadata, PLACEHOLDER_REFUSED_PARAMS[type]);

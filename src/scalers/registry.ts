@@ -97,3 +97,16 @@ export const PLACEHOLDER_REFUSED_PARAMS = {
     'endpointParams',
   ],
 } as const satisfies Record<TriggerType, readonly string[]>;
+
+/**
+ * Per trigger type, the parameters of a trigger's own target and activation. A MetricSource serves the raw value: the
+ * HPA's target applies (and its AverageValue division), and nothing scales from or to 0 there, so these are refused in
+ * a MetricSource rather than ignored.
+ */
+export const TARGET_PARAMS = {
+  'aws-sqs-queue': ['queueLength', 'activationQueueLength'],
+  'http-rate': ['targetRate', 'activationRate'],
+  'metrics-api': ['targetValue', 'activationTargetValue'],
+  prometheus: ['threshold', 'activationThreshold'],
+  rabbitmq: ['value', 'queueLength', 'activationValue'],
+} as const satisfies Record<TriggerType, readonly string[]>;

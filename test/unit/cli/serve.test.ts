@@ -66,8 +66,8 @@ describe('the file of MetricSources', () => {
       says: 'metrics.yaml: MetricSource shop/a: spec.trigger.metadata.host: may not hold a {{label}} placeholder',
     },
     {
-      text: file(source('a', 'depth', { value: 'x' })),
-      says: 'metrics.yaml: MetricSource shop/a: spec.trigger.metadata.value: "x" is not a number',
+      text: file(source('a', 'depth', { mode: 'Bogus' })),
+      says: 'metrics.yaml: MetricSource shop/a: spec.trigger.metadata.mode: "Bogus" must be one of',
     },
     {
       text: file(source('a', 'depth'), source('a', 'other')),

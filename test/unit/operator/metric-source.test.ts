@@ -238,6 +238,16 @@ describe('parseMetricSource', () => {
       field: 'spec.trigger.name',
       says: 'unknown field',
     },
+    {
+      change: { type: 'rabbitmq', metadata: { queueName: 'q', mode: 'QueueLength', value: '30' } },
+      field: 'spec.trigger.metadata.value',
+      says: "the HPA's own target applies",
+    },
+    {
+      change: { type: 'prometheus', metadata: { query: 'q', activationThreshold: '1' } },
+      field: 'spec.trigger.metadata.activationThreshold',
+      says: 'never scales from or to 0',
+    },
   ])('$field: $says', ({ change, field, says }) => {
     const problem = refusal(() => parseMetricSource(withTrigger(change)));
     expect(problem.field).toBe(field);

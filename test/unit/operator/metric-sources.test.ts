@@ -143,12 +143,12 @@ describe('MetricSourceRegistry', () => {
   });
 
   test('filled values are validated like any metadata value: an invalid one is a 404 naming the field', () => {
-    const metadata = { host: 'http://127.0.0.1:1', queueName: 'q', mode: 'QueueLength', value: '{{target}}' };
+    const metadata = { host: 'http://127.0.0.1:1', queueName: 'q', mode: '{{mode}}' };
     registry.ensure(settings({ type: 'rabbitmq', metadata, placeholders: placeholdersOf(metadata) }));
-    const answer = ask('target=abc');
+    const answer = ask('mode=Bogus');
     expect(answer).toMatchObject({ kind: 'refused', code: 404 });
     expect(answer.kind === 'refused' ? answer.message : '').toContain(
-      'spec.trigger.metadata.value: "abc" is not a number',
+      'spec.trigger.metadata.mode: "Bogus" must be one of QueueLength, MessageRate, DeliverGetRate',
     );
   });
 
