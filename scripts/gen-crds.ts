@@ -11,6 +11,7 @@ import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { scaledObjectCrd, type CustomResourceDefinition } from '../src/operator/crd.ts';
+import { metricSourceCrd } from '../src/operator/metric-source.ts';
 import { clusterTriggerAuthenticationCrd, triggerAuthenticationCrd } from '../src/operator/trigger-authentication.ts';
 
 const header = (source: string) =>
@@ -29,6 +30,7 @@ const CRDS: readonly { file: string; source: string; crd: () => CustomResourceDe
     source: 'src/operator/trigger-authentication.ts',
     crd: clusterTriggerAuthenticationCrd,
   },
+  { file: 'metricsource.yaml', source: 'src/operator/metric-source.ts', crd: metricSourceCrd },
 ];
 
 export const DEFAULT_OUT_DIR = path.resolve(import.meta.dirname, '..', 'crds');

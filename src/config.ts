@@ -18,13 +18,18 @@ Usage:
                               why a ScaledObject is (or is not) scaling: each trigger's value or error against
                               its activation threshold and target, the HPA's computation, the cooldown clock,
                               fallback, breaker and pause state, the last 0↔N decision, and what would change it
-  sluice validate FILE... | - check ScaledObjects and (Cluster)TriggerAuthentications offline, with the operator's
-                              messages (exit 1 on any error); - reads standard input
+  sluice validate FILE... | - check ScaledObjects, (Cluster)TriggerAuthentications and MetricSources offline, with
+                              the operator's messages (exit 1 on any error); - reads standard input
   sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv [-o table|json] [--out chart.svg|chart.png]
                               [--hpa-sync <seconds>] [--hpa-tolerance <ratio>]
                               [--hpa-downscale-stabilization <seconds>] [--replicas <n>]
                               replay a metric trace through the operator's decisions and the HPA controller's
                               algorithm, offline (docs/simulate.md)
+  sluice serve --config <file> [options]
+                              serve the external-metrics API from a file of MetricSources, without the operator
+                              (no CRD watch, no HPA or status writes); takes the operator's options below except
+                              --certificates=self-managed, --metrics-port, --concurrency and the --leader-elect*
+                              ones (docs/metric-sources.md#sluice-serve)
   sluice version              print the version
   sluice help                 print this text
 
@@ -180,8 +185,28 @@ export interface OfflineCommand {
   readonly args: readonly string[];
 }
 
+/** `sluice serve` (src/cli/serve.ts): the operator's settings that apply, and the file of MetricSources. */
+export interface ServeConfig extends Omit<OperatorConfig, 'command'> {
+  readonly command: 'serve';
+  readonly configFile: string;
+}
+
 export type Config =
-  OperatorConfig | ExplainConfig | OfflineCommand | { readonly command: 'version' } | { readonly command: 'help' };
+  | OperatorConfig
+  | ServeConfig
+  | ExplainConfig
+  | OfflineCommand
+  | { readonly command: 'version' }
+  | { readonly command: 'help' };
+
+/** Flags of `operator` that `serve` refuses (it has no leader, reconciles nothing and keeps no certificate Secret). */
+const NOT_FOR_SERVE = [
+  'metrics-port',
+  'concurrency',
+  'leader-elect',
+  'leader-election-namespace',
+  'certificates-secret',
+];
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -218,7 +243,13 @@ export function parseConfig(argv: readonly string[]): Config {
   if (command === 'version' || command === '--version') return { command: 'version' };
   if (command === 'explain') return parseExplain(rest);
   if (command === 'validate' || command === 'simulate') return { command, args: rest };
-  if (command !== 'operator') throw new ConfigError(`unknown command "${command}"; run "sluice help"`);
+  if (command !== 'operator' && command !== 'serve') {
+    throw new ConfigError(`unknown command "${command}"; run "sluice help"`);
+  }
+  if (command === 'serve') {
+    const refused = NOT_FOR_SERVE.find((flag) => rest.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`)));
+    if (refused !== undefined) throw new ConfigError(`sluice serve does not take --${refused}; run "sluice help"`);
+  }
 
   let values;
   try {
@@ -253,6 +284,7 @@ export function parseConfig(argv: readonly string[]): Config {
         'leader-elect': { type: 'string', default: 'true' },
         'leader-election-namespace': { type: 'string', default: 'sluice-system' },
         'log-level': { type: 'string', default: 'info' },
+        config: { type: 'string' },
       },
     }));
   } catch (cause) {
@@ -278,6 +310,14 @@ export function parseConfig(argv: readonly string[]): Config {
   if (mode === 'files' && certFile === undefined) {
     throw new ConfigError('--certificates=files needs --tls-cert-file and --tls-private-key-file');
   }
+  if (command === 'serve' && mode === 'self-managed') {
+    throw new ConfigError('sluice serve takes --tls-cert-file and --tls-private-key-file, or --local');
+  }
+  if ((command === 'serve') !== (values.config !== undefined)) {
+    throw new ConfigError(
+      command === 'serve' ? 'sluice serve needs --config <file of MetricSources>' : '--config is for sluice serve',
+    );
+  }
   if (mode === 'self-managed' && certFile !== undefined) {
     throw new ConfigError('--certificates=self-managed makes its own certificate: drop --tls-cert-file');
   }
@@ -291,8 +331,7 @@ export function parseConfig(argv: readonly string[]): Config {
   if (metricsPort === port) {
     throw new ConfigError(`--metrics-port and --port must differ (both are ${port}); --metrics-port 0 turns it off`);
   }
-  return {
-    command: 'operator',
+  const settings = {
     local: values.local,
     kubeconfig: values.kubeconfig,
     port,
@@ -322,6 +361,9 @@ export function parseConfig(argv: readonly string[]): Config {
     leaderElection: leaderElect === 'true' ? { namespace: values['leader-election-namespace'] } : undefined,
     logLevel: logLevel as Level,
   };
+  return command === 'serve'
+    ? { ...settings, command, configFile: values.config ?? '', metricsPort: undefined, leaderElection: undefined }
+    : { ...settings, command };
 }
 
 const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;

@@ -7,6 +7,7 @@ import { apiClient, kubeRequests } from './kube-client.ts';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { AuthorizationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { runServe } from './cli/serve.ts';
 import { USAGE, parseConfig, type OperatorConfig } from './config.ts';
 import { ConfigError, describeError } from './errors.ts';
 import {
@@ -22,6 +23,7 @@ import type { CliIo } from './cli/documents.ts';
 import { runSimulate } from './cli/simulate.ts';
 import { runValidate } from './cli/validate.ts';
 import { text as readAll } from 'node:stream/consumers';
+import { NO_DEMAND, type MetricDemand } from './metric-demand.ts';
 import { MAX_METRIC_NAME_LENGTH, MetricStore } from './metric-store.ts';
 import { createController } from './operator/controller.ts';
 import { createWorkloadCache } from './operator/workloads.ts';
@@ -38,8 +40,10 @@ import {
 } from './operator/kube.ts';
 import { createLeaderElector, type LeaderElector } from './operator/leader.ts';
 import { createReconciler } from './operator/reconcile.ts';
+import { createMetricSourceController } from './operator/metric-source-controller.ts';
+import { MetricSourceRegistry } from './operator/metric-sources.ts';
 import { ScalingRegistry } from './operator/scaling-registry.ts';
-import { AddressPolicy, OutboundGuard, setOutboundGuard } from './scalers/address-filter.ts';
+import { installOutboundGuard } from './outbound.ts';
 import { ReaderHub } from './scalers/readers.ts';
 import { SharedPool } from './scalers/shared.ts';
 import { buildServer, tlsServerOf } from './server/app.ts';
@@ -103,22 +107,20 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   if (config.local) await installCrds(kc, CRD_DIR);
 
   // Before any trigger connects: where triggers may make sluice connect (docs/security.md#read-back-and-reach).
-  setOutboundGuard(
-    new OutboundGuard({
-      policy: new AddressPolicy({ deny: config.outbound.deny, allow: config.outbound.allow }),
-      hosts: config.outbound.hosts,
-    }),
-  );
-  log('info', 'trigger connections: link-local and cloud metadata addresses are refused', {
-    denyCidrs: config.outbound.deny.map((r) => r.text),
-    allowCidrs: config.outbound.allow.map((r) => r.text),
-    resolve: Object.fromEntries(config.outbound.hosts),
-  });
+  installOutboundGuard(config.outbound, log);
 
   const requestHeader = await loadRequestHeaderConfig(apiClient(kc, CoreV1Api));
   const store = new MetricStore();
   // Created first, started last: the reconciler reads the informers' cache, which exists from here on.
-  const controller = createController({ kc, log, concurrency: config.concurrency });
+  const controller = createController({
+    kc,
+    log,
+    concurrency: config.concurrency,
+    // Its TriggerAuthentication informers serve the MetricSources too (created below, started after them).
+    onAuthenticationChange: (kind, obj) => {
+      metricSourceController.authenticationChanged(kind, obj);
+    },
+  });
   // sluice's own /metrics: read from the cache, the registry and the hub when scraped (they exist before it listens).
   const ownMetrics =
     config.metricsPort === undefined
@@ -135,10 +137,13 @@ async function runOperator(config: OperatorConfig): Promise<void> {
           }),
         });
 
+  let demand: MetricDemand = NO_DEMAND;
   // The requestheader configuration in force: replaced when kube-apiserver publishes a new one (the watch below).
   let requestHeaderInForce = requestHeader;
   const app = buildServer({
     store,
+    // Until the MetricSources run (below), no name is theirs.
+    demand: { owns: (...args) => demand.owns(...args), request: (...args) => demand.request(...args) },
     authenticate: createFrontProxyAuthenticator(() => requestHeaderInForce),
     authorize: createSarAuthorizer({ api: apiClient(kc, AuthorizationV1Api) }),
     ready: () => controller.synced(),
@@ -205,15 +210,35 @@ async function runOperator(config: OperatorConfig): Promise<void> {
     // With leader election every replica starts as a follower: pollers and the metrics API, no writes.
     leading: config.leaderElection === undefined,
   });
+  // MetricSources: any HPA's external metric, read for the selectors HPAs name (src/metric-demand.ts).
+  const metricSources = new MetricSourceRegistry({
+    hub,
+    store,
+    cluster: createClusterPort(kc),
+    log,
+    onChange: (key) => {
+      metricSourceController.enqueue(key);
+    },
+  });
+  // A resync's reads of one Secret are shared for 10 s (src/operator/auth-cache.ts).
+  const authResolver = createAuthResolver(sharedReads(createKubeAuthPort(kc), { ttlMs: 10_000 }), {
+    clusterObjectNamespace: config.clusterObjectNamespace,
+    anyNamespaceClusterTriggerAuthentication: config.clusterTriggerAuthenticationAnyNamespace,
+    restrictSecretAccess: config.restrictSecretAccess,
+    allowOperatorCloudIdentity: config.allowOperatorCloudIdentity,
+  });
+  demand = metricSources;
+  const metricSourceController = createMetricSourceController({
+    kc,
+    log,
+    registry: metricSources,
+    auth: authResolver,
+    patchStatus: (ref, status, resourceVersion) => kube.patchStatus(ref, status, resourceVersion),
+    leading: () => registry.leading,
+  });
   const reconciler = createReconciler({
     kube,
-    // A resync's reads of one Secret are shared for 10 s (src/operator/auth-cache.ts).
-    auth: createAuthResolver(sharedReads(createKubeAuthPort(kc), { ttlMs: 10_000 }), {
-      clusterObjectNamespace: config.clusterObjectNamespace,
-      anyNamespaceClusterTriggerAuthentication: config.clusterTriggerAuthenticationAnyNamespace,
-      restrictSecretAccess: config.restrictSecretAccess,
-      allowOperatorCloudIdentity: config.allowOperatorCloudIdentity,
-    }),
+    auth: authResolver,
     cluster: createClusterPort(kc),
     runtime: registry,
     events,
@@ -249,6 +274,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       ownMetrics?.reconciled(key, (performance.now() - started) / 1000, failed);
     }
   });
+  await metricSourceController.start();
   let elector: LeaderElector | undefined;
   if (config.leaderElection !== undefined) {
     elector = createLeaderElector({
@@ -263,6 +289,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
         void certificates?.resync();
         // Everything a follower left unwritten (HPAs, status, finalizers) is written now.
         controller.enqueueAll();
+        metricSourceController.enqueueAll();
       },
       onStoppedLeading: () => {
         void registry.follow();
@@ -302,6 +329,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       await registry.follow();
       await elector?.stop();
       await controller.stop();
+      await metricSourceController.stop();
       await workloads.stop();
       await registry.stopAll();
       await hub.close();
@@ -368,6 +396,9 @@ async function main(): Promise<void> {
       return;
     case 'operator':
       await runOperator(config);
+      return;
+    case 'serve':
+      await runServe(config);
   }
 }
 

@@ -12,6 +12,7 @@
 import { ValidationError, describeError } from '../errors.ts';
 import { parseAnnotations } from '../operator/annotations.ts';
 import { parseComposite } from '../operator/composite.ts';
+import { METRIC_SOURCE, parseMetricSource } from '../operator/metric-source.ts';
 import { desiredHpa } from '../operator/hpa.ts';
 import { buildTrigger, hpaMetrics } from '../operator/reconcile.ts';
 import { API_VERSION, parseScaledObject, type ScaledObject } from '../operator/scaled-object.ts';
@@ -40,6 +41,7 @@ export const VALIDATORS: Readonly<Record<string, Validator>> = {
     only(() => parseTriggerAuthentication(object, TRIGGER_AUTHENTICATION.kind)),
   [CLUSTER_TRIGGER_AUTHENTICATION.kind]: (object) =>
     only(() => parseTriggerAuthentication(object, CLUSTER_TRIGGER_AUTHENTICATION.kind)),
+  [METRIC_SOURCE.kind]: (object) => only(() => parseMetricSource(object)),
 };
 
 /** Scalers never call the cluster while they are built; offline nothing answers. */

@@ -195,11 +195,47 @@ export interface AuthResolver {
   resolve(so: ScaledObject): Promise<AuthResolution>;
 }
 
+/**
+ * Whose triggers are resolved: a ScaledObject's, or a MetricSource's one trigger (which has no scale target, so
+ * `<param>FromEnv` and a TriggerAuthentication's `env` are refused for it, naming the field).
+ */
+export interface AuthSubject {
+  readonly namespace: string;
+  readonly triggers: readonly {
+    readonly metadata: Readonly<Record<string, string>>;
+    readonly authenticationRef?: ScaledObject['spec']['triggers'][number]['authenticationRef'];
+  }[];
+  /** The field of trigger `index` in messages (`spec.triggers[0]`, `spec.trigger`). */
+  readonly triggerField: (index: number) => string;
+  readonly scaleTargetRef: ScaledObject['spec']['scaleTargetRef'] | undefined;
+  /** What the subject is, for the message refusing what needs a scale target (`a MetricSource`). */
+  readonly kind: string;
+}
+
+/** The resolver of any AuthSubject, by the same rules (and with the same options) as `resolve`. */
+export interface TriggerAuthResolver {
+  resolveTriggers(subject: AuthSubject): Promise<AuthResolution>;
+}
+
+/** A ScaledObject as an AuthSubject. */
+export function scaledObjectSubject(so: ScaledObject): AuthSubject {
+  return {
+    namespace: so.metadata.namespace ?? '',
+    triggers: so.spec.triggers,
+    triggerField: (index) => `spec.triggers[${index}]`,
+    scaleTargetRef: so.spec.scaleTargetRef,
+    kind: 'a ScaledObject',
+  };
+}
+
 const FROM_ENV = 'FromEnv';
 /** Why a Secret in the scale target's environment is not read. */
 const RESTRICTED = `, not read: sluice runs with ${FLAGS.restrictSecretAccess} and reads Secrets only for ClusterTriggerAuthentications`;
 
-export function createAuthResolver(port: AuthPort, options: AuthResolverOptions = {}): AuthResolver {
+export function createAuthResolver(
+  port: AuthPort,
+  options: AuthResolverOptions = {},
+): AuthResolver & TriggerAuthResolver {
   const policy: Policy = {
     clusterNamespace: options.clusterObjectNamespace ?? DEFAULT_CLUSTER_OBJECT_NAMESPACE,
     anyNamespace: options.anyNamespaceClusterTriggerAuthentication === true,
@@ -207,7 +243,8 @@ export function createAuthResolver(port: AuthPort, options: AuthResolverOptions 
     operatorIdentity: options.allowOperatorCloudIdentity === true,
   };
   return {
-    resolve: (so) => new Resolution(port, so, policy).run(),
+    resolve: (so) => new Resolution(port, scaledObjectSubject(so), policy).run(),
+    resolveTriggers: (subject) => new Resolution(port, subject, policy).run(),
   };
 }
 
@@ -310,29 +347,29 @@ type Loaded = { readonly auth: TriggerAuthentication; readonly kind: Authenticat
 
 class Resolution {
   readonly #port: AuthPort;
-  readonly #so: ScaledObject;
+  readonly #so: AuthSubject;
   readonly #namespace: string;
   readonly #clusterNamespace: string;
   readonly #policy: Policy;
   readonly #reads = new Map<string, Promise<unknown>>();
   readonly #tables = new Map<string, Promise<ContainerTable>>();
 
-  constructor(port: AuthPort, so: ScaledObject, policy: Policy) {
+  constructor(port: AuthPort, subject: AuthSubject, policy: Policy) {
     this.#port = port;
-    this.#so = so;
-    this.#namespace = so.metadata.namespace ?? '';
+    this.#so = subject;
+    this.#namespace = subject.namespace;
     this.#clusterNamespace = policy.clusterNamespace;
     this.#policy = policy;
   }
 
   async run(): Promise<AuthResolution> {
     if (this.#namespace === '') throw new ValidationError('metadata.namespace', 'is required');
-    const { triggers } = this.#so.spec;
+    const { triggers } = this.#so;
     if (!this.#policy.operatorIdentity) {
       for (const [index, trigger] of triggers.entries()) {
         if (trigger.metadata['identityOwner']?.trim() === 'operator') {
           throw new ValidationError(
-            `spec.triggers[${index}].metadata.identityOwner`,
+            `${this.#so.triggerField(index)}.metadata.identityOwner`,
             `"operator" asks for sluice's own cloud identity, which this operator does not lend to triggers (it ` +
               `runs without ${FLAGS.operatorIdentity}): give the trigger its own credentials through a ` +
               'TriggerAuthentication',
@@ -356,7 +393,12 @@ class Resolution {
       if (wantsEnv) resolvedEnv = Object.freeze(valuesOf(source));
       for (const [index, trigger] of triggers.entries()) {
         for (const [key, variable] of requestedEnv(trigger.metadata)) {
-          checkRequested(source, variable, `spec.triggers[${index}].metadata.${key}`, this.#targetDescription());
+          checkRequested(
+            source,
+            variable,
+            `${this.#so.triggerField(index)}.metadata.${key}`,
+            this.#targetDescription(),
+          );
         }
       }
     }
@@ -393,9 +435,9 @@ class Resolution {
   // -- authenticationRef --
 
   async #loadAuthentication(index: number): Promise<Loaded | undefined> {
-    const ref = this.#so.spec.triggers[index]?.authenticationRef;
+    const ref = this.#so.triggers[index]?.authenticationRef;
     if (ref === undefined) return undefined;
-    const field = `spec.triggers[${index}].authenticationRef`;
+    const field = `${this.#so.triggerField(index)}.authenticationRef`;
     const { kind, name } = ref;
     const cluster = kind === CLUSTER_TRIGGER_AUTHENTICATION.kind;
     const where = cluster ? '' : ` in namespace "${this.#namespace}"`;
@@ -478,7 +520,7 @@ class Resolution {
   }
 
   async #authParams(index: number, { auth, kind, name }: Loaded): Promise<Record<string, string>> {
-    const field = `spec.triggers[${index}].authenticationRef`;
+    const field = `${this.#so.triggerField(index)}.authenticationRef`;
     const cluster = kind === CLUSTER_TRIGGER_AUTHENTICATION.kind;
     const label = cluster ? `${kind} "${name}"` : `${kind} "${name}" in namespace "${this.#namespace}"`;
     // A TriggerAuthentication's Secrets and ConfigMaps come from the ScaledObject's namespace only.
@@ -560,8 +602,8 @@ class Resolution {
   // -- the scale target's environment --
 
   #targetDescription(): string {
-    const { kind, name } = this.#so.spec.scaleTargetRef;
-    return `${kind} "${name}"`;
+    const target = this.#so.scaleTargetRef;
+    return target === undefined ? 'the scale target' : `${target.kind} "${target.name}"`;
   }
 
   #noContainer(name: string | undefined, containers: string): string {
@@ -569,7 +611,15 @@ class Resolution {
   }
 
   async #containers(): Promise<readonly ContainerEnv[]> {
-    const { apiVersion, kind, name } = this.#so.spec.scaleTargetRef;
+    const ref = this.#so.scaleTargetRef;
+    if (ref === undefined) {
+      throw new ValidationError(
+        `${this.#so.triggerField(0)}.authenticationRef`,
+        `${this.#so.kind} has no scale target whose containers' environment could be read: a TriggerAuthentication ` +
+          'used here may not have spec.env; use secretTargetRef or configMapTargetRef',
+      );
+    }
+    const { apiVersion, kind, name } = ref;
     const field = 'spec.scaleTargetRef';
     const target = `${kind} "${name}" (${apiVersion}) in namespace "${this.#namespace}"`;
     let containers: readonly ContainerEnv[] | undefined;
@@ -612,7 +662,7 @@ class Resolution {
   }
 
   #envSourceTable(): Promise<ContainerTable> {
-    const name = this.#so.spec.scaleTargetRef.envSourceContainerName;
+    const name = this.#so.scaleTargetRef?.envSourceContainerName;
     return this.#tableFor(
       name,
       (names) => new ValidationError('spec.scaleTargetRef.envSourceContainerName', this.#noContainer(name, names)),

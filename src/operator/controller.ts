@@ -17,10 +17,14 @@ import {
 } from '@kubernetes/client-node';
 import { refersToAuthentication } from './auth-resolver.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './hpa.ts';
-import { slimInformer, supervise, withoutManagedFields } from './informers.ts';
+import { slimInformer, sluiceInformer, supervise, withoutManagedFields } from './informers.ts';
 import { workloadOf, type Workload } from './ownership.ts';
 import { GROUP, PLURAL, SCALED_OBJECT_LABEL, VERSION } from './scaled-object.ts';
-import { CLUSTER_TRIGGER_AUTHENTICATION, TRIGGER_AUTHENTICATION } from './trigger-authentication.ts';
+import {
+  CLUSTER_TRIGGER_AUTHENTICATION,
+  TRIGGER_AUTHENTICATION,
+  type AuthenticationKind,
+} from './trigger-authentication.ts';
 import { WorkQueue, type Handler, type Priority } from './workqueue.ts';
 import { WorkloadIndex, type Targeting } from './workload-index.ts';
 
@@ -32,6 +36,8 @@ export interface ControllerOptions {
   readonly concurrency?: number;
   /** Re-enqueue every object this often, as a safety net for anything an event missed (ms). */
   readonly resyncMs?: number;
+  /** A (Cluster)TriggerAuthentication was added, changed or deleted (MetricSources refer to them too). */
+  readonly onAuthenticationChange?: (kind: AuthenticationKind, obj: KubernetesObject) => void;
 }
 
 export interface Controller {
@@ -207,19 +213,9 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   // A (Cluster)TriggerAuthentication that changes concerns every ScaledObject referring to it. These two informers
   // are not part of readiness: without them, the periodic resync still picks changes up.
   const authInformers = ([TRIGGER_AUTHENTICATION, CLUSTER_TRIGGER_AUTHENTICATION] as const).map((names) => {
-    const informer = slimInformer<KubernetesObject>(
-      kc,
-      `/apis/${GROUP}/${VERSION}/${names.plural}`,
-      async () =>
-        (await custom.listClusterCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: names.plural,
-        })) as KubernetesListObject<KubernetesObject>,
-      withoutManagedFields,
-      { name: `${names.kind}s`, log },
-    );
+    const informer = sluiceInformer<KubernetesObject>(kc, custom, names.plural, { name: `${names.kind}s`, log });
     const enqueueUsers = (auth: KubernetesObject): void => {
+      options.onAuthenticationChange?.(names.kind, auth);
       const name = auth.metadata?.name;
       if (name === undefined) return;
       for (const so of soInformer.list()) {

@@ -15,6 +15,7 @@
  *   resource and how long its cache was not kept up to date (`awayMs`); `current()` says whether it is now.
  */
 import {
+  type CustomObjectsApi,
   ListWatch,
   Watch,
   type Informer,
@@ -24,6 +25,7 @@ import {
   type ObjectCache,
 } from '@kubernetes/client-node';
 import { describeError } from '../errors.ts';
+import { GROUP as SLUICE_GROUP, VERSION as SLUICE_VERSION } from './scaled-object.ts';
 
 export type InformerLog = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 
@@ -203,6 +205,27 @@ export function slimInformer<T extends KubernetesObject>(
   };
   const informer = new ListWatch<T>(path, new SlimWatch<T>(kc, slim, tracker), slimList, false);
   return Object.assign(informer, { current: () => tracker.current() });
+}
+
+/** An informer (not started) on every `sluice.dev/v1alpha1` object of `plural`, all namespaces, caches slimmed. */
+export function sluiceInformer<T extends KubernetesObject>(
+  kc: KubeConfig,
+  custom: CustomObjectsApi,
+  plural: string,
+  report: WatchReport,
+): SlimInformer<T> {
+  return slimInformer<T>(
+    kc,
+    `/apis/${SLUICE_GROUP}/${SLUICE_VERSION}/${plural}`,
+    async () =>
+      (await custom.listClusterCustomObject({
+        group: SLUICE_GROUP,
+        version: SLUICE_VERSION,
+        plural,
+      })) as KubernetesListObject<T>,
+    withoutManagedFields,
+    report,
+  );
 }
 
 /** The object without `metadata.managedFields` (server-side apply's bookkeeping, which sluice never reads). */

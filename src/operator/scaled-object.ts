@@ -199,7 +199,7 @@ const AdvancedSchema = Type.Object(
   { additionalProperties: false, description: 'Advanced settings.' },
 );
 
-const AuthenticationRefSchema = Type.Object(
+export const AuthenticationRefSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, description: 'Name of the (Cluster)TriggerAuthentication.' }),
     kind: Type.Enum(['TriggerAuthentication', 'ClusterTriggerAuthentication'], {

@@ -114,6 +114,8 @@ export interface Scaler {
   readonly activation: number;
   /** The key of the source this trigger reads (triggers with equal keys share one reader). */
   readonly sourceKey: string;
+  /** The longest one read of its source may take (the trigger's `timeout`, or the scaler's default). */
+  readonly timeoutMs: number;
   /** Subscribes this trigger to its source: `listener` gets this trigger's result of every read. */
   watch(
     hub: SourceHub,
@@ -162,6 +164,7 @@ export function defineScaler<R>(parts: ScalerParts<R>): Scaler {
     metricType: parts.metricType,
     activation: parts.activation,
     sourceKey: source.key,
+    timeoutMs: source.timeoutMs,
     watch(hub, listener, namespace) {
       return hub.subscribe(
         source,

@@ -19,6 +19,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 
+import type { MetricDemand } from '../metric-demand.ts';
 import { MAX_METRIC_NAME_LENGTH, type MetricStore } from '../metric-store.ts';
 import { externalMetricsRoutes } from './external-metrics.ts';
 import { healthRoutes } from './health.ts';
@@ -37,6 +38,8 @@ export interface ServerTlsOptions {
 
 export interface BuildServerOptions {
   readonly store: MetricStore;
+  /** MetricSources: told of every authorized metric read (src/metric-demand.ts). */
+  readonly demand?: MetricDemand;
   readonly authenticate: Authenticate;
   readonly authorize: Authorize;
   /** Readiness for /readyz (e.g. informers synced). */
@@ -145,6 +148,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
   void app.register(healthRoutes, { ready: options.ready });
   void app.register(externalMetricsRoutes, {
     store: options.store,
+    ...(options.demand === undefined ? {} : { demand: options.demand }),
     authenticate: options.authenticate,
     authorize: options.authorize,
   });

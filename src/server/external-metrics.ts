@@ -1,6 +1,8 @@
 /**
  * The external.metrics.k8s.io/v1beta1 API, served from the MetricStore only (no backend calls on the request path).
- * Wire formats: docs/kubernetes-contracts.md#external-metrics-api.
+ * Wire formats: docs/kubernetes-contracts.md#external-metrics-api. A metric a MetricSource owns is announced to the
+ * demand side first (src/metric-demand.ts): a selector it cannot serve is its 404 or 429, and a selector named for the
+ * first time waits for its shared reader's first read (docs/metric-sources.md).
  *
  * Access rules (docs/kubernetes-contracts.md#authorization):
  * - every route here needs an authenticated user (the aggregator always comes with its front-proxy certificate), so
@@ -14,6 +16,7 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import Type from 'typebox';
 
 import { formatSelector, LabelSelectorError, matches, parseSelector, type Selector } from '../labels.ts';
+import type { MetricDemand } from '../metric-demand.ts';
 import type { MetricStore, Series } from '../metric-store.ts';
 import { formatQuantity } from '../quantity.ts';
 import { EXTERNAL_METRICS_GROUP, EXTERNAL_METRICS_VERSION, forbiddenMessage } from './authorizer.ts';
@@ -22,6 +25,8 @@ import { failureStatus, NOT_FOUND, sendJson, sendStatus, UNAUTHORIZED } from './
 
 export interface ExternalMetricsOptions {
   readonly store: MetricStore;
+  /** Who serves metrics on demand (MetricSources): told of every authorized read before the store is asked. */
+  readonly demand?: MetricDemand;
   readonly authenticate: Authenticate;
   readonly authorize: Authorize;
 }
@@ -59,7 +64,7 @@ function apiResource(name: string) {
 }
 
 export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions> = (app, options, done) => {
-  const { store, authenticate, authorize } = options;
+  const { store, demand, authenticate, authorize } = options;
   const users = new WeakMap<FastifyRequest, UserInfo>();
   const items: ItemCache = new WeakMap();
 
@@ -128,6 +133,10 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
         if (err instanceof LabelSelectorError) return sendStatus(reply, failureStatus(400, err.message));
         throw err;
       }
+      // A MetricSource's metric: the selector must fill its placeholders, and a new one waits for its first read.
+      const demanded = demand?.request(namespace, metric, selector);
+      if (demanded?.kind === 'refused') return sendStatus(reply, failureStatus(demanded.code, demanded.message));
+      if (demanded?.kind === 'served') await demanded.firstRead;
       return answerMetric(reply, items, store.find(namespace, metric), { namespace, metric, selector });
     },
   );

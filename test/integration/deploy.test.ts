@@ -428,6 +428,9 @@ const SLUICE_MAY: readonly V1ResourceAttributes[] = [
   { verb: 'update', group: 'sluice.dev', resource: 'scaledobjects', subresource: 'finalizers', namespace: 'apps' },
   // Adding and removing sluice's finalizer (restoreToOriginalReplicaCount).
   { verb: 'patch', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
+  // MetricSources: an informer, and their status (metric-source-controller.ts).
+  ...['get', 'list', 'watch'].map((verb) => ({ verb, group: 'sluice.dev', resource: 'metricsources' })),
+  { verb: 'patch', group: 'sluice.dev', resource: 'metricsources', subresource: 'status', namespace: 'apps' },
   ...['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'].map((verb) => ({
     verb,
     group: 'autoscaling',
@@ -475,6 +478,8 @@ const SLUICE_MAY_NOT: readonly V1ResourceAttributes[] = [
   { verb: 'create', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
   { verb: 'delete', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
   { verb: 'update', group: 'sluice.dev', resource: 'scaledobjects', namespace: 'apps' },
+  { verb: 'patch', group: 'sluice.dev', resource: 'metricsources', namespace: 'apps' },
+  { verb: 'create', group: 'sluice.dev', resource: 'metricsources', namespace: 'apps' },
   { verb: 'create', group: '', resource: 'pods', namespace: 'apps' },
   { verb: 'update', group: '', resource: 'services', namespace: 'apps', name: 'ingress-metrics' },
   { verb: 'create', group: 'discovery.k8s.io', resource: 'endpointslices', namespace: 'apps' },

@@ -85,6 +85,8 @@ export interface StartOptions {
   readonly metricsPort?: number;
   /** The kubeconfig sluice uses (e.g. one whose server is a proxy in front of kube-apiserver). Default: the env's. */
   readonly kubeconfig?: string;
+  /** `sluice serve --config <file>` instead of `sluice operator` (no Lease, no /metrics of its own). */
+  readonly serveConfig?: string;
 }
 
 /** The environment's port reserved for the /metrics of the `sluice operator --local` under test (lib.sh: base+15). */
@@ -96,7 +98,8 @@ export async function startSluice(options: StartOptions = {}): Promise<SluicePro
   const env = loadTestEnv();
   const port = options.secondary?.port ?? env.sluice.port;
   const identity = `${hostname()}_${port}`;
-  const metricsPort = options.metricsPort ?? (options.secondary === undefined ? metricsPortOf(env) : 0);
+  const serving = options.serveConfig !== undefined;
+  const metricsPort = serving ? 0 : (options.metricsPort ?? (options.secondary === undefined ? metricsPortOf(env) : 0));
   const release =
     options.secondary === undefined
       ? await acquireLock(path.join(env.stateDir, 'run', 'sluice.lock'), 600_000)
@@ -108,12 +111,11 @@ export async function startSluice(options: StartOptions = {}): Promise<SluicePro
     process.execPath,
     [
       path.join(REPO_ROOT, 'src/main.ts'),
-      'operator',
+      ...(serving ? ['serve', '--config', options.serveConfig ?? ''] : ['operator']),
       '--local',
       '--port',
       String(port),
-      '--metrics-port',
-      String(metricsPort),
+      ...(serving ? [] : ['--metrics-port', String(metricsPort)]),
       ...(options.extraArgs ?? []),
     ],
     { env: { ...process.env, KUBECONFIG: options.kubeconfig ?? env.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -133,7 +135,7 @@ export async function startSluice(options: StartOptions = {}): Promise<SluicePro
       if (svc.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') !== true) return false;
       // The only replica leads before objects are made (the one before it released the Lease, or had its name).
       const elects = !(options.extraArgs ?? []).includes('--leader-elect=false');
-      return options.secondary !== undefined || !elects || (await leaseHolder()) === identity;
+      return serving || options.secondary !== undefined || !elects || (await leaseHolder()) === identity;
     },
     {
       timeoutMs: 60_000,

@@ -55,3 +55,30 @@ describe('the offline subcommands', () => {
     expect(USAGE).toContain('sluice simulate -f SCALEDOBJECT.yaml --trace TRACE.csv');
   });
 });
+
+describe('sluice serve', () => {
+  test('--config and the operator settings that apply; no leader, no own /metrics', () => {
+    const config = parseConfig(['serve', '--config', 'metrics.yaml', '--local', '--port', '7443']);
+    expect(config).toMatchObject({
+      command: 'serve',
+      configFile: 'metrics.yaml',
+      local: true,
+      port: 7443,
+      metricsPort: undefined,
+      leaderElection: undefined,
+    });
+  });
+
+  test.each([
+    [['serve', '--local'], /sluice serve needs --config/],
+    [['operator', '--local', '--config', 'x.yaml'], /--config is for sluice serve/],
+    [['serve', '--config', 'x.yaml', '--local', '--leader-elect=false'], /sluice serve does not take --leader-elect/],
+    [['serve', '--config', 'x.yaml', '--local', '--metrics-port', '9'], /does not take --metrics-port/],
+    [
+      ['serve', '--config', 'x.yaml', '--certificates=self-managed'],
+      /--tls-cert-file and --tls-private-key-file, or --local/,
+    ],
+  ])('%j is refused', (argv, message) => {
+    expect(() => parseConfig(argv)).toThrow(message);
+  });
+});

@@ -136,7 +136,7 @@ describe('sluice validate (the real CLI)', { timeout: 30_000 }, () => {
       `${bad}: ScaledObject/noqueue: spec.triggers[0].metadata.queueName: missing required parameter "queueName"`,
       `${bad}: ScaledObject/noqueue: spec.triggers[1].metadata.threshold: "abc" is not a number`,
       `${bad}: TriggerAuthentication/cloudy: ${provider}`,
-      `${bad}: Deployment/worker: kind: unknown kind "Deployment" (sluice validate checks ScaledObject, TriggerAuthentication, ClusterTriggerAuthentication of sluice.dev/v1alpha1)`,
+      `${bad}: Deployment/worker: kind: unknown kind "Deployment" (sluice validate checks ScaledObject, TriggerAuthentication, ClusterTriggerAuthentication, MetricSource of sluice.dev/v1alpha1)`,
       '4 objects in 1 file: 0 valid, 4 invalid',
       '',
     ]);
@@ -198,7 +198,30 @@ describe('validateScaledObject', () => {
     ]);
   });
 
-  test('the table knows the three kinds (MetricSource is one entry away)', () => {
-    expect(Object.keys(VALIDATORS)).toEqual(['ScaledObject', 'TriggerAuthentication', 'ClusterTriggerAuthentication']);
+  test('the table knows the four kinds', () => {
+    expect(Object.keys(VALIDATORS)).toEqual([
+      'ScaledObject',
+      'TriggerAuthentication',
+      'ClusterTriggerAuthentication',
+      'MetricSource',
+    ]);
+  });
+
+  test('a MetricSource: placeholders checked with the operator’s words (none may pick the host)', () => {
+    const source = (metadata: Record<string, string>) => ({
+      apiVersion: 'sluice.dev/v1alpha1',
+      kind: 'MetricSource',
+      metadata: { name: 'queue-messages-ready', namespace: 'shop' },
+      spec: { metricName: 'queue_messages_ready', trigger: { type: 'rabbitmq', metadata } },
+    });
+    const validator = VALIDATORS['MetricSource'];
+    if (validator === undefined) throw new Error('no MetricSource validator');
+    expect(validator(source({ host: 'amqp://rabbit:5672', queueName: '{{queue}}', mode: 'QueueLength' }))).toEqual({
+      errors: [],
+      unchecked: 0,
+    });
+    const bad = validator(source({ host: '{{host}}', queueName: '{{queue}}', mode: 'QueueLength' }));
+    expect(bad.errors).toHaveLength(1);
+    expect(bad.errors[0]).toMatch(/^spec\.trigger\.metadata\.host: /);
   });
 });

@@ -8,6 +8,7 @@ import {
   type AuthResolverOptions,
   type ContainerEnv,
 } from '../../../src/operator/auth-resolver.ts';
+import { metricSourceSubject } from '../../../src/operator/metric-source-controller.ts';
 import { parseScaledObject, type ScaledObject } from '../../../src/operator/scaled-object.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -920,5 +921,52 @@ describe('refersToAuthentication (maps TriggerAuthentication events to ScaledObj
   ];
   test.each(rows)('$comment → $expected', ({ args, expected }) => {
     expect(refersToAuthentication(...args)).toBe(expected);
+  });
+});
+
+describe('a MetricSource trigger (no scale target)', () => {
+  const port = new MemoryPort();
+  port.secrets.set(`${NS}/rabbit`, { host: 'amqp://user-from-secret-91c2:pw-from-secret-7f3a@rabbit:5672' });
+  port.triggerAuths.set(
+    `${NS}/rabbit`,
+    ta('rabbit', { secretTargetRef: [{ parameter: 'host', name: 'rabbit', key: 'host' }] }),
+  );
+  port.triggerAuths.set(`${NS}/from-env`, ta('from-env', { env: [{ parameter: 'host', name: 'RABBIT_HOST' }] }));
+  const source = (auth: string) =>
+    metricSourceSubject({
+      metadata: { name: 'queue-messages-ready', namespace: NS },
+      spec: {
+        metricName: 'queue_messages_ready',
+        pollingInterval: 30,
+        maxSelectors: 100,
+        selectorIdleSeconds: 300,
+        trigger: {
+          type: 'rabbitmq',
+          metadata: { queueName: '{{queue}}' },
+          authenticationRef: { name: auth, kind: 'TriggerAuthentication' },
+        },
+      },
+    });
+
+  test('secretTargetRef resolves as for a ScaledObject', async () => {
+    const resolution = await createAuthResolver(port).resolveTriggers(source('rabbit'));
+    expect(Object.keys(resolution.triggers[0]?.authParams ?? {})).toStrictEqual(['host']);
+  });
+
+  test('a TriggerAuthentication with env is refused at spec.trigger.authenticationRef: there is no container', async () => {
+    const err = await createAuthResolver(port)
+      .resolveTriggers(source('from-env'))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toBe('spec.trigger.authenticationRef');
+    expect((err as ValidationError).message).toContain('a MetricSource has no scale target');
+  });
+
+  test('--restrict-secret-access applies: a TriggerAuthentication may not read Secrets', async () => {
+    const err = await createAuthResolver(port, { restrictSecretAccess: true })
+      .resolveTriggers(source('rabbit'))
+      .catch((e: unknown) => e);
+    expect((err as ValidationError).field).toBe('spec.trigger.authenticationRef');
+    expect((err as ValidationError).message).toContain('--restrict-secret-access');
   });
 });

@@ -14,6 +14,7 @@ import {
   type JsonSchemaProps,
 } from '../../../src/operator/crd.ts';
 import { MAX_TRIGGERS, ScaledObjectSpecSchema } from '../../../src/operator/scaled-object.ts';
+import { metricSourceCrd } from '../../../src/operator/metric-source.ts';
 import {
   clusterTriggerAuthenticationCrd,
   triggerAuthenticationCrd,
@@ -364,7 +365,7 @@ describe('scripts/gen-crds.ts', () => {
     const fresh = output();
     expect(await main(['--check', '--out-dir', dir], fresh.out)).toBe(0);
     expect(fresh.lines).toStrictEqual([
-      'gen-crds: scaledobject.yaml, triggerauthentication.yaml, clustertriggerauthentication.yaml up to date',
+      'gen-crds: scaledobject.yaml, triggerauthentication.yaml, clustertriggerauthentication.yaml, metricsource.yaml up to date',
     ]);
 
     await writeFile(path.join(dir, 'scaledobject.yaml'), written.replace('default: 300', 'default: 301'));
@@ -422,4 +423,24 @@ describe('scripts/gen-crds.ts', () => {
     expect(repo.status).toBe(0);
     // Two node processes: seconds each on a loaded 2-core machine.
   }, 30_000);
+});
+
+describe('crds/metricsource.yaml', () => {
+  test('is what the generator writes today (run `npm run crds` if this fails)', async () => {
+    const onDisk = await readFile(path.join(ROOT, 'crds', 'metricsource.yaml'), 'utf8');
+    expect(onDisk).toBe(renderCrds().get('metricsource.yaml'));
+    expect(parse(onDisk)).toStrictEqual(metricSourceCrd());
+  });
+
+  test('namespaced, one served storage version with a status subresource; defaults leave required', () => {
+    const built = metricSourceCrd();
+    expect(built.metadata.name).toBe('metricsources.sluice.dev');
+    expect(built.spec.scope).toBe('Namespaced');
+    expect(built.spec.names.kind).toBe('MetricSource');
+    expect(built.spec.versions.map((v) => [v.name, v.served, v.storage, v.subresources])).toStrictEqual([
+      ['v1alpha1', true, true, { status: {} }],
+    ]);
+    const spec = built.spec.versions[0]?.schema.openAPIV3Schema.properties?.['spec'];
+    expect(spec?.required).toStrictEqual(['metricName', 'trigger']);
+  });
 });

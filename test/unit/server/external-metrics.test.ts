@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
+import { formatSelector } from '../../../src/labels.ts';
+import type { DemandAnswer, MetricDemand } from '../../../src/metric-demand.ts';
 import { MetricStore } from '../../../src/metric-store.ts';
 import { buildServer } from '../../../src/server/app.ts';
 import type {
@@ -521,5 +523,87 @@ describe('other paths', () => {
     expect(after.statusCode).toBe(200);
     expect(after.body).toBe('ok');
     expect(h.authenticate).not.toHaveBeenCalled();
+  });
+});
+
+describe('metrics on demand (MetricSources, src/metric-demand.ts)', () => {
+  /** A server whose demand answers what the test says, recording what it was asked (after authorization). */
+  function demandHarness(answer: (selector: string) => DemandAnswer, authorized = true) {
+    const store = new MetricStore();
+    const asked: string[] = [];
+    const demand: MetricDemand = {
+      owns: (_namespace, metric) => metric === 'queue_messages_ready',
+      request: (namespace, metric, selector) => {
+        const shown = formatSelector(selector);
+        asked.push(`${namespace}/${metric}?${shown}`);
+        return answer(shown);
+      },
+    };
+    const app = buildServer({
+      store,
+      demand,
+      authenticate: () => HPA,
+      authorize: () => Promise.resolve({ allowed: authorized, reason: '' }),
+      ready: () => true,
+    });
+    current = app;
+    return { app, store, asked };
+  }
+  const url = (selector: string) =>
+    `${BASE}/namespaces/shop/queue_messages_ready?labelSelector=${encodeURIComponent(selector)}`;
+
+  it('a refusal is the Status the demand names (404, 429), not the store’s answer', async () => {
+    const { app, store } = demandHarness((selector) =>
+      selector === 'app=x'
+        ? { kind: 'refused', code: 404, message: 'the label selector names label "app", which is no placeholder' }
+        : { kind: 'refused', code: 429, message: 'already serves 2 label selectors' },
+    );
+    store.set(series({ namespace: 'shop', metricName: 'queue_messages_ready', labels: { app: 'x' } }));
+    const missing = await get(app, url('app=x'));
+    expect(missing).toEqual({
+      status: 404,
+      type: 'application/json',
+      body: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: 'the label selector names label "app", which is no placeholder',
+        reason: 'NotFound',
+        code: 404,
+      },
+    });
+    const full = await get(app, url('queue=c'));
+    expect(full.status).toBe(429);
+    expect(full.body).toMatchObject({ reason: 'TooManyRequests', code: 429 });
+  });
+
+  it('a served selector is answered from the store once its first read settled', async () => {
+    let release: () => void = () => undefined;
+    const firstRead = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { app, store, asked } = demandHarness(() => ({ kind: 'served', firstRead }));
+    const pending = get(app, url('queue=worker_tasks'));
+    // The read lands in the store, then settles the wait: the answer has it.
+    await new Promise((resolve) => setImmediate(resolve));
+    store.set(
+      series({ namespace: 'shop', metricName: 'queue_messages_ready', labels: { queue: 'worker_tasks' }, value: 42 }),
+    );
+    release();
+    const response = await pending;
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ items: [{ metricLabels: { queue: 'worker_tasks' }, value: '42' }] });
+    expect(asked).toEqual(['shop/queue_messages_ready?queue=worker_tasks']);
+  });
+
+  it('an unowned name is the store’s, and a request that is not authorized never reaches the demand', async () => {
+    const owned = demandHarness(() => ({ kind: 'unowned' }));
+    owned.store.set(series({ namespace: 'shop', metricName: 'queue_messages_ready', value: 3 }));
+    expect((await get(owned.app, url(''))).status).toBe(200);
+    await current?.close();
+    const forbidden = demandHarness(() => ({ kind: 'unowned' }), false);
+    expect((await get(forbidden.app, url('queue=a'))).status).toBe(403);
+    expect(forbidden.asked).toEqual([]);
   });
 });
