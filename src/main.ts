@@ -40,7 +40,9 @@ import { SharedPool } from './scalers/shared.ts';
 import { buildServer, tlsServerOf } from './server/app.ts';
 import { createSarAuthorizer } from './server/authorizer.ts';
 import { createServerTls, watchServingCertificate } from './server/certificates.ts';
+import { storeOwns } from './server/external-metrics.ts';
 import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderConfig } from './server/front-proxy.ts';
+import { createUpstream } from './server/proxy.ts';
 import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './server/requestheader-watch.ts';
 import { startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
 import { OwnMetrics } from './telemetry/own-metrics.ts';
@@ -131,8 +133,18 @@ async function runOperator(config: OperatorConfig): Promise<void> {
 
   // The requestheader configuration in force: replaced when kube-apiserver publishes a new one (the watch below).
   let requestHeaderInForce = requestHeader;
+  // Proxy mode: the metrics sluice does not own go to another adapter, stating the caller in the identity headers the
+  // cluster's requestheader configuration names (the upstream reads the same ConfigMap).
+  const upstream =
+    config.proxy === undefined
+      ? undefined
+      : createUpstream({ ...config.proxy, headerNames: () => requestHeaderInForce, log });
   const app = buildServer({
     store,
+    // What sluice answers itself rather than forwarding in proxy mode: the names it has series of in the namespace.
+    // Whatever else comes to create series on demand (a MetricSource declaring a name) must own that name here too.
+    owns: storeOwns(store),
+    ...(upstream === undefined ? {} : { upstream }),
     authenticate: createFrontProxyAuthenticator(() => requestHeaderInForce),
     authorize: createSarAuthorizer({ api: apiClient(kc, AuthorizationV1Api) }),
     ready: () => controller.synced(),
@@ -275,6 +287,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   }
   log('info', 'sluice is running', {
     metricsApi: `https://${config.bindAddress}:${config.port}`,
+    ...(config.proxy === undefined ? {} : { proxyTo: config.proxy.url.origin }),
     ownMetrics: metricsServer === undefined ? 'off' : `http://${config.bindAddress}:${metricsServer.port}/metrics`,
     readInterval: `${config.readIntervalMs} ms`,
   });
@@ -303,6 +316,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       await certificates?.stop();
       await requestHeaderWatch.stop();
       await app.close();
+      await upstream?.close();
       await metricsServer?.close();
       process.exit(process.exitCode ?? 0);
     })();
