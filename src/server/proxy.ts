@@ -357,6 +357,10 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       key: options.clientKey,
       rejectUnauthorized: true,
     },
+    // HTTP/1.1 only. undici speaks HTTP/2 where the server offers it (Go adapters do), and over HTTP/2 it joins a
+    // repeated header's values into one (`X-Remote-Group: system:masters, system:authenticated`), which the upstream
+    // reads as one group named by the whole string: the caller would lose every group.
+    allowH2: false,
     // Keep-alive: the HPA controller asks every sync period; a new TLS handshake each time would cost more than the hop.
     keepAliveTimeout: 30_000,
     connections: 16,
