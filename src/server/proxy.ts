@@ -431,7 +431,11 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       const answer = await breaker.run(() => get(path, headers, limitMs));
       return { reply: replyFor(answer, kind, where), answered: true };
     } catch (err) {
-      if (err instanceof UpstreamUnavailableError) return { reply: unavailableReply(where, err), answered: false };
+      if (err instanceof UpstreamUnavailableError) {
+        // Every failed attempt (the breaker logs when it opens and closes; while open, nothing is attempted).
+        log('warn', `a request to upstream adapter ${url.origin} failed`, { error: describeError(err), path });
+        return { reply: unavailableReply(where, err), answered: false };
+      }
       if (err instanceof BackendError) {
         return { reply: circuitOpenReply(where, breaker.lastError, resetTimeoutMs), answered: false };
       }

@@ -21,7 +21,9 @@ import {
 import { EXPOSITION_TYPE, exposition, startMetricServer, type MetricServer } from '../support/metric-server.ts';
 import {
   buildPrometheusAdapter,
+  externalRule,
   makeProxyPki,
+  proxyFlags,
   startPrometheusAdapter,
   type AdapterProcess,
   type ProxyPki,
@@ -78,24 +80,11 @@ describe('proxy mode e2e: prometheus-adapter behind sluice, both through kube-ap
       pki,
       port: adapterPortOf(env),
       logName: 'prometheus-adapter-proxy-e2e.log',
-      config: [
-        'externalRules:',
-        `  - seriesQuery: '{__name__="${UPSTREAM_METRIC}",namespace!=""}'`,
-        '    resources:',
-        '      overrides: { namespace: { resource: namespace } }',
-        '    metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)',
-        '',
-      ].join('\n'),
+      config: externalRule(UPSTREAM_METRIC),
     });
     sluice = await startSluice({
       logName: 'sluice-proxy-e2e.log',
-      extraArgs: [
-        `--proxy-to=${adapter.url}`,
-        `--proxy-ca-file=${pki.adapterCaFile}`,
-        `--proxy-client-cert-file=${pki.clientCertFile}`,
-        `--proxy-client-key-file=${pki.clientKeyFile}`,
-        '--proxy-timeout=2s',
-      ],
+      extraArgs: [...proxyFlags(adapter, pki), '--proxy-timeout=2s'],
     });
   }, 1_200_000);
 

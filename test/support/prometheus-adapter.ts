@@ -170,3 +170,27 @@ function healthz(url: string, ca: string): Promise<number> {
     req.end();
   });
 }
+
+/**
+ * prometheus-adapter's configuration for one external metric: the gauge `metric`, in the namespace its series' own
+ * `namespace` label names (the scrape target's label), summed by `queue` (so `queue=…` selects one).
+ */
+export function externalRule(metric: string): string {
+  return [
+    'externalRules:',
+    `  - seriesQuery: '{__name__="${metric}",namespace!=""}'`,
+    '    resources: { overrides: { namespace: { resource: namespace } } }',
+    '    metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)',
+    '',
+  ].join('\n');
+}
+
+/** The flags of `sluice operator` that put this adapter behind it (proxy mode). */
+export function proxyFlags(adapter: Pick<AdapterProcess, 'url'>, pki: ProxyPki): string[] {
+  return [
+    `--proxy-to=${adapter.url}`,
+    `--proxy-ca-file=${pki.adapterCaFile}`,
+    `--proxy-client-cert-file=${pki.clientCertFile}`,
+    `--proxy-client-key-file=${pki.clientKeyFile}`,
+  ];
+}
