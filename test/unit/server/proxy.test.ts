@@ -2,6 +2,8 @@
 // server on 127.0.0.1 — a second sluice metrics server (buildServer with front-proxy authentication over TLS, as
 // `sluice operator` runs it) — and to a test server for the upstream answers a real adapter does not give on demand
 // (hanging, a non-Kubernetes body, an unusable discovery).
+import { once } from 'node:events';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 
 import type { FastifyInstance } from 'fastify';
@@ -330,7 +332,11 @@ interface Adapter {
 }
 
 /** A second sluice metrics server, wired as `sluice operator` wires it: the upstream adapter behind the proxy. */
-async function startAdapter(): Promise<Adapter> {
+function startAdapter(): Promise<Adapter> {
+  return startAdapterOn(0);
+}
+
+async function startAdapterOn(port: number): Promise<Adapter> {
   const requestHeader = parseRequestHeaderConfig({
     'requestheader-client-ca-file': frontProxyCA.cert,
     'requestheader-allowed-names': '["front-proxy-client"]',
@@ -351,9 +357,15 @@ async function startAdapter(): Promise<Adapter> {
   tlsServerOf(app).on('secureConnection', () => {
     connections++;
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const { port } = app.server.address() as AddressInfo;
-  return { app, url: new URL(`https://127.0.0.1:${port}`), store, users, connections: () => connections };
+  await app.listen({ host: '127.0.0.1', port });
+  const address = app.server.address() as AddressInfo;
+  return {
+    app,
+    url: new URL(`https://127.0.0.1:${String(address.port)}`),
+    store,
+    users,
+    connections: () => connections,
+  };
 }
 
 const quiet = createLogger({ level: 'error', write: () => undefined });
@@ -584,5 +596,79 @@ describe('an upstream that fails', () => {
     ]);
     // What the test server saw: sluice's own headers only.
     expect(server.requests[0]?.headers).toMatchObject({ 'x-remote-user': HPA.username, accept: 'application/json' });
+  });
+});
+
+describe('an upstream that comes back, and one that offers HTTP/2', () => {
+  it('after the circuit opened, the first request past the reset time probes it and forwarding resumes', async () => {
+    const adapter = await startAdapter();
+    adapter.store.set(series({ namespace: 'shop', metricName: 'queue_depth', value: 42 }));
+    const { port } = adapter.app.server.address() as AddressInfo;
+    const upstream = createUpstream({
+      url: adapter.url,
+      ca: servingCA.cert,
+      clientCert: proxyClient.cert,
+      clientKey: proxyClient.key,
+      timeoutMs: 1_000,
+      resetTimeoutMs: 300,
+      headerNames: () => NAMES,
+      log: quiet,
+    });
+    const proxy = proxyServer(upstream);
+    let again: FastifyInstance | undefined;
+    try {
+      expect((await proxy.get(`${BASE}/namespaces/shop/queue_depth`)).status).toBe(200);
+      await adapter.app.close();
+      // The circuit opens once more than half of the recent requests failed (one success is in the window).
+      for (let i = 0; i < 3 && upstream.state === 'closed'; i++) {
+        expect((await proxy.get(`${BASE}/namespaces/shop/queue_depth`)).status).toBe(503);
+      }
+      expect(upstream.state).toBe('open');
+
+      // The same adapter on the same port again.
+      const restarted = await startAdapterOn(port);
+      again = restarted.app;
+      restarted.store.set(series({ namespace: 'shop', metricName: 'queue_depth', value: 43 }));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const back = await proxy.get(`${BASE}/namespaces/shop/queue_depth`);
+      expect(back.status).toBe(200);
+      expect(back.body).toMatchObject({ items: [{ value: '43' }] });
+      expect(upstream.state).toBe('closed');
+    } finally {
+      await proxy.app.close();
+      await upstream.close();
+      await again?.close();
+    }
+  });
+
+  it('speaks HTTP/1.1 to a server that offers HTTP/2 too, so each group stays one header value', async () => {
+    // Go adapters offer h2 by ALPN; over HTTP/2 undici would join the groups into one value ("a, b").
+    const seen: string[][] = [];
+    const versions: string[] = [];
+    const server: Http2SecureServer = createSecureServer(
+      { cert: serving.cert, key: serving.key, allowHTTP1: true },
+      (request, response) => {
+        seen.push(request.rawHeaders);
+        versions.push(request.httpVersion);
+        response.setHeader('content-type', 'application/json');
+        response.end(JSON.stringify({ kind: 'ExternalMetricValueList', metadata: {}, items: [] }));
+      },
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const upstream = upstreamAt(new URL(`https://127.0.0.1:${String(port)}`));
+    const proxy = proxyServer(upstream);
+    try {
+      expect((await proxy.get(`${BASE}/namespaces/shop/queue_depth`)).status).toBe(200);
+      expect(versions).toEqual(['1.1']);
+      const raw = seen[0] ?? [];
+      const groups = raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'x-remote-group');
+      expect(groups).toEqual(['system:serviceaccounts', 'system:authenticated']);
+    } finally {
+      await proxy.app.close();
+      await upstream.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
