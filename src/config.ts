@@ -86,7 +86,7 @@ sluice, which then holds the cluster's one external-metrics APIService for both:
                               for front-proxy requests (the cluster's front-proxy CA) with a CN the adapter allows
                               (e.g. front-proxy-client); required with --proxy-to
   --proxy-client-key-file <path>
-                              its key (PEM); required with --proxy-to
+                              its key (PEM); required with --proxy-to. Both files are reloaded when they change
   --proxy-ca-file <path>      CA bundle (PEM) of the adapter's serving certificate, e.g. the caBundle of the
                               APIService it had (default: Node's built-in CAs)
   --proxy-timeout <duration>  the longest a forwarded request may take (default 5s; 100ms to 60s); discovery waits
@@ -128,12 +128,17 @@ export interface OperatorConfig {
   readonly proxy: ProxyConfig | undefined;
 }
 
-/** --proxy-*: the upstream adapter and how sluice speaks to it. PEM as read at start. */
+/**
+ * --proxy-*: the upstream adapter and how sluice speaks to it. PEM as read at start; the client pair's files are
+ * watched for renewals (src/server/proxy.ts `watchClientCertificate`).
+ */
 export interface ProxyConfig {
   readonly url: URL;
   readonly ca: string | undefined;
   readonly clientCert: string;
   readonly clientKey: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
   readonly timeoutMs: number;
 }
 
@@ -342,6 +347,8 @@ function proxyConfig(values: {
     ca: caFile === undefined ? undefined : readPem('proxy-ca-file', caFile),
     clientCert: readPem('proxy-client-cert-file', certFile),
     clientKey: readPem('proxy-client-key-file', keyFile),
+    clientCertFile: certFile,
+    clientKeyFile: keyFile,
     timeoutMs: duration('proxy-timeout', values['proxy-timeout'] ?? '5s', 100, 60_000),
   };
 }

@@ -42,7 +42,7 @@ import { createSarAuthorizer } from './server/authorizer.ts';
 import { createServerTls, watchServingCertificate } from './server/certificates.ts';
 import { storeOwns } from './server/external-metrics.ts';
 import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderConfig } from './server/front-proxy.ts';
-import { createUpstream } from './server/proxy.ts';
+import { createUpstream, watchClientCertificate } from './server/proxy.ts';
 import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './server/requestheader-watch.ts';
 import { startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
 import { OwnMetrics } from './telemetry/own-metrics.ts';
@@ -164,6 +164,14 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   const serverTls = createServerTls(tlsServerOf(app), { serving, clientCA: requestHeader.clientCA });
   await app.listen({ host: config.bindAddress, port: config.port });
   const servingWatch = config.tls ? watchServingCertificate({ files: config.tls, tls: serverTls, log }) : undefined;
+  // Proxy mode's client certificate, renewed in its files (a Secret volume) like the serving pair.
+  const proxyClientWatch =
+    upstream === undefined || config.proxy === undefined
+      ? undefined
+      : watchClientCertificate(upstream, {
+          files: { certFile: config.proxy.clientCertFile, keyFile: config.proxy.clientKeyFile },
+          log,
+        });
   // Self-managed: whatever pair the Secret holds goes into the server (a pair it refuses is logged, the old one kept).
   certificates?.start((pair) => {
     log('info', 'serving certificate replaced from the Secret', { ...serverTls.swapServingPair(pair) });
@@ -313,6 +321,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       await hub.close();
       await recorder.stop();
       servingWatch?.close();
+      proxyClientWatch?.close();
       await certificates?.stop();
       await requestHeaderWatch.stop();
       await app.close();

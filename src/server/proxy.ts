@@ -26,10 +26,16 @@ import { Agent } from 'undici';
 
 import { BackendError, ConfigError, SluiceError, describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { pemCertificates } from '../pki.ts';
+import { pemCertificates, summarize, type CertificatePair, type CertificateSummary } from '../pki.ts';
 import { BackendBreaker, type BreakerState } from '../scalers/breaker.ts';
 import { EXTERNAL_METRICS_GROUP, EXTERNAL_METRICS_VERSION } from './authorizer.ts';
-import { CertificateError, checkServingPair } from './certificates.ts';
+import {
+  CertificateError,
+  checkServingPair,
+  watchServingCertificate,
+  type ServingWatch,
+  type WatchServingOptions,
+} from './certificates.ts';
 import { allowsClientAuth, type RequestHeaderConfig } from './front-proxy.ts';
 import type { UserInfo } from './identity.ts';
 import { failureStatus, type Status } from './status.ts';
@@ -83,6 +89,14 @@ export interface Upstream {
   /** The upstream's discovery resources; [] when it cannot answer within DISCOVERY_WAIT_MS (sluice's part stands). */
   resources(user: UserInfo, auditId: string | undefined): Promise<readonly ApiResource[]>;
   readonly state: BreakerState;
+  /** The client certificate and key in use. */
+  readonly clientPair: CertificatePair;
+  /**
+   * Uses a new client certificate and key from the next request on (a renewed certificate: main.ts watches the files);
+   * requests in flight finish on the old connections. Throws CertificateError for a pair that cannot be used, keeping
+   * the current one. Returns the new certificate's summary.
+   */
+  swapClientPair(pair: CertificatePair): CertificateSummary;
   close(): Promise<void>;
 }
 
@@ -317,29 +331,54 @@ export function checkProxyMaterial(
   material: Pick<UpstreamOptions, 'ca' | 'clientCert' | 'clientKey'>,
   now: Date = new Date(),
 ): void {
-  const flags = '--proxy-client-cert-file and --proxy-client-key-file';
   try {
-    checkServingPair({ cert: material.clientCert, key: material.clientKey });
+    checkClientPair({ cert: material.clientCert, key: material.clientKey }, now);
   } catch (err) {
-    if (err instanceof CertificateError) throw new ConfigError(`${flags}: ${err.message}`, { cause: err });
-    throw err;
-  }
-  const [leafPem = ''] = pemCertificates(material.clientCert);
-  const leaf = new X509Certificate(leafPem);
-  if (!allowsClientAuth(leaf, false)) {
-    throw new ConfigError(
-      '--proxy-client-cert-file: the certificate has no clientAuth extended key usage, so the adapter would refuse it',
-    );
-  }
-  if (now < leaf.validFromDate || now > leaf.validToDate) {
-    throw new ConfigError(
-      `--proxy-client-cert-file: the certificate is valid from ${leaf.validFromDate.toISOString()} to ` +
-        `${leaf.validToDate.toISOString()}, not now`,
-    );
+    if (!(err instanceof CertificateError)) throw err;
+    throw new ConfigError(`--proxy-client-cert-file and --proxy-client-key-file: ${err.message}`, { cause: err });
   }
   if (material.ca !== undefined && pemCertificates(material.ca).length === 0) {
     throw new ConfigError('--proxy-ca-file holds no PEM certificate');
   }
+}
+
+/**
+ * A client certificate and key the upstream would accept: they parse and match, the certificate allows client
+ * authentication and is valid now. Throws CertificateError (never showing the material); returns its summary.
+ */
+export function checkClientPair(pair: CertificatePair, now: Date = new Date()): CertificateSummary {
+  checkServingPair(pair);
+  const [leafPem = ''] = pemCertificates(pair.cert);
+  const leaf = new X509Certificate(leafPem);
+  if (!allowsClientAuth(leaf, false)) {
+    throw new CertificateError('the certificate has no clientAuth extended key usage, so the adapter would refuse it');
+  }
+  if (now < leaf.validFromDate || now > leaf.validToDate) {
+    throw new CertificateError(
+      `the certificate is valid from ${leaf.validFromDate.toISOString()} to ${leaf.validToDate.toISOString()}, not now`,
+    );
+  }
+  return summarize(leaf);
+}
+
+/**
+ * Reloads the upstream's client certificate when its files change (a renewed Secret), as the serving pair is reloaded
+ * (certificates.ts `watchServingCertificate`): a pair that cannot be used is logged and the current one kept.
+ */
+export function watchClientCertificate(
+  upstream: Pick<Upstream, 'clientPair' | 'swapClientPair'>,
+  options: Omit<WatchServingOptions, 'tls' | 'what'>,
+): ServingWatch {
+  return watchServingCertificate({
+    ...options,
+    tls: {
+      get serving() {
+        return upstream.clientPair;
+      },
+      swapServingPair: (pair) => upstream.swapClientPair(pair),
+    },
+    what: 'proxy client certificate',
+  });
 }
 
 // --- the client ----------------------------------------------------------------------------------------------------
@@ -350,21 +389,24 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const { url, timeoutMs, log } = options;
   const resetTimeoutMs = options.resetTimeoutMs ?? 5_000;
   const where = `at ${url.origin}`;
-  const agent = new Agent({
-    connect: {
-      ...(options.ca === undefined ? {} : { ca: options.ca }),
-      cert: options.clientCert,
-      key: options.clientKey,
-      rejectUnauthorized: true,
-    },
-    // HTTP/1.1 only. undici speaks HTTP/2 where the server offers it (Go adapters do), and over HTTP/2 it joins a
-    // repeated header's values into one (`X-Remote-Group: system:masters, system:authenticated`), which the upstream
-    // reads as one group named by the whole string: the caller would lose every group.
-    allowH2: false,
-    // Keep-alive: the HPA controller asks every sync period; a new TLS handshake each time would cost more than the hop.
-    keepAliveTimeout: 30_000,
-    connections: 16,
-  });
+  let clientPair: CertificatePair = { cert: options.clientCert, key: options.clientKey };
+  const newAgent = (pair: CertificatePair) =>
+    new Agent({
+      connect: {
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+        cert: pair.cert,
+        key: pair.key,
+        rejectUnauthorized: true,
+      },
+      // HTTP/1.1 only. undici speaks HTTP/2 where the server offers it (Go adapters do), and over HTTP/2 it joins a
+      // repeated header's values into one (`X-Remote-Group: system:masters, system:authenticated`), which the upstream
+      // reads as one group named by the whole string: the caller would lose every group.
+      allowH2: false,
+      // Keep-alive: the HPA controller asks every sync period; a TLS handshake each time would cost more than the hop.
+      keepAliveTimeout: 30_000,
+      connections: 16,
+    });
+  let agent = newAgent(clientPair);
   let down = false;
   const breaker = new BackendBreaker({ resetTimeoutMs, windowMs: 10 * resetTimeoutMs }, (state, lastError) => {
     if (state === 'open' && !down) {
@@ -470,6 +512,20 @@ export function createUpstream(options: UpstreamOptions): Upstream {
 
     get state() {
       return breaker.state;
+    },
+
+    get clientPair() {
+      return clientPair;
+    },
+
+    swapClientPair(pair) {
+      const summary = checkClientPair(pair);
+      const old = agent;
+      clientPair = pair;
+      agent = newAgent(pair);
+      // Requests in flight finish on the old connections; then they close.
+      old.close().catch(() => undefined);
+      return summary;
     },
 
     async close() {

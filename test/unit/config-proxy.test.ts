@@ -37,6 +37,8 @@ describe('proxy flags', () => {
       ca: undefined,
       clientCert: 'CERT',
       clientKey: 'KEY',
+      clientCertFile: cert,
+      clientKeyFile: key,
       timeoutMs: 5_000,
     });
     expect(

@@ -3,8 +3,11 @@
 // `sluice operator` runs it) — and to a test server for the upstream answers a real adapter does not give on demand
 // (hanging, a non-Kubernetes body, an unusable discovery).
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +34,7 @@ import {
   resourcesOf,
   unavailableError,
   upstreamHeaders,
+  watchClientCertificate,
   type ApiResource,
   type IdentityHeaderNames,
   type Upstream,
@@ -317,7 +321,7 @@ describe('checkProxyMaterial', () => {
         { ca: undefined, clientCert: proxyClient.cert, clientKey: proxyClient.key },
         new Date(Date.now() + 10 * 24 * 3_600_000),
       );
-    }).toThrow(/--proxy-client-cert-file: the certificate is valid from .* not now/);
+    }).toThrow(/--proxy-client-cert-file and --proxy-client-key-file: the certificate is valid from .* not now/);
   });
 });
 
@@ -669,6 +673,50 @@ describe('an upstream that comes back, and one that offers HTTP/2', () => {
       await proxy.app.close();
       await upstream.close();
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('a renewed client certificate', () => {
+  it('is used from the next request on once its files change; one that cannot be used is refused and the old kept', async () => {
+    const adapter = await startAdapter();
+    adapter.store.set(series({ namespace: 'shop', metricName: 'queue_depth', value: 42 }));
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-proxy-client-'));
+    const certFile = path.join(dir, 'tls.crt');
+    const keyFile = path.join(dir, 'tls.key');
+    // Start with a certificate the adapter does not trust (as an expired one would be refused).
+    writeFileSync(certFile, otherClient.cert);
+    writeFileSync(keyFile, otherClient.key);
+    const upstream = upstreamAt(adapter.url, { client: otherClient });
+    const records: string[] = [];
+    const watch = watchClientCertificate(upstream, {
+      files: { certFile, keyFile },
+      log: (level, message) => records.push(`${level} ${message}`),
+      pollMs: 60_000,
+    });
+    const proxy = proxyServer(upstream);
+    try {
+      expect((await proxy.get(`${BASE}/namespaces/shop/queue_depth`)).status).toBe(502);
+      writeFileSync(certFile, serverOnly.cert);
+      writeFileSync(keyFile, serverOnly.key);
+      expect(await watch.reload()).toBe('rejected');
+      expect(upstream.clientPair.cert).toBe(otherClient.cert);
+      writeFileSync(certFile, proxyClient.cert);
+      writeFileSync(keyFile, proxyClient.key);
+      expect(await watch.reload()).toBe('reloaded');
+      const response = await proxy.get(`${BASE}/namespaces/shop/queue_depth`);
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ items: [{ value: '42' }] });
+      expect(records).toEqual([
+        expect.stringMatching(/^error new proxy client certificate rejected; keeping the current one$/),
+        'info proxy client certificate reloaded',
+      ]);
+    } finally {
+      watch.close();
+      await proxy.app.close();
+      await upstream.close();
+      await adapter.app.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
