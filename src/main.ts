@@ -124,7 +124,14 @@ async function runOperator(config: OperatorConfig): Promise<void> {
           sources: ownMetricsSources({
             scaledObjects: controller.scaledObjects,
             runtime: { snapshot: (key) => registry.snapshot(key) },
-            hub: { timing: (key) => hub.timing(key), breakers: () => hub.breakers() },
+            hub: {
+              timing: (key) => hub.timing(key),
+              // Proxy mode's upstream adapter has a breaker of its own, shown beside the backends'.
+              breakers: () => [
+                ...hub.breakers(),
+                ...(upstream === undefined ? [] : [{ describe: upstream.describe, state: upstream.state }]),
+              ],
+            },
             leading: () => registry.leading,
             queueDepth: () => controller.queueLength(),
             kubeRequests,

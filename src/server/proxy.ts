@@ -89,6 +89,8 @@ export interface Upstream {
   /** The upstream's discovery resources; [] when it cannot answer within DISCOVERY_WAIT_MS (sluice's part stands). */
   resources(user: UserInfo, auditId: string | undefined): Promise<readonly ApiResource[]>;
   readonly state: BreakerState;
+  /** `upstream adapter <origin>`: its circuit breaker's name on sluice's /metrics. */
+  readonly describe: string;
   /** The client certificate and key in use. */
   readonly clientPair: CertificatePair;
   /**
@@ -513,6 +515,8 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     get state() {
       return breaker.state;
     },
+
+    describe: `upstream adapter ${url.origin}`,
 
     get clientPair() {
       return clientPair;

@@ -29,7 +29,7 @@ import {
   type ProxyPki,
 } from '../support/prometheus-adapter.ts';
 import { ScalingTestKit, openTestQueues, type TestQueues } from '../support/scaling.ts';
-import { startSluice, type SluiceProcess } from '../support/sluice.ts';
+import { scrapeOwnMetrics, startSluice, type SluiceProcess } from '../support/sluice.ts';
 
 /** The adapter's port: the environment's base + 25 (scripts/env/lib.sh). */
 const adapterPortOf = (env: { readonly ports: { readonly etcdClient: number } }) => env.ports.etcdClient + 25;
@@ -169,7 +169,9 @@ describe('proxy mode e2e: prometheus-adapter behind sluice, both through kube-ap
 
   it("with the adapter stopped: sluice's metric answers, the adapter's is a 503 naming it, the HPA says so", async () => {
     const k = setup();
-    if (adapter === undefined) throw new Error('setup failed');
+    if (adapter === undefined || sluice === undefined) throw new Error('setup failed');
+    const breaker = breakerGauge(adapter.url);
+    expect(breaker.exec(await scrapeOwnMetrics(sluice.metricsPort))?.[1]).toBe('0');
     await adapter.stop();
     const url = adapter.url.replace(/[.]/g, '\\.');
 
@@ -196,8 +198,22 @@ describe('proxy mode e2e: prometheus-adapter behind sluice, both through kube-ap
     expect(failing.message).toMatch(new RegExp(`the upstream external-metrics adapter at ${url}`));
     // And it holds its replicas: an unknown metric never scales in.
     await k.expectReplicasStay(UPSTREAM_WORKER, 4, 3_000);
+    // Once most recent requests failed, the circuit opens (sluice's /metrics shows it): nothing more is sent to the
+    // adapter until a probe every 5 s, and the HPA's requests are answered at once.
+    const metricsPort = sluice.metricsPort;
+    await waitFor(async () => breaker.exec(await scrapeOwnMetrics(metricsPort))?.[1] === '2', {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      message: "the upstream adapter's circuit to open",
+    });
   });
 });
+
+/** The line of sluice's /metrics with the upstream adapter's circuit breaker state (0 closed, 1 half-open, 2 open). */
+function breakerGauge(url: string): RegExp {
+  const backend = `upstream adapter ${url}`.replace(/[.]/g, '\\.');
+  return new RegExp(`\\nsluice_backend_circuit_breaker_state\\{backend="${backend}"\\} (\\d)`);
+}
 
 /** Waits until `accept` takes the HPA UPSTREAM_WORKER and its ScalingActive condition (within 60 s). */
 function scalingActive<T>(
