@@ -16,8 +16,8 @@
  *   is open, 502 when it answered something that is not such an object (or refused sluice's certificate). The
  *   upstream's body is never quoted into a message or a log line.
  * - **A dead upstream costs little.** Every request is bounded by `timeoutMs`; connections are kept alive and reused
- *   (one undici Agent); one circuit breaker (the scalers' `BackendBreaker`) stops forwarding for `resetTimeoutMs`
- *   after a failure and then lets one request probe. sluice's own metrics never touch the upstream, and discovery
+ *   (one undici Agent); one circuit breaker (the scalers' `BackendBreaker`) opens once more than half of the requests
+ *   in its window (10 × `resetTimeoutMs`) failed, forwards nothing for `resetTimeoutMs`, then lets one request probe. sluice's own metrics never touch the upstream, and discovery
  *   waits at most `DISCOVERY_WAIT_MS` for it before answering sluice's part alone.
  */
 import { X509Certificate } from 'node:crypto';
@@ -56,7 +56,7 @@ export interface UpstreamOptions {
   readonly clientKey: string;
   /** The longest a forwarded request may take, connection included. */
   readonly timeoutMs: number;
-  /** After a failure, how long nothing is forwarded before one request probes the upstream again. Default 5 s. */
+  /** Once the circuit opened, how long nothing is forwarded before one request probes the upstream. Default 5 s. */
   readonly resetTimeoutMs?: number;
   /** The header names in force (requestheader-watch.ts replaces the configuration). */
   readonly headerNames: () => IdentityHeaderNames;
