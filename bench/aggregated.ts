@@ -16,37 +16,23 @@
  * without a SubjectAccessReview. The HPA controller's identity pays one review per metric every 5 s in the background
  * (src/server/authorizer.ts), none on the request path. Numbers, not pass/fail: a busy machine makes them slower.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import amqp from 'amqplib';
 import { Agent, request } from 'undici';
-import {
-  REPO_ROOT,
-  createNamespace,
-  deleteNamespace,
-  kubeConfig,
-  loadTestEnv,
-  uniqueName,
-} from '../test/support/env.ts';
+import { createNamespace, deleteNamespace, kubeConfig, loadTestEnv, uniqueName } from '../test/support/env.ts';
 import { ScalingTestKit } from '../test/support/scaling.ts';
 import { startSluice } from '../test/support/sluice.ts';
-import { cpuSeconds, ensureEnvironment } from './environment.ts';
+import { cpuSeconds, ensureEnvironment, loadOptions, percentile, runClients, writeResults } from './environment.ts';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '10' },
-    clients: { type: 'string', default: '1,16' },
-    rounds: { type: 'string', default: '2' },
-    json: { type: 'string', default: path.join(REPO_ROOT, 'bench', 'results', 'aggregated.json') },
-  },
+const { seconds, clientCounts, rounds, json } = loadOptions({
+  seconds: 10,
+  clients: '1,16',
+  rounds: 2,
+  name: 'aggregated',
 });
-const seconds = Number(values.seconds);
-const clientCounts = values.clients.split(',').map(Number);
-const rounds = Number(values.rounds);
 
 ensureEnvironment();
 const env = loadTestEnv();
@@ -63,10 +49,6 @@ interface Run {
   readonly sluiceCpuMs: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
-}
-
 /** `clients` loops, each GETting `url` one request after another on its own connection, for `seconds`. */
 async function load(url: string, clients: number): Promise<Run> {
   const agent = new Agent({
@@ -78,29 +60,19 @@ async function load(url: string, clients: number): Promise<Run> {
       key: readFileSync(env.pki.adminKey),
     },
   });
-  const latencies: number[] = [];
-  let failures = 0;
   const get = async (): Promise<number> => {
     const { statusCode, body } = await request(url, { dispatcher: agent, headers: { accept: 'application/json' } });
     await body.arrayBuffer();
     return statusCode;
   };
-  // Warm: open every connection and fill the caches along the way.
-  await Promise.all(Array.from({ length: clients }, () => get()));
-  const cpuBefore = [cpuSeconds(apiserverPid), cpuSeconds(sluicePid)] as const;
-  const until = performance.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (performance.now() < until) {
-        const t = performance.now();
-        const code = await get();
-        latencies.push(performance.now() - t);
-        if (code !== 200) failures++;
-      }
-    }),
-  );
-  const elapsed = (performance.now() - started) / 1000;
+  let cpuBefore: readonly [number, number] = [0, 0];
+  const {
+    latencies,
+    failures,
+    elapsedSeconds: elapsed,
+  } = await runClients(clients, seconds, get, () => {
+    cpuBefore = [cpuSeconds(apiserverPid), cpuSeconds(sluicePid)];
+  });
   const perRequest = (before: number, pid: number) => ((cpuSeconds(pid) - before) * 1000) / latencies.length;
   const apiserverCpuMs = perRequest(cpuBefore[0], apiserverPid);
   const sluiceCpuMs = perRequest(cpuBefore[1], sluicePid);
@@ -206,6 +178,4 @@ for (const { clients, floor, metric } of rows) {
     ].join(' | '),
   );
 }
-mkdirSync(path.dirname(values.json), { recursive: true });
-writeFileSync(values.json, `${JSON.stringify({ date: new Date().toISOString(), seconds, rounds, rows }, null, 2)}\n`);
-console.log(`\nwritten to ${values.json}`);
+writeResults(json, { seconds, rounds, rows });

@@ -1,6 +1,9 @@
 /** What every benchmark on the real test environment does first: bring the environment up when it is not. */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/support/env.ts';
 
 export function ensureEnvironment(): void {
@@ -15,4 +18,87 @@ const CLK_TCK = 100;
 export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** The options of the client-count benches (aggregated.ts, proxy.ts): how long, how many clients, how many rounds. */
+export interface LoadOptions {
+  readonly seconds: number;
+  readonly clientCounts: readonly number[];
+  readonly rounds: number;
+  /** Where the results are written (JSON). */
+  readonly json: string;
+}
+
+/** Reads `--seconds`, `--clients 1,16`, `--rounds`, `--json` from the command line, with the bench's defaults. */
+export function loadOptions(defaults: { seconds: number; clients: string; rounds: number; name: string }): LoadOptions {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: String(defaults.seconds) },
+      clients: { type: 'string', default: defaults.clients },
+      rounds: { type: 'string', default: String(defaults.rounds) },
+      json: { type: 'string', default: path.join(REPO_ROOT, 'bench', 'results', `${defaults.name}.json`) },
+    },
+  });
+  return {
+    seconds: Number(values.seconds),
+    clientCounts: values.clients.split(',').map(Number),
+    rounds: Number(values.rounds),
+    json: values.json,
+  };
+}
+
+/** The value at percentile `p` of ascending `sorted` latencies. */
+export function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
+}
+
+/** Writes a bench's results as JSON (with the date) and says where. */
+export function writeResults(file: string, results: object): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), ...results }, null, 2)}\n`);
+  console.log(`\nwritten to ${file}`);
+}
+
+/** What `clients` loops sending one request after another for `seconds` measured. */
+export interface ClientLoops {
+  /** Milliseconds per request. */
+  readonly latencies: readonly number[];
+  readonly failures: number;
+  /** Failed requests by status code. */
+  readonly codes: Readonly<Record<string, number>>;
+  readonly elapsedSeconds: number;
+}
+
+/**
+ * Runs `clients` loops, each calling `get` (a request, resolving to its status code) one after another for `seconds`,
+ * after one warm-up call per loop (it opens every connection and fills the caches along the way); `measuring` is
+ * called between the two (e.g. to read CPU counters).
+ */
+export async function runClients(
+  clients: number,
+  seconds: number,
+  get: () => Promise<number>,
+  measuring: () => void = () => undefined,
+): Promise<ClientLoops> {
+  await Promise.all(Array.from({ length: clients }, () => get()));
+  measuring();
+  const latencies: number[] = [];
+  const codes: Record<string, number> = {};
+  let failures = 0;
+  const until = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < until) {
+        const t = performance.now();
+        const code = await get();
+        latencies.push(performance.now() - t);
+        if (code !== 200) {
+          failures++;
+          codes[code] = (codes[code] ?? 0) + 1;
+        }
+      }
+    }),
+  );
+  return { latencies, failures, codes, elapsedSeconds: (performance.now() - started) / 1000 };
 }

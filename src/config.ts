@@ -91,6 +91,22 @@ Options for "operator":
   --leader-election-namespace <ns>
                               the Lease's namespace (default sluice-system; --local creates it)
   --log-level <level>         debug, info, warn or error (default info)
+
+Proxy mode (docs/deploy.md#proxy-mode): keep another external-metrics adapter (prometheus-adapter, KEDA) behind
+sluice, which then holds the cluster's one external-metrics APIService for both:
+  --proxy-to <url>            https://host[:port] of the other adapter: every external metric name sluice has no
+                              series of in the namespace is forwarded there (after sluice's own authentication and
+                              authorization), and discovery lists both adapters' metrics
+  --proxy-client-cert-file <path>
+                              client certificate (PEM) sluice presents to it: signed by the CA the adapter trusts
+                              for front-proxy requests (the cluster's front-proxy CA) with a CN the adapter allows
+                              (e.g. front-proxy-client); required with --proxy-to
+  --proxy-client-key-file <path>
+                              its key (PEM); required with --proxy-to. Both files are reloaded when they change
+  --proxy-ca-file <path>      CA bundle (PEM) of the adapter's serving certificate, e.g. the caBundle of the
+                              APIService it had (default: Node's built-in CAs)
+  --proxy-timeout <duration>  the longest a forwarded request may take (default 5s; 100ms to 60s); discovery waits
+                              at most 2s for the adapter before answering sluice's part alone
 `;
 
 export interface OperatorConfig {
@@ -124,6 +140,22 @@ export interface OperatorConfig {
   /** leader.ts: undefined with --leader-elect=false (this process always leads). */
   readonly leaderElection: { readonly namespace: string } | undefined;
   readonly logLevel: Level;
+  /** Proxy mode (src/server/proxy.ts): undefined without --proxy-to. */
+  readonly proxy: ProxyConfig | undefined;
+}
+
+/**
+ * --proxy-*: the upstream adapter and how sluice speaks to it. PEM as read at start; the client pair's files are
+ * watched for renewals (src/server/proxy.ts `watchClientCertificate`).
+ */
+export interface ProxyConfig {
+  readonly url: URL;
+  readonly ca: string | undefined;
+  readonly clientCert: string;
+  readonly clientKey: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
+  readonly timeoutMs: number;
 }
 
 export interface NamespacedName {
@@ -285,6 +317,11 @@ export function parseConfig(argv: readonly string[]): Config {
         'leader-election-namespace': { type: 'string', default: 'sluice-system' },
         'log-level': { type: 'string', default: 'info' },
         config: { type: 'string' },
+        'proxy-to': { type: 'string' },
+        'proxy-ca-file': { type: 'string' },
+        'proxy-client-cert-file': { type: 'string' },
+        'proxy-client-key-file': { type: 'string' },
+        'proxy-timeout': { type: 'string' },
       },
     }));
   } catch (cause) {
@@ -360,10 +397,62 @@ export function parseConfig(argv: readonly string[]): Config {
     },
     leaderElection: leaderElect === 'true' ? { namespace: values['leader-election-namespace'] } : undefined,
     logLevel: logLevel as Level,
+    proxy: proxyConfig(values),
   };
   return command === 'serve'
     ? { ...settings, command, configFile: values.config ?? '', metricsPort: undefined, leaderElection: undefined }
     : { ...settings, command };
+}
+
+function proxyConfig(values: {
+  readonly 'proxy-to'?: string | undefined;
+  readonly 'proxy-ca-file'?: string | undefined;
+  readonly 'proxy-client-cert-file'?: string | undefined;
+  readonly 'proxy-client-key-file'?: string | undefined;
+  readonly 'proxy-timeout'?: string | undefined;
+}): ProxyConfig | undefined {
+  const raw = values['proxy-to'];
+  if (raw === undefined) {
+    const stray = (['proxy-ca-file', 'proxy-client-cert-file', 'proxy-client-key-file', 'proxy-timeout'] as const).find(
+      (flag) => values[flag] !== undefined,
+    );
+    if (stray !== undefined) throw new ConfigError(`--${stray} needs --proxy-to`);
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (cause) {
+    throw new ConfigError(`--proxy-to must be an https URL (https://host[:port]), got "${raw}"`, { cause });
+  }
+  // The upstream authenticates sluice by its client certificate and trusts the identity headers only over TLS.
+  if (url.protocol !== 'https:') throw new ConfigError(`--proxy-to must be an https URL, got "${raw}"`);
+  if (url.username !== '' || url.password !== '') {
+    throw new ConfigError('--proxy-to must not hold credentials: sluice authenticates with --proxy-client-cert-file');
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    throw new ConfigError(
+      `--proxy-to must be https://host[:port] without a path or query (the adapter serves /apis/… at its root), got "${raw}"`,
+    );
+  }
+  const certFile = values['proxy-client-cert-file'];
+  const keyFile = values['proxy-client-key-file'];
+  if (certFile === undefined || keyFile === undefined) {
+    throw new ConfigError(
+      '--proxy-to needs --proxy-client-cert-file and --proxy-client-key-file: the adapter trusts the caller named by ' +
+        'sluice only from a client certificate its requestheader CA signed (docs/deploy.md#proxy-mode)',
+    );
+  }
+  const caFile = values['proxy-ca-file'];
+  return {
+    url,
+    ca: caFile === undefined ? undefined : readPem('proxy-ca-file', caFile),
+    clientCert: readPem('proxy-client-cert-file', certFile),
+    clientKey: readPem('proxy-client-key-file', keyFile),
+    clientCertFile: certFile,
+    clientKeyFile: keyFile,
+    timeoutMs: duration('proxy-timeout', values['proxy-timeout'] ?? '5s', 100, 60_000),
+  };
 }
 
 const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;

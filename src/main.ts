@@ -49,7 +49,9 @@ import { SharedPool } from './scalers/shared.ts';
 import { buildServer, tlsServerOf } from './server/app.ts';
 import { createSarAuthorizer } from './server/authorizer.ts';
 import { createServerTls, watchServingCertificate } from './server/certificates.ts';
+import { storeOwns } from './server/external-metrics.ts';
 import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderConfig } from './server/front-proxy.ts';
+import { createUpstream, watchClientCertificate } from './server/proxy.ts';
 import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './server/requestheader-watch.ts';
 import { startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
 import { OwnMetrics } from './telemetry/own-metrics.ts';
@@ -130,7 +132,14 @@ async function runOperator(config: OperatorConfig): Promise<void> {
           sources: ownMetricsSources({
             scaledObjects: controller.scaledObjects,
             runtime: { snapshot: (key) => registry.snapshot(key) },
-            hub: { timing: (key) => hub.timing(key), breakers: () => hub.breakers() },
+            hub: {
+              timing: (key) => hub.timing(key),
+              // Proxy mode's upstream adapter has a breaker of its own, shown beside the backends'.
+              breakers: () => [
+                ...hub.breakers(),
+                ...(upstream === undefined ? [] : [{ describe: upstream.describe, state: upstream.state }]),
+              ],
+            },
             leading: () => registry.leading,
             queueDepth: () => controller.queueLength(),
             kubeRequests,
@@ -138,12 +147,23 @@ async function runOperator(config: OperatorConfig): Promise<void> {
         });
 
   let demand: MetricDemand = NO_DEMAND;
+  const ownedByStore = storeOwns(store);
   // The requestheader configuration in force: replaced when kube-apiserver publishes a new one (the watch below).
   let requestHeaderInForce = requestHeader;
+  // Proxy mode: the metrics sluice does not own go to another adapter, stating the caller in the identity headers the
+  // cluster's requestheader configuration names (the upstream reads the same ConfigMap).
+  const upstream =
+    config.proxy === undefined
+      ? undefined
+      : createUpstream({ ...config.proxy, headerNames: () => requestHeaderInForce, log });
   const app = buildServer({
     store,
     // Until the MetricSources run (below), no name is theirs.
     demand: { owns: (...args) => demand.owns(...args), request: (...args) => demand.request(...args) },
+    // What sluice answers itself rather than forwarding in proxy mode: the names it has series of in the namespace,
+    // and every name a MetricSource declares (its series appear only with the first request naming a selector).
+    owns: (namespace, metric) => ownedByStore(namespace, metric) || demand.owns(namespace, metric),
+    ...(upstream === undefined ? {} : { upstream }),
     authenticate: createFrontProxyAuthenticator(() => requestHeaderInForce),
     authorize: createSarAuthorizer({ api: apiClient(kc, AuthorizationV1Api) }),
     ready: () => controller.synced(),
@@ -163,6 +183,14 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   const serverTls = createServerTls(tlsServerOf(app), { serving, clientCA: requestHeader.clientCA });
   await app.listen({ host: config.bindAddress, port: config.port });
   const servingWatch = config.tls ? watchServingCertificate({ files: config.tls, tls: serverTls, log }) : undefined;
+  // Proxy mode's client certificate, renewed in its files (a Secret volume) like the serving pair.
+  const proxyClientWatch =
+    upstream === undefined || config.proxy === undefined
+      ? undefined
+      : watchClientCertificate(upstream, {
+          files: { certFile: config.proxy.clientCertFile, keyFile: config.proxy.clientKeyFile },
+          log,
+        });
   // Self-managed: whatever pair the Secret holds goes into the server (a pair it refuses is logged, the old one kept).
   certificates?.start((pair) => {
     log('info', 'serving certificate replaced from the Secret', { ...serverTls.swapServingPair(pair) });
@@ -309,6 +337,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   }
   log('info', 'sluice is running', {
     metricsApi: `https://${config.bindAddress}:${config.port}`,
+    ...(config.proxy === undefined ? {} : { proxyTo: config.proxy.url.origin }),
     ownMetrics: metricsServer === undefined ? 'off' : `http://${config.bindAddress}:${metricsServer.port}/metrics`,
     readInterval: `${config.readIntervalMs} ms`,
   });
@@ -335,9 +364,11 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       await hub.close();
       await recorder.stop();
       servingWatch?.close();
+      proxyClientWatch?.close();
       await certificates?.stop();
       await requestHeaderWatch.stop();
       await app.close();
+      await upstream?.close();
       await metricsServer?.close();
       process.exit(process.exitCode ?? 0);
     })();

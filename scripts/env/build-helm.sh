@@ -10,28 +10,9 @@ set -euo pipefail
 
 # The helm release the chart is tested with (override with SLUICE_HELM_VERSION; v4 only: the module path is v4).
 HELM_VERSION="${SLUICE_HELM_VERSION:-4.3.2}"
-CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+# shellcheck source=scripts/env/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-build.sh"
 HELM_BIN="$CACHE/bin/helm-v$HELM_VERSION"
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-export GOPATH="${GOPATH:-$HOME/go}"
-
-start=$(date +%s)
-say() { printf '[build %4ss] %s\n' "$(($(date +%s) - start))" "$*" >&2; }
-
-# Runs a long command while printing a heartbeat every 20 s, so a cold build shows progress.
-with_progress() {
-  local label=$1
-  shift
-  "$@" &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 20 &
-    wait $! || true
-    kill -0 "$pid" 2>/dev/null && say "$label: still running"
-  done
-  wait "$pid"
-}
 
 if [ -x "$HELM_BIN/helm" ]; then
   say "helm v$HELM_VERSION: cached in $HELM_BIN"

@@ -10,6 +10,7 @@
 #   +8 moto (SQS)           +9 Prometheus         +10 the metrics API of `sluice operator --local` (tests start it)
 #   +11..+13 a spare RabbitMQ node (test/support/broker.ts)  +15 /metrics of that sluice (--metrics-port)
 #   +24 the metrics API of a second sluice replica (leader-election tests)
+#   +25 prometheus-adapter behind sluice's proxy mode (test/integration/proxy-e2e.test.ts, bench/proxy.ts)
 # Everything listens on 127.0.0.1 only (epmd also on ::1, which it always adds).
 #
 # Every process started here carries SLUICE_ENV_ID=<id> in its environment, so down.sh can tell our processes (and

@@ -3,3 +3,5 @@
 # variables (e.g. SLUICE_K8S_VERSION=1.35.4 npm test); supported Kubernetes releases: 1.35 to 1.37.
 K8S_VERSION="${SLUICE_K8S_VERSION:-1.37.2}"
 ETCD_VERSION="${SLUICE_ETCD_VERSION:-3.6.13}"
+# The real second adapter behind proxy mode in test/integration/proxy-e2e.test.ts (build-prometheus-adapter.sh).
+PROMETHEUS_ADAPTER_VERSION="${SLUICE_PROMETHEUS_ADAPTER_VERSION:-0.12.0}"

@@ -4,7 +4,8 @@
  * Who may call what:
  * - `/healthz`, `/livez`, `/readyz`: anyone, no client certificate (kubelet probes);
  * - discovery and OpenAPI: any user authenticated by the front proxy, no SubjectAccessReview (external-metrics.ts);
- * - metric reads: authenticated and authorized by SubjectAccessReview (external-metrics.ts);
+ * - metric reads: authenticated and authorized by SubjectAccessReview (external-metrics.ts); in proxy mode the ones
+ *   sluice does not own are then forwarded to the upstream adapter (proxy.ts);
  * - anything else: 404 `Status` (nothing to protect).
  */
 import { Server as TlsServer } from 'node:tls';
@@ -21,9 +22,10 @@ import Fastify, {
 
 import type { MetricDemand } from '../metric-demand.ts';
 import { MAX_METRIC_NAME_LENGTH, type MetricStore } from '../metric-store.ts';
-import { externalMetricsRoutes } from './external-metrics.ts';
+import { externalMetricsRoutes, type Owns } from './external-metrics.ts';
 import { healthRoutes } from './health.ts';
 import type { Authenticate, Authorize } from './identity.ts';
+import type { Upstream } from './proxy.ts';
 import { failureStatus, INTERNAL_ERROR, NOT_FOUND, sendStatus } from './status.ts';
 
 /** TLS for the server. Client certificates are requested but not required, so unauthenticated probes connect. */
@@ -55,6 +57,10 @@ export interface BuildServerOptions {
    * never the path asked for; `unmatched` for a 404 of no route), the status code and the time taken (/metrics).
    */
   readonly onResponse?: (route: string, statusCode: number, seconds: number) => void;
+  /** Proxy mode (proxy.ts): the adapter that answers the metrics sluice does not own. */
+  readonly upstream?: Upstream;
+  /** Which metric names sluice answers itself in proxy mode (external-metrics.ts `Owns`; default: the store's). */
+  readonly owns?: Owns;
 }
 
 /**
@@ -151,6 +157,8 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     ...(options.demand === undefined ? {} : { demand: options.demand }),
     authenticate: options.authenticate,
     authorize: options.authorize,
+    upstream: options.upstream,
+    owns: options.owns,
   });
   return app;
 }

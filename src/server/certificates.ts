@@ -165,6 +165,8 @@ export interface WatchServingOptions {
   readonly debounceMs?: number;
   /** Re-read the files this often even without events, in case a watch misses one (default 60 s). */
   readonly pollMs?: number;
+  /** What the pair is, in log lines (default `serving certificate`; proxy mode's client certificate reuses this). */
+  readonly what?: string;
 }
 
 export type ReloadOutcome = 'unchanged' | 'reloaded' | 'rejected' | 'unreadable';
@@ -188,6 +190,7 @@ const digest = (pair: ServingPair): string =>
 export function watchServingCertificate(options: WatchServingOptions): ServingWatch {
   const { files, tls, log } = options;
   const debounceMs = options.debounceMs ?? 500;
+  const what = options.what ?? 'serving certificate';
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<ReloadOutcome> | undefined;
@@ -202,7 +205,7 @@ export function watchServingCertificate(options: WatchServingOptions): ServingWa
       const [cert, key] = await Promise.all([readFile(files.certFile, 'utf8'), readFile(files.keyFile, 'utf8')]);
       pair = { cert, key };
     } catch (err) {
-      log('warn', 'cannot read the serving certificate files; keeping the current certificate', {
+      log('warn', `cannot read the ${what} files; keeping the current certificate`, {
         certFile: files.certFile,
         keyFile: files.keyFile,
         error: describeError(err),
@@ -215,11 +218,11 @@ export function watchServingCertificate(options: WatchServingOptions): ServingWa
     try {
       const summary = tls.swapServingPair(pair);
       refused = undefined;
-      log('info', 'serving certificate reloaded', { certFile: files.certFile, ...summary });
+      log('info', `${what} reloaded`, { certFile: files.certFile, ...summary });
       return 'reloaded';
     } catch (err) {
       if (refused !== id) {
-        log('error', 'new serving certificate rejected; keeping the current one', {
+        log('error', `new ${what} rejected; keeping the current one`, {
           certFile: files.certFile,
           keyFile: files.keyFile,
           error: describeError(err),
@@ -261,7 +264,7 @@ export function watchServingCertificate(options: WatchServingOptions): ServingWa
     try {
       const watcher = watch(dir, { persistent: false }, schedule);
       watcher.on('error', (err) => {
-        log('warn', 'watching the serving certificate directory failed; relying on the periodic re-read', {
+        log('warn', `watching the ${what} directory failed; relying on the periodic re-read`, {
           dir,
           error: describeError(err),
         });
@@ -269,7 +272,7 @@ export function watchServingCertificate(options: WatchServingOptions): ServingWa
       });
       watchers.push(watcher);
     } catch (err) {
-      log('warn', 'cannot watch the serving certificate directory; relying on the periodic re-read', {
+      log('warn', `cannot watch the ${what} directory; relying on the periodic re-read`, {
         dir,
         error: describeError(err),
       });

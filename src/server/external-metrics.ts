@@ -11,6 +11,11 @@
  *   no SubjectAccessReview: the aggregator fetches them as `system:kube-aggregator` / `system:aggregator`, sometimes
  *   with no groups, and discovery that fails goes stale and blocks namespace deletion;
  * - metric reads are authorized per request with verb `list` on resource `<metric>` in the request's namespace.
+ *
+ * Proxy mode (proxy.ts, `--proxy-to`): a metric name sluice does not own in the namespace (`owns`) is forwarded to the
+ * upstream adapter after the same authentication, authorization and selector check; a name sluice owns is always
+ * answered here, from the store, even when the upstream knows it too. Discovery lists sluice's placeholder and then
+ * the upstream's resources.
  */
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
@@ -21,7 +26,19 @@ import type { MetricStore, Series } from '../metric-store.ts';
 import { formatQuantity } from '../quantity.ts';
 import { EXTERNAL_METRICS_GROUP, EXTERNAL_METRICS_VERSION, forbiddenMessage } from './authorizer.ts';
 import type { Authenticate, Authorize, ResourceAttributes, UserInfo } from './identity.ts';
+import { mergeResources, type ApiResource, type Upstream } from './proxy.ts';
 import { failureStatus, NOT_FOUND, sendJson, sendStatus, UNAUTHORIZED } from './status.ts';
+
+/**
+ * Whether sluice answers a metric name in a namespace itself. Only consulted in proxy mode: the names it does not own
+ * go to the upstream adapter. The default (`storeOwns`) owns every name the store has a series of in the namespace.
+ */
+export type Owns = (namespace: string, metric: string) => boolean;
+
+/** Ownership by the store: a name is sluice's where some ScaledObject (or other writer) has a series of it. */
+export function storeOwns(store: MetricStore): Owns {
+  return (namespace, metric) => store.find(namespace, metric).length > 0;
+}
 
 export interface ExternalMetricsOptions {
   readonly store: MetricStore;
@@ -29,6 +46,10 @@ export interface ExternalMetricsOptions {
   readonly demand?: MetricDemand;
   readonly authenticate: Authenticate;
   readonly authorize: Authorize;
+  /** Proxy mode: where the metrics sluice does not own go, and whose discovery is merged with sluice's. */
+  readonly upstream?: Upstream | undefined;
+  /** What sluice answers itself in proxy mode; default `storeOwns(store)`. */
+  readonly owns?: Owns | undefined;
 }
 
 export const GROUP_VERSION = `${EXTERNAL_METRICS_GROUP}/${EXTERNAL_METRICS_VERSION}`;
@@ -59,12 +80,20 @@ export function formatTimestamp(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function apiResource(name: string) {
+function apiResource(name: string): ApiResource {
   return { name, singularName: '', namespaced: true, kind: 'ExternalMetricValueList', verbs: ['get'] };
 }
 
+/** The caller's Audit-Id (kube-apiserver sets one on every proxied request), for the upstream's logs. */
+function auditIdOf(request: FastifyRequest): string | undefined {
+  const value = request.headers['audit-id'];
+  return typeof value === 'string' ? value : undefined;
+}
+
 export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions> = (app, options, done) => {
-  const { store, demand, authenticate, authorize } = options;
+  const { store, demand, authenticate, authorize, upstream } = options;
+  const owns = options.owns ?? storeOwns(store);
+  const ownResources = [apiResource(PLACEHOLDER_RESOURCE)];
   const users = new WeakMap<FastifyRequest, UserInfo>();
   const items: ItemCache = new WeakMap();
 
@@ -85,15 +114,18 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
   );
 
   // One placeholder, as KEDA ≥ 2.11 answers: the HPA never needs a metric in discovery, and listing the store's names
-  // would show every namespace's queue names and JSON paths to anyone the aggregator authenticates.
-  app.get(VERSION_PATH, async (_request, reply) =>
-    sendJson(reply, 200, {
-      kind: 'APIResourceList',
-      apiVersion: 'v1',
-      groupVersion: GROUP_VERSION,
-      resources: [apiResource(PLACEHOLDER_RESOURCE)],
-    }),
-  );
+  // would show every namespace's queue names and JSON paths to anyone the aggregator authenticates. In proxy mode the
+  // upstream's resources follow, as the upstream lists them to this caller (what it showed before sluice came), or
+  // none when it cannot answer in time: discovery never fails for the upstream's sake (the aggregator's availability
+  // check reads it).
+  app.get(VERSION_PATH, async (request, reply) => {
+    const user = users.get(request);
+    const resources =
+      upstream === undefined || user === undefined
+        ? ownResources
+        : mergeResources(ownResources, await upstream.resources(user, auditIdOf(request)));
+    return sendJson(reply, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: GROUP_VERSION, resources });
+  });
 
   // No OpenAPI: the aggregator skips a 404 gracefully (v3 falls back to v2, v2 is skipped;
   // docs/kubernetes-contracts.md#openapi).
@@ -136,7 +168,19 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
       // A MetricSource's metric: the selector must fill its placeholders, and a new one waits for its first read.
       const demanded = demand?.request(namespace, metric, selector);
       if (demanded?.kind === 'refused') return sendStatus(reply, failureStatus(demanded.code, demanded.message));
-      if (demanded?.kind === 'served') await demanded.firstRead;
+      if (demanded?.kind === 'served') {
+        await demanded.firstRead;
+      } else if (upstream !== undefined && !owns(namespace, metric)) {
+        // Proxy mode: a name no ScaledObject and no MetricSource of sluice's has goes to the other adapter.
+        const answer = await upstream.metric({
+          namespace,
+          metric,
+          labelSelector: request.query.labelSelector ?? '',
+          user,
+          auditId: auditIdOf(request),
+        });
+        return sendBody(reply, answer.code, answer.body);
+      }
       return answerMetric(reply, items, store.find(namespace, metric), { namespace, metric, selector });
     },
   );
@@ -197,9 +241,10 @@ function answerMetric(
     }
     items.push(itemJson(cache, s, s.value, metric));
   }
-  // A Buffer goes out as it is: for a string fastify would add `; charset=utf-8`, which kube-apiserver never sends.
-  return reply
-    .code(200)
-    .type('application/json')
-    .send(Buffer.from(LIST_HEAD + items.join(',') + LIST_TAIL));
+  return sendBody(reply, 200, Buffer.from(LIST_HEAD + items.join(',') + LIST_TAIL));
+}
+
+/** JSON already serialised. A Buffer goes out as it is: for a string fastify would add `; charset=utf-8`. */
+function sendBody(reply: FastifyReply, code: number, body: Buffer): FastifyReply {
+  return reply.code(code).type('application/json').send(body);
 }

@@ -170,7 +170,8 @@ function extendedKeyUsages(certificate: X509Certificate): readonly string[] | un
   return usages;
 }
 
-function allowsClientAuth(certificate: X509Certificate, required: boolean): boolean {
+/** Whether a certificate may authenticate a client: a clientAuth (or any) extended key usage, or none at all unless `required`. */
+export function allowsClientAuth(certificate: X509Certificate, required: boolean): boolean {
   const usages = extendedKeyUsages(certificate);
   if (usages === undefined) return !required;
   return usages.includes(CLIENT_AUTH_OID) || usages.includes(ANY_EXTENDED_KEY_USAGE_OID);

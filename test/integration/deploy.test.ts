@@ -13,6 +13,7 @@
 // cert-manager overlay (overlays/cert-manager) is checked by reading it (its Certificate kinds do not exist here).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseConfig } from '../../src/config.ts';
 import {
   ApiException,
   AuthorizationV1Api,
@@ -414,7 +415,43 @@ describe('deploy manifests: rendered with kubectl kustomize', () => {
       certNamespace,
     );
   });
+
+  it('overlays/proxy-mode: the proxy flags name files of the Secret sluice-proxy, mounted read-only; nothing else changes', async () => {
+    const overlay = await render(path.join(REPO_ROOT, 'overlays', 'proxy-mode'));
+    const deployments = overlay.filter((o): o is V1Deployment & Manifest => o.kind === 'Deployment');
+    const c = deployments[0]?.spec?.template.spec?.containers[0];
+    const volume = deployments[0]?.spec?.template.spec?.volumes?.find((v) => v.secret?.secretName === 'sluice-proxy');
+    expect(volume?.secret?.items?.map((i) => i.key).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    const mount = c?.volumeMounts?.find((m) => m.name === volume?.name);
+    expect(mount?.readOnly).toBe(true);
+    const at = mount?.mountPath ?? '<no mount>';
+    const proxyArgs = (c?.args ?? []).filter((a) => a.startsWith('--proxy-'));
+    expect(proxyArgs).toEqual([
+      expect.stringMatching(/^--proxy-to=https:\/\/[a-z0-9.-]+:\d+$/),
+      `--proxy-ca-file=${at}/ca.crt`,
+      `--proxy-client-cert-file=${at}/tls.crt`,
+      `--proxy-client-key-file=${at}/tls.key`,
+    ]);
+    // Flags `sluice operator` accepts (with files that exist, the arguments parse).
+    expect(() => parseProxyArgs(proxyArgs)).not.toThrow();
+    // The default install otherwise: the same objects, the Deployment's other arguments unchanged.
+    const base = objects.filter((o) => o.kind !== 'CustomResourceDefinition');
+    expect(overlay.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(base.map((o) => `${o.kind}/${o.metadata.name}`));
+    const baseArgs = base.filter((o): o is V1Deployment & Manifest => o.kind === 'Deployment')[0]?.spec?.template.spec
+      ?.containers[0]?.args;
+    expect((c?.args ?? []).filter((a) => !a.startsWith('--proxy-'))).toEqual(baseArgs);
+  });
 });
+
+/** Parses `sluice operator --local` with proxy arguments whose file paths are replaced by readable files. */
+function parseProxyArgs(args: readonly string[]): unknown {
+  const file = path.join(REPO_ROOT, 'package.json');
+  return parseConfig([
+    'operator',
+    '--local',
+    ...args.map((a) => a.replace(/=\/var\/run\/sluice\/proxy\/.*$/, `=${file}`)),
+  ]);
+}
 
 /** What the operator does in the API (src/operator/*, src/server/*): the role must allow each. */
 const SCALE_TARGETS = [

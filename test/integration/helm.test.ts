@@ -183,6 +183,11 @@ const CUSTOM_VALUES = {
   extraArgs: ['--read-interval=2s', '--restrict-secret-access'],
 };
 
+/** Proxy mode as overlays/proxy-mode sets it up (docs/deploy.md#proxy-mode). */
+const PROXY_VALUES = {
+  proxy: { to: 'https://prometheus-adapter.monitoring.svc:443', secretName: 'sluice-proxy' },
+};
+
 /** The flags block of templates/_helpers.tpl (sluice.operatorFlags): flag name → does today's sluice have it. */
 function heldBackFlags(chartDir = CHART): Record<string, boolean> {
   const helpers = readFileSync(path.join(chartDir, 'templates', '_helpers.tpl'), 'utf8');
@@ -306,6 +311,22 @@ describe('helm chart charts/sluice', () => {
     expect(chart.filter(isCertManager)).toHaveLength(4);
   });
 
+  it('renders with proxy values the objects of overlays/proxy-mode, object by object', async () => {
+    const overlay = await run('kubectl', ['kustomize', path.join(REPO_ROOT, 'overlays', 'proxy-mode')]);
+    if (overlay.code !== 0) throw new Error(`kubectl kustomize failed: ${overlay.stderr}`);
+    const expected = parseManifests(overlay.stdout, 'kubectl kustomize').filter((o) => o.kind !== 'Namespace');
+    const chart = await render(KUSTOMIZE_NAMESPACE, ['--values', valuesFile(PROXY_VALUES)]);
+    expect(chart.map(key).sort()).toEqual(expected.map(key).sort());
+    for (const want of expected) {
+      const got = chart.find((o) => key(o) === key(want));
+      if (got === undefined) throw new Error(`${key(want)}: not rendered`);
+      expect(withoutChartAdditions(got, want), key(want)).toEqual(want);
+    }
+    expect(containerOf(chart).args?.filter((a) => a.startsWith('--proxy-to='))).toEqual([
+      `--proxy-to=${PROXY_VALUES.proxy.to}`,
+    ]);
+  });
+
   it('moves every reference to sluice-system into the release namespace', async () => {
     const namespace = 'autoscaling';
     const chart = (await render(namespace)).filter((o) => !isCrd(o));
@@ -405,6 +426,11 @@ describe('helm chart charts/sluice', () => {
       [{ replicas: 2 }, /additional properties 'replicas' not allowed/],
       [{ logLevel: 'verbose' }, /logLevel.*must be one of/],
       [{ extraArgs: ['read-interval=2s'] }, /extraArgs\/0.*does not match pattern/],
+      [{ proxy: { to: 'https://adapter.monitoring.svc' } }, /proxy\.to needs proxy\.secretName/],
+      [
+        { proxy: { to: 'http://adapter.monitoring.svc', secretName: 's' } },
+        /proxy\.to="http:.*must be the other adapter's https/,
+      ],
     ];
     for (const [values, message] of refusals) {
       const { code, stderr } = await template(KUSTOMIZE_NAMESPACE, ['--values', valuesFile(values)]);
@@ -427,6 +453,10 @@ describe('helm chart charts/sluice', () => {
     }
     const renders = [
       await render('autoscaling', ['--values', valuesFile(CUSTOM_VALUES)]),
+      await render('autoscaling', [
+        '--values',
+        valuesFile({ ...PROXY_VALUES, proxy: { ...PROXY_VALUES.proxy, timeout: '3s' } }),
+      ]),
       await render('autoscaling', ['--values', valuesFile(LEADER_VALUES)]),
       await render('autoscaling', ['--values', valuesFile(SINGLE_VALUES)]),
       await render('autoscaling', ['--values', valuesFile(FUTURE_VALUES)], chartWithAllFlags()),

@@ -61,6 +61,12 @@ Refuses values that today's sluice cannot honour, with the reason; rendered at t
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail (printf "replicaCount=%d needs leaderElection.enabled=true: without leader election every replica would write the same HPAs, statuses and /scale subresources" (int .Values.replicaCount)) -}}
 {{- end -}}
+{{- if and .Values.proxy.to (not (hasPrefix "https://" .Values.proxy.to)) -}}
+{{- fail (printf "proxy.to=%q: must be the other adapter's https://host[:port] (docs/deploy.md#proxy-mode)" .Values.proxy.to) -}}
+{{- end -}}
+{{- if and .Values.proxy.to (not .Values.proxy.secretName) -}}
+{{- fail "proxy.to needs proxy.secretName: a Secret in the release namespace with ca.crt (the other adapter's serving CA), tls.crt and tls.key (sluice's client certificate for it; docs/deploy.md#proxy-mode)" -}}
+{{- end -}}
 {{- if and .Values.serviceMonitor.enabled (not (index $flags "metrics-port")) -}}
 {{- fail (printf "serviceMonitor.enabled=true needs a sluice with the --metrics-port flag: sluice %s serves no Prometheus metrics of its own yet" .Chart.AppVersion) -}}
 {{- end -}}
