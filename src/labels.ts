@@ -1,6 +1,6 @@
 /**
  * Kubernetes label selectors (apimachinery `pkg/labels/selector.go`): parsing the string form the HPA sends in
- * `?labelSelector=` and matching label sets against it. See docs/kubernetes-contracts.md#label-selectors.
+ * `?labelSelector=` and matching label sets against it. See docs/kubernetes-interfaces.md#label-selectors.
  *
  * Grammar: requirements joined by `,` (AND). Each is `key=value`, `key==value`, `key!=value`, `key in (v1,v2)`,
  * `key notin (v1,v2)`, `key` (exists), `!key` (does not exist), `key>n` or `key<n` (integers). Whitespace between

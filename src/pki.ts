@@ -4,7 +4,7 @@
  * makes certificates: `--local`'s throwaway pair (local-dev.ts) and the self-managed Secret
  * (operator/certificate-manager.ts) both come from here.
  *
- * What kube-aggregator needs of the serving certificate (docs/kubernetes-contracts.md#aggregation): it
+ * What kube-aggregator needs of the serving certificate (docs/kubernetes-interfaces.md#aggregation): it
  * dials the Service with TLS server name `<service>.<namespace>.svc` and verifies against the APIService's
  * `caBundle`; Go accepts only SAN names (no CN fallback) and no SHA-1. KEDA's operator makes the same pair itself
  * (kedacore/keda `pkg/certificates/`, through open-policy-agent/cert-controller).

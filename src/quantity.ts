@@ -1,6 +1,6 @@
 /**
  * Kubernetes Quantity (apimachinery `pkg/api/resource`): canonical formatting and parsing, with exact decimal
- * arithmetic (BigInt), never binary-float multiplication. See docs/kubernetes-contracts.md#quantity.
+ * arithmetic (BigInt), never binary-float multiplication. See docs/kubernetes-interfaces.md#quantity.
  *
  * - `formatQuantity(value)` is what the external-metrics API serves: KEDA-compatible DecimalSI (the float is rounded
  *   to three decimals exactly as Go's `%.3f` does; NaN, ±Infinity and negatives become `"0"`).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds etcd, kube-apiserver and kube-controller-manager from Go modules into
 # $SLUICE_CACHE/bin/<component>-<version>/ (default $HOME/.cache/sluice). A cache hit returns at once.
-# Recipe: docs/kubernetes-contracts.md#building-from-go-modules (wrapper module + replace lines for staging modules).
+# Recipe: docs/kubernetes-interfaces.md#building-from-go-modules (wrapper module + replace lines for staging modules).
 set -euo pipefail
 
 # shellcheck source=scripts/env/versions.sh

@@ -203,7 +203,7 @@ define() {
         --feature-gates=HPAConfigurableTolerance=true --v=2)
       CONF=("$KUBECONFIG_FILE") PORTS=("$P_KCM") TIMEOUT=30 ;;
     rabbitmq)
-      # Self-contained (docs/kubernetes-contracts.md#backends-beside-the-control-plane): all state under .sluice-env
+      # Self-contained (docs/kubernetes-interfaces.md#backends-beside-the-control-plane): all state under .sluice-env
       # and tmpfs, nothing in /etc or /var.
       ENVS=(HOME="$STATE/rabbitmq/home" RABBITMQ_NODENAME=rabbit@localhost
         RABBITMQ_CONF_ENV_FILE="$STATE/rabbitmq/rabbitmq-env.conf"

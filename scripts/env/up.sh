@@ -64,7 +64,7 @@ if [ ! -f "$MOTO_VENV/.installed" ]; then
   say "installed moto in $(($(now_ms) - t)) ms"
 fi
 
-# --- certificates (docs/kubernetes-contracts.md#certificates), generated once ----------------------------------------
+# --- certificates (docs/kubernetes-interfaces.md#certificates), generated once ----------------------------------------
 
 # new_ca NAME CN
 new_ca() {

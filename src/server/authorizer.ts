@@ -1,5 +1,5 @@
 /**
- * Delegated authorization through SubjectAccessReview (docs/kubernetes-contracts.md#authorization), as generic
+ * Delegated authorization through SubjectAccessReview (docs/kubernetes-interfaces.md#authorization), as generic
  * apiservers do it:
  * members of `system:masters` are allowed without a review; other decisions come from kube-apiserver and are cached
  * (allowed and denied alike) for 10 s. A review that fails is an error, never an allow, and is not cached.

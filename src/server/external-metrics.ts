@@ -1,10 +1,10 @@
 /**
  * The external.metrics.k8s.io/v1beta1 API, served from the MetricStore only (no backend calls on the request path).
- * Wire formats: docs/kubernetes-contracts.md#external-metrics-api. A metric a MetricSource owns is announced to the
+ * Wire formats: docs/kubernetes-interfaces.md#external-metrics-api. A metric a MetricSource owns is announced to the
  * demand side first (src/metric-demand.ts): a selector it cannot serve is its 404 or 429, and a selector named for the
  * first time waits for its shared reader's first read (docs/metric-sources.md).
  *
- * Access rules (docs/kubernetes-contracts.md#authorization):
+ * Access rules (docs/kubernetes-interfaces.md#authorization):
  * - every route here needs an authenticated user (the aggregator always comes with its front-proxy certificate), so
  *   metric names are never listed to anonymous clients; unauthenticated requests get 401 `Unauthorized`;
  * - discovery (`/apis`, `/apis/<group>`, `/apis/<group>/<version>`) and OpenAPI (`/openapi/v2`, `/openapi/v3`) need
@@ -128,7 +128,7 @@ export const externalMetricsRoutes: FastifyPluginCallback<ExternalMetricsOptions
   });
 
   // No OpenAPI: the aggregator skips a 404 gracefully (v3 falls back to v2, v2 is skipped;
-  // docs/kubernetes-contracts.md#openapi).
+  // docs/kubernetes-interfaces.md#openapi).
   for (const path of ['/openapi/v2', '/openapi/v3']) {
     app.get(path, async (_request, reply) => sendStatus(reply, NOT_FOUND));
   }

@@ -1,6 +1,6 @@
 /**
  * Front-proxy ("requestheader") authentication of kube-apiserver's aggregator
- * (docs/kubernetes-contracts.md#front-proxy-authentication).
+ * (docs/kubernetes-interfaces.md#front-proxy-authentication).
  *
  * The aggregator proxies requests over TLS with its proxy client certificate (`CN=front-proxy-client`, signed by the
  * requestheader client CA) and states the end user in `X-Remote-User`, `X-Remote-Group` (repeated),

@@ -2,7 +2,7 @@
  * Proxy mode (`sluice operator --proxy-to <url>`): the external metrics sluice does not own are forwarded to another
  * external-metrics adapter (an existing prometheus-adapter or KEDA), so installing sluice does not take the cluster's
  * one `v1beta1.external.metrics.k8s.io` APIService away from it (kedacore/keda#470). What the user runs and why:
- * docs/deploy.md#proxy-mode; the rules below: docs/kubernetes-contracts.md#proxy-mode.
+ * docs/deploy.md#proxy-mode; the rules below: docs/kubernetes-interfaces.md#proxy-mode.
  *
  * - **Who the upstream sees.** sluice has authenticated the caller (kube-apiserver's front proxy, front-proxy.ts) and
  *   authorized it (SubjectAccessReview) before anything is forwarded. It then speaks to the upstream as the

@@ -11,7 +11,7 @@ import {
   type QuantityFormat,
 } from '../../src/quantity.ts';
 
-// docs/kubernetes-contracts.md#quantity, raw algorithm on exact decimals (no KEDA three-decimal rounding, sign kept).
+// docs/kubernetes-interfaces.md#quantity, raw algorithm on exact decimals (no KEDA three-decimal rounding, sign kept).
 const canonicalVectors: {
   comment: string;
   mantissa: bigint;
