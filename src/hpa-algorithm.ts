@@ -303,6 +303,20 @@ function changeInPeriod(periodSeconds: number, events: readonly ScaleEvent[], no
   return events.reduce((sum, e) => (e.at > cutoff ? sum + e.change : sum), 0);
 }
 
+/** The replica count at the start of a policy's period: the current count less the changes made within it. */
+function periodStart(
+  current: number,
+  history: Pick<HpaHistory, 'scaleUpEvents' | 'scaleDownEvents'>,
+  periodSeconds: number,
+  now: number,
+): number {
+  return (
+    current -
+    changeInPeriod(periodSeconds, history.scaleUpEvents, now) +
+    changeInPeriod(periodSeconds, history.scaleDownEvents, now)
+  );
+}
+
 /** calculateScaleUpLimitWithScalingRules: the most replicas the policies allow now. */
 export function scaleUpLimit(
   current: number,
@@ -314,10 +328,7 @@ export function scaleUpLimit(
   const pick = rules.selectPolicy === 'Min' ? Math.min : Math.max;
   let result = rules.selectPolicy === 'Min' ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
   for (const policy of rules.policies) {
-    const start =
-      current -
-      changeInPeriod(policy.periodSeconds, history.scaleUpEvents, now) +
-      changeInPeriod(policy.periodSeconds, history.scaleDownEvents, now);
+    const start = periodStart(current, history, policy.periodSeconds, now);
     // The controller's float64 arithmetic, rounding noise included (25 × 1.12 = 28.000000000000004 → 29).
     const proposed = policy.type === 'Pods' ? start + policy.value : Math.ceil(start * (1 + policy.value / 100));
     result = pick(result, proposed);
@@ -336,10 +347,7 @@ export function scaleDownLimit(
   const pick = rules.selectPolicy === 'Min' ? Math.max : Math.min;
   let result = rules.selectPolicy === 'Min' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER;
   for (const policy of rules.policies) {
-    const start =
-      current -
-      changeInPeriod(policy.periodSeconds, history.scaleUpEvents, now) +
-      changeInPeriod(policy.periodSeconds, history.scaleDownEvents, now);
+    const start = periodStart(current, history, policy.periodSeconds, now);
     // Go's int32(float64) truncates toward zero.
     const proposed = policy.type === 'Pods' ? start - policy.value : Math.trunc(start * (1 - policy.value / 100));
     result = pick(result, proposed);

@@ -198,16 +198,17 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
     enqueueTargeting(obj.metadata?.namespace, now);
     enqueueTargeting(obj.metadata?.namespace, before);
   };
-  const enqueueAll = (): void => {
-    for (const so of soInformer.list()) enqueueSo(so);
-  };
   /**
-   * The periodic resync: every object again, behind every change. At 10,000 objects a resync at the same priority as
-   * changes re-queued the 7,000 objects already done ahead of the 3,000 still waiting for their HPA, every 5 minutes,
-   * while reconciling all of them took longer than that: the queue never reached the rest.
+   * Every object again. The periodic resync queues them `low`, behind every change: at 10,000 objects a resync at the
+   * changes' priority re-queued the objects already done ahead of those still waiting for their HPA, every 5 minutes,
+   * while reconciling all of them took longer than that.
    */
-  const resyncAll = (): void => {
-    for (const so of soInformer.list()) enqueueSo(so, 'low');
+  const enqueueAll = (priority: Priority = 'high'): void => {
+    for (const so of soInformer.list()) enqueueSo(so, priority);
+  };
+  /** An informer restarted after an error: everything may have changed meanwhile. */
+  const relisted = (): void => {
+    enqueueAll();
   };
 
   // A (Cluster)TriggerAuthentication that changes concerns every ScaledObject referring to it. These two informers
@@ -269,9 +270,9 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
   });
 
   const supervisions = [
-    supervise('ScaledObjects', soInformer, log, enqueueAll),
-    supervise('HPAs', hpaInformer, log, enqueueAll),
-    ...authInformers.map(({ name, informer }) => supervise(`${name}s`, informer, log, enqueueAll)),
+    supervise('ScaledObjects', soInformer, log, relisted),
+    supervise('HPAs', hpaInformer, log, relisted),
+    ...authInformers.map(({ name, informer }) => supervise(`${name}s`, informer, log, relisted)),
   ];
 
   let resync: NodeJS.Timeout | undefined;
@@ -287,7 +288,7 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
     enqueue: (key) => {
       if (started) queue.add(key, 'low');
     },
-    enqueueAll,
+    enqueueAll: relisted,
     queueLength: () => queue.length,
     async start(handler) {
       reconcile = handler;
@@ -298,7 +299,9 @@ export function createController(options: Omit<ControllerOptions, 'reconcile'>):
         synced: synced.so && synced.hpa,
       });
       enqueueAll();
-      resync = setInterval(resyncAll, options.resyncMs ?? 300_000);
+      resync = setInterval(() => {
+        enqueueAll('low');
+      }, options.resyncMs ?? 300_000);
       resync.unref();
     },
     async stop() {
