@@ -64,13 +64,16 @@ export interface HttpAnswer {
  * One GET; throws (any error) when there is no HTTP answer at all: refused, reset, TLS failure, timeout, abort; or a
  * TokenEndpointError when no OAuth2 token could be had to ask with.
  */
-export type HttpGet = (url: URL, signal: AbortSignal) => Promise<HttpAnswer>;
+export type HttpGet = (url: URL, signal: AbortSignal, timeoutMs?: number) => Promise<HttpAnswer>;
 
 export interface ManagementClientOptions {
   /** The API's origin and path prefix (e.g. `https://b:15671/rabbit`), without credentials, query or vhost. */
   readonly base: URL;
   readonly get: HttpGet;
-  /** Bounds one batched list request (each asker's own signal bounds its wait). */
+  /**
+   * Bounds one request for one queue; a list request gets more, by the size of the list (listTimeoutMs). Each asker's
+   * own signal bounds its wait.
+   */
   readonly timeoutMs: number;
   readonly now?: () => number;
 }
@@ -83,6 +86,20 @@ export const LIST_MIN = 3;
 /** A list holding more than this many times the queues asked for marks the vhost as sparse. */
 const SPARSE_RATIO = 10;
 const SPARSE_FOR_MS = 5 * 60_000;
+/** What a list request may take beyond the trigger's timeout, per queue listed. */
+export const LIST_MS_PER_QUEUE = 1;
+/** The longest a list request may take, however many queues the vhost holds. */
+export const LIST_TIMEOUT_MAX_MS = 60_000;
+
+/**
+ * The time limit of a list request expected to hold `queues` queues: the trigger's `timeout` (which KEDA applies to
+ * one request for one queue) plus LIST_MS_PER_QUEUE per queue, at most LIST_TIMEOUT_MAX_MS. The broker's cost grows with
+ * the list: 10,000 queues took 2–3 s to list on the test ground, so a flat 3 s timed out every trigger of the broker at
+ * once, again and again (docs/scaling-core.md#readers-one-per-source-about-once-a-second). Pure.
+ */
+export function listTimeoutMs(timeoutMs: number, queues: number): number {
+  return Math.max(timeoutMs, Math.min(LIST_TIMEOUT_MAX_MS, timeoutMs + Math.ceil(queues * LIST_MS_PER_QUEUE)));
+}
 
 class PagesDisagree extends Error {}
 
@@ -116,6 +133,8 @@ export class ManagementClient {
   #flushScheduled = false;
   /** Vhosts read queue by queue: until when, and how many queues their last list held. */
   readonly #sparse = new Map<string, { readonly until: number; readonly listed: number }>();
+  /** How many queues each vhost's last list held (its next list's time limit grows with it). */
+  readonly #listed = new Map<string, number>();
   #ratesConfirmedUntil = 0;
   /** Requests sent (tests, benchmarks). */
   requests = 0;
@@ -162,6 +181,16 @@ export class ManagementClient {
         });
       }
     });
+  }
+
+  /**
+   * The time limit of a read of one of `batch` queues of `vhost` asked for in the same turn: a list request's when the
+   * batch is listed (by the larger of the batch and the vhost's last list), one request's otherwise. The hub bounds
+   * the turn's reads by it, so an asker is not given up on before the list it waits for.
+   */
+  timeoutFor(vhost: string, batch: number): number {
+    if (batch < LIST_MIN) return this.#timeoutMs;
+    return listTimeoutMs(this.#timeoutMs, Math.max(batch, this.#listed.get(vhost) ?? 0));
   }
 
   /** Every queue whose name matches `regex` (the broker's PCRE), following every page. */
@@ -270,11 +299,13 @@ export class ManagementClient {
     const where = `vhost "${vhost}" at ${this.#origin}`;
     let byName: Map<string, unknown>;
     try {
+      const timeoutMs = this.timeoutFor(vhost, wanted);
       const body = await this.#getJson(
         this.#api(`queues/${encodeURIComponent(vhost)}`, { columns: COLUMNS }),
-        AbortSignal.timeout(this.#timeoutMs),
+        AbortSignal.timeout(timeoutMs),
         `the queues of ${where}`,
         `${where} does not exist (management API answered 404)`,
+        timeoutMs,
       );
       if (!Array.isArray(body)) {
         throw new ScalerError(`the RabbitMQ management API sent a queue list that is not an array for ${where}`);
@@ -283,6 +314,7 @@ export class ManagementClient {
       for (const item of body) {
         if (isRecord(item) && typeof item['name'] === 'string') byName.set(item['name'], item);
       }
+      this.#listed.set(vhost, byName.size);
       if (byName.size > SPARSE_RATIO * wanted) {
         this.#sparse.set(vhost, { until: this.#now() + SPARSE_FOR_MS, listed: byName.size });
       }
@@ -345,12 +377,12 @@ export class ManagementClient {
    * (unreachable, credentials refused, 5xx) is a BackendError naming only the API, so every reader of it reports the
    * same message; an answer about one queue or vhost names it.
    */
-  async #getJson(url: URL, signal: AbortSignal, what: string, notFound: string): Promise<unknown> {
+  async #getJson(url: URL, signal: AbortSignal, what: string, notFound: string, timeoutMs?: number): Promise<unknown> {
     let answer: HttpAnswer;
     this.requests++;
     const api = `the RabbitMQ management API at ${this.#origin}`;
     try {
-      answer = await this.#get(url, signal);
+      answer = await this.#get(url, signal, timeoutMs);
     } catch (cause) {
       // No OAuth2 token to ask with: the token endpoint's failure, worded by it (the API was not asked).
       if (cause instanceof TokenEndpointError) throw cause;

@@ -603,6 +603,7 @@ function managementSource(config: RabbitMqConfig): Source<RabbitMqReading> {
       );
       const { client } = lease.value;
       return {
+        timeoutMs: (batch) => (config.useRegex ? config.timeoutMs : client.timeoutFor(config.vhost, batch)),
         async read(signal) {
           const queues = config.useRegex
             ? await client.matching(config.vhost, config.queueName, config.pageSize, signal)
@@ -639,11 +640,17 @@ function managementClient(
   }
   // The client words each status itself (a 404 means "no such queue", a 400 on a later page "the queues changed"),
   // so the shared client's "answered HTTP <status>" errors become answers again; everything else stays an error.
-  const getWith = async (client: HttpClient, url: URL, signal: AbortSignal): Promise<HttpAnswer> => {
+  const getWith = async (
+    client: HttpClient,
+    url: URL,
+    signal: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<HttpAnswer> => {
     let errorBody = '';
     try {
       const reply = await client.get(url, signal, {
         accept: 'application/json',
+        timeoutMs,
         errorDetail: (body) => {
           errorBody = body;
           return undefined;
@@ -661,7 +668,7 @@ function managementClient(
     return {
       client: new ManagementClient({
         base: config.url,
-        get: (url, signal) => getWith(client, url, signal),
+        get: (url, signal, timeoutMs) => getWith(client, url, signal, timeoutMs),
         timeoutMs: config.timeoutMs,
       }),
       close: () => client.close(),
@@ -683,10 +690,10 @@ function managementClient(
     void previous?.client.close();
     return current.client;
   };
-  const get: HttpGet = async (url, signal) => {
+  const get: HttpGet = async (url, signal, timeoutMs) => {
     for (let attempt = 1; ; attempt++) {
       const token = await tokens.source.token(signal);
-      const answer = await getWith(clientFor(token), url, signal);
+      const answer = await getWith(clientFor(token), url, signal, timeoutMs);
       // The API refused the token (expired early, revoked, or the broker restarted with new keys): drop it once and
       // try again with a new one; a second 401 is the API refusing the credentials.
       if (answer.status !== 401 || attempt === 2 || !tokens.source.invalidate(token)) return answer;

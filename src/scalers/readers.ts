@@ -372,19 +372,23 @@ export class ReaderHub implements SourceHub {
       };
       // Some may have been closed while they waited for a share of the read budget.
       const reads = batch.filter((entry) => !isClosed(entry));
-      await Promise.all(reads.map((entry) => this.#readWithin(entry, limit(entry.source.timeoutMs))));
+      await Promise.all(
+        reads.map((entry) => {
+          const ms = entry.reader.timeoutMs?.(reads.length) ?? entry.source.timeoutMs;
+          return this.#readWithin(entry, limit(ms), ms);
+        }),
+      );
     } finally {
       release();
       for (const entry of batch) entry.inFlight = false;
     }
   }
 
-  async #readWithin(entry: SourceEntry, limit: AbortSignal): Promise<void> {
+  async #readWithin(entry: SourceEntry, limit: AbortSignal, timeoutMs: number): Promise<void> {
     entry.lastStartedAt = performance.now();
     entry.reads++;
     this.#reads++;
     const { source, reader, backend } = entry;
-    const timeoutMs = source.timeoutMs;
     const read = backend.breaker.run(() => reader.read(limit));
     let guard: NodeJS.Timeout | undefined;
     const stuck = new Promise<never>((_, reject) => {

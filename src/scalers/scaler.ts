@@ -34,6 +34,11 @@ export interface Reader<R> {
    * without a usable value; never returns a zero for "unknown". Must honour `signal`.
    */
   read(signal: AbortSignal): Promise<R>;
+  /**
+   * The longest this read may take when it is one of `batch` reads of a batched backend's turn, if that is not the
+   * source's `timeoutMs` (one list answers them all, and a long list takes longer than one queue).
+   */
+  timeoutMs?(batch: number): number;
   /** Releases what `open` leased. Idempotent. */
   close(): Promise<void>;
 }

@@ -57,13 +57,20 @@ export class FakeSource implements Source<number> {
 
   /** Its backend answers a turn's reads together (Source.batched). */
   readonly batched: boolean;
+  /** Its reader's Reader.timeoutMs (the limit of a read that is one of a turn's batch), if it has one. */
+  readonly #turnTimeoutMs: ((batch: number) => number) | undefined;
 
-  constructor(key: string, backend = 'backend-1', options: { timeoutMs?: number; batched?: boolean } = {}) {
+  constructor(
+    key: string,
+    backend = 'backend-1',
+    options: { timeoutMs?: number; batched?: boolean; turnTimeoutMs?: (batch: number) => number } = {},
+  ) {
     this.key = key;
     this.backend = backend;
     this.describe = `fake://${backend}`;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.batched = options.batched ?? false;
+    this.#turnTimeoutMs = options.turnTimeoutMs;
   }
 
   set(behavior: Behavior): this {
@@ -84,7 +91,7 @@ export class FakeSource implements Source<number> {
       () => undefined,
     );
     let closed = false;
-    return {
+    const reader: Reader<number> = {
       read: () => this.#read(),
       close: () => {
         if (!closed) {
@@ -95,6 +102,8 @@ export class FakeSource implements Source<number> {
         return Promise.resolve();
       },
     };
+    const turnTimeoutMs = this.#turnTimeoutMs;
+    return turnTimeoutMs === undefined ? reader : { ...reader, timeoutMs: turnTimeoutMs };
   }
 
   async #read(): Promise<number> {

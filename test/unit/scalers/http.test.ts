@@ -549,6 +549,26 @@ describe('createHttpClient', () => {
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
+  it("a request's own time limit replaces the client's, longer or shorter (a list that grows with the backend)", async () => {
+    handler = (_req, res) => {
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'), 400);
+    };
+    const client = createHttpClient(options({ timeoutMs: 200 }));
+    try {
+      const signal = new AbortController().signal;
+      expect(
+        (await client.get(new URL(`${base}/slow`), signal, { accept: 'application/json', timeoutMs: 2000 })).body,
+      ).toBe('{}');
+      const shorter = await failure(
+        client.get(new URL(`${base}/slow`), signal, { accept: 'application/json', timeoutMs: 100 }),
+        true,
+      );
+      expect(shorter).toContain('did not answer within 100 ms (timeout)');
+    } finally {
+      await client.close();
+    }
+  });
+
   it("the read's own time limit running out first (as long as ours, started a moment earlier) is a timeout", async () => {
     // What the hub and a standalone reader do: the read is bounded by the source's timeout, the client's equal one
     // starts a moment later. That is a timeout of the request, not a cancellation.

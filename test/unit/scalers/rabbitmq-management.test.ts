@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BackendError, ScalerError, describeError } from '../../../src/errors.ts';
 import { createRabbitMqScaler } from '../../../src/scalers/rabbitmq.ts';
-import { ManagementClient } from '../../../src/scalers/rabbitmq-management.ts';
+import { ManagementClient, listTimeoutMs } from '../../../src/scalers/rabbitmq-management.ts';
 import type { Sample, SharedResources } from '../../../src/scalers/scaler.ts';
 import { SharedPool } from '../../../src/scalers/shared.ts';
 import { standalone, triggerInput, type StandaloneScaler } from '../../support/trigger.ts';
@@ -633,5 +633,43 @@ describe('ManagementClient: many askers under one signal', () => {
     const results = await settled;
     expect(results.every((r) => r.status === 'rejected')).toBe(true);
     expect(describeError((results[0] as PromiseRejectedResult).reason)).toMatch(/RabbitMQ management API/);
+  });
+});
+
+describe('the time limit of a list grows with the list', () => {
+  it.each([
+    // [trigger timeout, queues listed, limit]
+    [3000, 0, 3000],
+    [3000, 3, 3003],
+    [3000, 10_000, 13_000],
+    [3000, 100_000, 60_000], // at most a minute
+    [60_000, 10_000, 60_000], // never below the trigger's own timeout
+    [300, 2.5, 303],
+  ])('timeout %i ms, %d queues → %i ms', (timeoutMs, queues, expected) => {
+    expect(listTimeoutMs(timeoutMs, queues)).toBe(expected);
+  });
+
+  it("a list request is sent with the limit of the vhost's size, which the hub reads back for the turn", async () => {
+    const listed = Array.from({ length: 2000 }, (_, i) => ({ name: `q${i}`, messages: i }));
+    const sent: (number | undefined)[] = [];
+    const client = new ManagementClient({
+      base: new URL('http://127.0.0.1:1'),
+      timeoutMs: 3000,
+      get: (_url, _signal, timeoutMs) => {
+        sent.push(timeoutMs);
+        return Promise.resolve({ status: 200, body: JSON.stringify(listed) });
+      },
+    });
+    const turn = (n: number) =>
+      Promise.all(Array.from({ length: n }, (_, i) => client.queue('/', `q${i}`, new AbortController().signal)));
+    // Before any list: what the turn asks for; one or two queues are single requests (the trigger's own timeout).
+    expect(client.timeoutFor('/', 1500)).toBe(4500);
+    expect(client.timeoutFor('/', 2)).toBe(3000);
+    await turn(1500);
+    expect(sent).toStrictEqual([4500]);
+    // The vhost listed 2,000: the next list of it, and the hub's limit for its turn, allow for 2,000.
+    expect(client.timeoutFor('/', 1500)).toBe(5000);
+    await turn(1500);
+    expect(sent).toStrictEqual([4500, 5000]);
   });
 });

@@ -467,6 +467,35 @@ describe('stuck guard', () => {
     // The hub's guard is not a backend failure: the breaker stayed closed.
     expect(hub.stats().breakers).toStrictEqual({ 'fake://rabbit': 'closed' });
   });
+
+  test("a batched turn's reads get the limit their reader gives for the batch (a list of many queues takes longer)", async () => {
+    // The reader's limit grows by 1 s per read in the batch: three together may take 2 s + 3 s.
+    const sources = [1, 2, 3].map(
+      (i) =>
+        new FakeSource(`rabbit|q${i}`, 'rabbit', {
+          timeoutMs: 2000,
+          batched: true,
+          turnTimeoutMs: (batch) => 2000 + batch * 1000,
+        }),
+    );
+    const recs = sources.map(() => recorder());
+    sources.forEach((s, i) => hub.subscribe(s, recs[i]?.listener ?? (() => undefined)));
+    await flush();
+    for (const s of sources) s.set({ kind: 'hang' });
+    await at(PHASE);
+    expect(sources.map((s) => s.inFlight)).toStrictEqual([1, 1, 1]);
+    // A lone read's limit (2 s) plus the guard's second has passed: not given up on.
+    await at(PHASE + 3000);
+    expect(recs.map((r) => r.deliveries.length)).toStrictEqual([1, 1, 1]);
+    // The batch's limit (5 s) plus the guard's second has.
+    await at(PHASE + 6000);
+    expect(recs.map((r) => r.values().at(-1))).toStrictEqual(
+      sources.map(
+        () =>
+          'error: reading fake://rabbit did not finish within 6000 ms although its timeout is 5000 ms; the reader is left alone until it returns',
+      ),
+    );
+  });
 });
 
 describe('wake (the push path)', () => {
