@@ -16,6 +16,7 @@ import type { Logger } from '../log.ts';
 import type { MetricStore } from '../metric-store.ts';
 import type { Scaler, SourceHub, Subscription, TriggerResult } from '../scalers/scaler.ts';
 import type { EventRecorder, ObjectReference } from './events.ts';
+import { FailureLog } from './failure-log.ts';
 import { failureCount, fallbackEngagesAt, fallbackReplicas, fallbackValue } from './fallback.ts';
 import { COMPOSITE_METRIC, type CompositeSpec } from './composite.ts';
 import type { Fallback } from './scaled-object.ts';
@@ -59,6 +60,8 @@ export interface PollerDeps {
   readonly store: MetricStore;
   readonly events: EventRecorder;
   readonly log: Logger;
+  /** Where trigger failures and recoveries are logged: one for every poller, so a backend failing for all is one line. */
+  readonly failures?: FailureLog;
   /** Reads the target's replicas (fallback behaviors currentReplicas*, and Value metrics). */
   readonly replicas: () => Promise<ReplicaCounts>;
   readonly onChange: () => void;
@@ -127,6 +130,7 @@ export class Poller {
   readonly #now: () => number;
   readonly #owner: string;
   readonly #triggers: MutableTrigger[];
+  readonly #failures: FailureLog;
   #refresh: SafeTimer | undefined;
   #stopped = false;
   #lastSignature = '';
@@ -138,6 +142,7 @@ export class Poller {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#owner = `${settings.ref.namespace}/${settings.ref.name}`;
+    this.#failures = deps.failures ?? new FailureLog(deps.log, { now: this.#now });
     this.#triggers = settings.triggers.map((scaler, i) => ({
       scaler,
       identity: settings.identities?.[i] ?? { index: indexOf(scaler.metricName, i), type: '' },
@@ -481,25 +486,23 @@ export class Poller {
     this.#deps.onChange();
   }
 
-  /** One line when a trigger starts failing or its error changes, a reminder every 5 minutes, and its recovery. */
+  /**
+   * One line when a trigger starts failing or its error changes, a reminder every 5 minutes, and its recovery; lines
+   * with the same error from many triggers collapse into one (failure-log.ts).
+   */
   #logFailure(trigger: MutableTrigger, error: string, at: number): void {
     const last = trigger.loggedError;
     if (last?.error === error && at - last.at < 300_000) return;
     trigger.loggedError = { error, at };
-    this.#deps.log(
-      'warn',
-      `trigger ${trigger.scaler.metricName} of ${this.#owner} failed; its value is unknown (not zero)`,
-      {
-        error,
-        failingSince: trigger.failingSince === undefined ? undefined : new Date(trigger.failingSince).toISOString(),
-      },
-    );
+    this.#failures.failed(`${trigger.scaler.metricName} of ${this.#owner}`, error, {
+      failingSince: trigger.failingSince === undefined ? undefined : new Date(trigger.failingSince).toISOString(),
+    });
   }
 
   #logRecovery(trigger: MutableTrigger): void {
     if (trigger.loggedError === undefined) return;
     trigger.loggedError = undefined;
-    this.#deps.log('info', `trigger ${trigger.scaler.metricName} of ${this.#owner} recovered`);
+    this.#failures.recovered(`${trigger.scaler.metricName} of ${this.#owner}`);
   }
 }
 

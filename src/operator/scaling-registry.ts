@@ -18,6 +18,7 @@ import type { SourceHub } from '../scalers/scaler.ts';
 import type { EventRecorder, ObjectReference } from './events.ts';
 import { Executor, IDLE_EXECUTOR, type ExecutorSettings, type ExecutorSnapshot, type ObjectState } from './executor.ts';
 import type { KubePort } from './kube.ts';
+import { FailureLog } from './failure-log.ts';
 import { Poller, type PollerSettings, type PollerSummary } from './poller.ts';
 
 export interface RuntimeSpec {
@@ -82,11 +83,14 @@ const NOTHING_READ: PollerSummary = {
 export class ScalingRegistry {
   readonly #deps: RegistryDeps;
   readonly #running = new Map<string, Running>();
+  readonly #failures: FailureLog;
   #leading: boolean;
 
   constructor(deps: RegistryDeps) {
     this.#deps = deps;
     this.#leading = deps.leading ?? true;
+    const now = deps.now;
+    this.#failures = new FailureLog(deps.log, now === undefined ? {} : { now: () => now().getTime() });
   }
 
   get leading(): boolean {
@@ -221,6 +225,7 @@ export class ScalingRegistry {
 
   async stopAll(): Promise<void> {
     await Promise.all([...this.#running.keys()].map((key) => this.remove(key, { shutdown: true })));
+    this.#failures.flush();
   }
 
   #poller(spec: RuntimeSpec, self: () => Running | undefined): Poller {
@@ -231,6 +236,7 @@ export class ScalingRegistry {
       store: this.#deps.store,
       events: this.#deps.events,
       log: this.#deps.log,
+      failures: this.#failures,
       replicas: async () => {
         const [scale, ready] = await Promise.all([kube.readScale(target), kube.readReadyReplicas(target)]);
         return { replicas: scale.replicas, readyReplicas: ready };

@@ -316,3 +316,36 @@ describe('leader election: executors only on the leader', () => {
     expect(kube.writes()).toStrictEqual([0]);
   });
 });
+
+describe('logging', () => {
+  test('objects whose triggers fail with one backend error share one line, and the count follows', async () => {
+    const lines: string[] = [];
+    await registry.stopAll();
+    registry = new ScalingRegistry({
+      hub,
+      store,
+      kube,
+      events: recordingEvents(),
+      log: (level, message) => lines.push(`${level}: ${message}`),
+      onChange,
+    });
+    const source = new FakeSource('broker|q', 'broker').set({ kind: 'backend-error', message: 'connect ECONNREFUSED' });
+    for (const name of ['a', 'b', 'c']) {
+      const base = spec([{ name: 'q', source }], { poller: 'p', executor: 'e' });
+      await registry.ensure({
+        ...base,
+        key: `shop/${name}`,
+        poller: { ...base.poller, ref: { ...REF, name, uid: name } },
+      });
+    }
+    await flush();
+    expect(lines.filter((l) => l.includes('failed'))).toStrictEqual([
+      'warn: trigger s0-q of shop/a failed; its value is unknown (not zero)',
+    ]);
+    await registry.stopAll();
+    expect(lines.filter((l) => l.includes('failed'))).toStrictEqual([
+      'warn: trigger s0-q of shop/a failed; its value is unknown (not zero)',
+      'warn: 2 more triggers failed with the same error in the 60 s after that line',
+    ]);
+  });
+});
