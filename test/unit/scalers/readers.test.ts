@@ -4,6 +4,7 @@
 // one probe per interval, the others read at once when it closes; ScalerErrors never open it; backends independent),
 // the stuck guard, the push path (wake), `changed`, deepEqual, and what /metrics reads (timing, breakers).
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { BackendBreaker } from '../../../src/scalers/breaker.ts';
 import { deepEqual, ReaderHub } from '../../../src/scalers/readers.ts';
 import type { Reading } from '../../../src/scalers/scaler.ts';
 import { SharedPool } from '../../../src/scalers/shared.ts';
@@ -593,6 +594,38 @@ describe('read budget and batched backends', () => {
     await at(PHASE);
     // All five started in the same turn (a backend that lists them would send one request).
     expect(hanging.map((s) => s.inFlight)).toStrictEqual([1, 1, 1, 1, 1]);
+  });
+
+  test('a batched turn is one call of the breaker and one timer, however many sources it reads', async () => {
+    const sources = [1, 2, 3, 4, 5].map((i) => new FakeSource(`rabbit|q${i}`, 'rabbit', { batched: true }).value(i));
+    const recs = sources.map(() => recorder());
+    sources.forEach((s, i) => hub.subscribe(s, recs[i]?.listener ?? (() => undefined)));
+    await flush();
+    const run = vi.spyOn(BackendBreaker.prototype, 'run');
+    const timeouts = vi.spyOn(globalThis, 'setTimeout');
+    await at(PHASE);
+    expect(sources.map((s) => s.reads)).toStrictEqual([2, 2, 2, 2, 2]);
+    expect(run).toHaveBeenCalledTimes(1);
+    // The turn's guard, and the backend's next turn.
+    expect(timeouts).toHaveBeenCalledTimes(2);
+    expect(recs.map((r) => r.values())).toStrictEqual([1, 2, 3, 4, 5].map((v) => [v, v]));
+  });
+
+  test("one read of a batched turn failing as the backend fails the turn's call: the circuit opens for all", async () => {
+    const sources = [1, 2, 3].map((i) => new FakeSource(`rabbit|q${i}`, 'rabbit', { batched: true }).value(i));
+    const recs = sources.map(() => recorder());
+    sources.forEach((s, i) => hub.subscribe(s, recs[i]?.listener ?? (() => undefined)));
+    await flush();
+    sources[1]?.set(down);
+    // Three good first reads (each source's own), then turns of which one read in three fails. Counted per read that
+    // is a third of the reads, below the breaker's half, for ever; counted per turn, the fourth failed turn is more
+    // than half of the calls (4 of 7).
+    await at(PHASE + 2 * I);
+    expect(hub.stats().breakers).toStrictEqual({ 'fake://rabbit': 'closed' });
+    expect(recs.map((r) => r.values().at(-1))).toStrictEqual([1, `error: ${down.message}`, 3]);
+    await at(PHASE + 3 * I);
+    expect(hub.stats().breakers).toStrictEqual({ 'fake://rabbit': 'open' });
+    expect(recs.map((r) => r.values().at(-1))).toStrictEqual([1, `error: ${OPEN_MESSAGE}`, 3]);
   });
 
   test('sources that are not batched share the budget read by read', async () => {
