@@ -184,13 +184,15 @@ export class ManagementClient {
   }
 
   /**
-   * The time limit of a read of one of `batch` queues of `vhost` asked for in the same turn: a list request's when the
-   * batch is listed (by the larger of the batch and the vhost's last list), one request's otherwise. The hub bounds
-   * the turn's reads by it, so an asker is not given up on before the list it waits for.
+   * The time limit the hub gives a read of one of `batch` queues of `vhost` asked for in one turn. Any read may be
+   * answered from a list (the askers of one event-loop turn are gathered here, whatever the hub's batch), so it is a
+   * list's limit: by the larger of the batch and the vhost's last list, or the longest a list may take while the vhost
+   * has never been listed (its size unknown). The requests themselves are bounded more tightly (one queue by the
+   * trigger's timeout, a list by its size): this only keeps the hub from giving up on an asker before its request.
    */
   timeoutFor(vhost: string, batch: number): number {
-    if (batch < LIST_MIN) return this.#timeoutMs;
-    return listTimeoutMs(this.#timeoutMs, Math.max(batch, this.#listed.get(vhost) ?? 0));
+    const listed = this.#listed.get(vhost);
+    return listed === undefined ? LIST_TIMEOUT_MAX_MS : listTimeoutMs(this.#timeoutMs, Math.max(batch, listed));
   }
 
   /** Every queue whose name matches `regex` (the broker's PCRE), following every page. */
@@ -299,7 +301,7 @@ export class ManagementClient {
     const where = `vhost "${vhost}" at ${this.#origin}`;
     let byName: Map<string, unknown>;
     try {
-      const timeoutMs = this.timeoutFor(vhost, wanted);
+      const timeoutMs = listTimeoutMs(this.#timeoutMs, Math.max(wanted, this.#listed.get(vhost) ?? 0));
       const body = await this.#getJson(
         this.#api(`queues/${encodeURIComponent(vhost)}`, { columns: COLUMNS }),
         AbortSignal.timeout(timeoutMs),
