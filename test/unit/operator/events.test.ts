@@ -6,6 +6,8 @@ import {
   NOTE_MAX_BYTES,
   createEventRecorder,
   MAX_WRITES_IN_FLIGHT,
+  EVENT_WRITES_BURST,
+  EVENT_WRITES_PER_SECOND,
   microTime,
   truncateNote,
   type EventsPort,
@@ -512,5 +514,25 @@ describe('EventRecorder: writes in flight, whatever the number of objects', () =
     await flushed;
     expect(most).toBe(MAX_WRITES_IN_FLIGHT);
     expect(port.creates()).toHaveLength(1000);
+  });
+});
+
+describe('EventRecorder: the write budget of the process', () => {
+  it(`${EVENT_WRITES_BURST} Events at once, then ${EVENT_WRITES_PER_SECOND} a second, in the order emitted; none lost`, async () => {
+    const r = recorder();
+    for (let i = 0; i < 200; i++) r.emit(ref(`w${i}`), 'Normal', 'KEDAScalersStarted', 'Started scalers watch');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(port.creates()).toHaveLength(EVENT_WRITES_BURST);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(port.creates()).toHaveLength(EVENT_WRITES_BURST + EVENT_WRITES_PER_SECOND);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(port.creates()).toHaveLength(EVENT_WRITES_BURST + 2 * EVENT_WRITES_PER_SECOND);
+    // In the order they were emitted.
+    expect(port.creates().map((c) => c.name.split('.')[0])).toStrictEqual(
+      Array.from({ length: EVENT_WRITES_BURST + 2 * EVENT_WRITES_PER_SECOND }, (_, i) => `w${i}`),
+    );
+    // flush() (shutdown) writes what waits without the budget.
+    await r.flush();
+    expect(port.creates()).toHaveLength(200);
   });
 });
