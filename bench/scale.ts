@@ -206,6 +206,8 @@ interface Result {
   objects: number;
   hpasMs?: number;
   readyMs?: number;
+  /** How many were Ready when the 10-minute cap passed, if not all. */
+  readyAtCap?: number;
   cpuMilli?: number;
   rssMiB?: number;
   heapMiB?: number;
@@ -310,6 +312,7 @@ for (const n of scales) {
         await sleep(250);
       }
       result.hpasMs = performance.now() - started;
+      console.log(`  ${n} HPAs in ${(result.hpasMs / 1000).toFixed(1)} s`);
       for (;;) {
         const list = (await custom.listNamespacedCustomObject({
           group: 'sluice.dev',
@@ -320,14 +323,19 @@ for (const n of scales) {
         const ready = list.items.filter((so) =>
           so.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
         ).length;
-        if (ready >= n) break;
-        if (performance.now() - started > 600_000) throw new Error(`only ${ready} of ${n} Ready after 10 minutes`);
+        if (ready >= n) {
+          result.readyMs = performance.now() - started;
+          console.log(`  all Ready in ${(result.readyMs / 1000).toFixed(1)} s`);
+          break;
+        }
+        // The footprint is still measured: memory at 10,000 objects does not wait for every status.
+        if (performance.now() - started > 600_000) {
+          result.readyAtCap = ready;
+          console.log(`  only ${ready} of ${n} Ready after 10 minutes; measuring the footprint anyway`);
+          break;
+        }
         await sleep(250);
       }
-      result.readyMs = performance.now() - started;
-      console.log(
-        `  ${n} HPAs in ${(result.hpasMs / 1000).toFixed(1)} s; all Ready in ${(result.readyMs / 1000).toFixed(1)} s`,
-      );
     }
     if (wants('footprint')) {
       await sleep(15_000);
