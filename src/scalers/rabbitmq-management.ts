@@ -88,17 +88,31 @@ const SPARSE_RATIO = 10;
 const SPARSE_FOR_MS = 5 * 60_000;
 /** What a list request may take beyond the trigger's timeout, per queue listed. */
 export const LIST_MS_PER_QUEUE = 1;
+/** The allowance grows in steps of this many queues, so its limit (and the message of a timeout) stays put. */
+export const LIST_STEP_QUEUES = 1000;
 /** The longest a list request may take, however many queues the vhost holds. */
 export const LIST_TIMEOUT_MAX_MS = 60_000;
 
 /**
  * The time limit of a list request expected to hold `queues` queues: the trigger's `timeout` (which KEDA applies to
- * one request for one queue) plus LIST_MS_PER_QUEUE per queue, at most LIST_TIMEOUT_MAX_MS. The broker's cost grows with
- * the list: 10,000 queues took 2–3 s to list on the test ground, so a flat 3 s timed out every trigger of the broker at
- * once, again and again (docs/scaling-core.md#readers-one-per-source-about-once-a-second). Pure.
+ * one request for one queue) plus LIST_MS_PER_QUEUE per queue, counted in whole steps of LIST_STEP_QUEUES, at most
+ * LIST_TIMEOUT_MAX_MS. The broker's cost grows with the list: 10,000 queues took 2–3 s to list on the test ground, so
+ * a flat 3 s timed out every trigger of the broker at once, again and again
+ * (docs/scaling-core.md#readers-one-per-source-about-once-a-second). Pure.
  */
 export function listTimeoutMs(timeoutMs: number, queues: number): number {
-  return Math.max(timeoutMs, Math.min(LIST_TIMEOUT_MAX_MS, timeoutMs + Math.ceil(queues * LIST_MS_PER_QUEUE)));
+  const allowance = Math.ceil(queues / LIST_STEP_QUEUES) * LIST_STEP_QUEUES * LIST_MS_PER_QUEUE;
+  return Math.max(timeoutMs, Math.min(LIST_TIMEOUT_MAX_MS, timeoutMs + allowance));
+}
+
+/**
+ * How many queues to expect from a vhost whose list just timed out: twice what the failed list allowed for (at least
+ * two steps), so the next list's limit doubles its allowance until the list fits or the limit is at its largest. A
+ * vhost listed for the first time has no size yet, and a limit sized by the few queues asked for may be too short for
+ * the thousands it holds. Pure.
+ */
+export function grownEstimate(allowedFor: number): number {
+  return 2 * Math.max(LIST_STEP_QUEUES, allowedFor);
 }
 
 class PagesDisagree extends Error {}
@@ -300,8 +314,10 @@ export class ManagementClient {
   async #answerFromList(vhost: string, askers: readonly Asker[], wanted: number): Promise<void> {
     const where = `vhost "${vhost}" at ${this.#origin}`;
     let byName: Map<string, unknown>;
+    const expected = Math.max(wanted, this.#listed.get(vhost) ?? 0);
+    const timeoutMs = listTimeoutMs(this.#timeoutMs, expected);
+    const started = this.#now();
     try {
-      const timeoutMs = listTimeoutMs(this.#timeoutMs, Math.max(wanted, this.#listed.get(vhost) ?? 0));
       const body = await this.#getJson(
         this.#api(`queues/${encodeURIComponent(vhost)}`, { columns: COLUMNS }),
         AbortSignal.timeout(timeoutMs),
@@ -321,6 +337,10 @@ export class ManagementClient {
         this.#sparse.set(vhost, { until: this.#now() + SPARSE_FOR_MS, listed: byName.size });
       }
     } catch (err) {
+      // It ran out of time (not refused, not an answer): expect a longer list next time.
+      if (this.#now() - started >= 0.9 * timeoutMs) {
+        this.#listed.set(vhost, Math.max(this.#listed.get(vhost) ?? 0, grownEstimate(expected)));
+      }
       for (const asker of askers) asker.reject(err);
       return;
     }

@@ -6,7 +6,7 @@
 import { getEventListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BackendError, ScalerError, describeError } from '../../../src/errors.ts';
 import { createRabbitMqScaler } from '../../../src/scalers/rabbitmq.ts';
 import { ManagementClient, listTimeoutMs } from '../../../src/scalers/rabbitmq-management.ts';
@@ -638,13 +638,15 @@ describe('ManagementClient: many askers under one signal', () => {
 
 describe('the time limit of a list grows with the list', () => {
   it.each([
-    // [trigger timeout, queues listed, limit]
+    // [trigger timeout, queues listed, limit]: whole steps of 1,000 queues, so the limit (and its message) stays put
     [3000, 0, 3000],
-    [3000, 3, 3003],
+    [3000, 3, 4000],
+    [3000, 1000, 4000],
+    [3000, 1001, 5000],
     [3000, 10_000, 13_000],
     [3000, 100_000, 60_000], // at most a minute
     [60_000, 10_000, 60_000], // never below the trigger's own timeout
-    [300, 2.5, 303],
+    [300, 2.5, 1300],
   ])('timeout %i ms, %d queues → %i ms', (timeoutMs, queues, expected) => {
     expect(listTimeoutMs(timeoutMs, queues)).toBe(expected);
   });
@@ -666,11 +668,49 @@ describe('the time limit of a list grows with the list', () => {
     // its reads may be gathered into one list), and the list itself is bounded by the queues asked for.
     expect(client.timeoutFor('/', 1)).toBe(60_000);
     await turn(1500);
-    expect(sent).toStrictEqual([4500]);
+    expect(sent).toStrictEqual([5000]);
     // The vhost listed 2,000: the next list of it, and the hub's limit for any read of it, allow for 2,000.
     expect(client.timeoutFor('/', 1)).toBe(5000);
     expect(client.timeoutFor('/', 3000)).toBe(6000);
     await turn(1500);
-    expect(sent).toStrictEqual([4500, 5000]);
+    expect(sent).toStrictEqual([5000, 5000]);
+  });
+
+  it('a list that runs out of time doubles the allowance of the next, until it fits', async () => {
+    vi.useFakeTimers();
+    try {
+      const sent: (number | undefined)[] = [];
+      // Listing takes 9 s: longer than the first limits allow. (AbortSignal.timeout is not on the fake clock: the
+      // fake API runs out of time itself, at the limit it was given.)
+      const client = new ManagementClient({
+        base: new URL('http://127.0.0.1:1'),
+        timeoutMs: 3000,
+        get: (_url, _signal, timeoutMs) => {
+          sent.push(timeoutMs);
+          return new Promise((resolve, reject) => {
+            const answer = setTimeout(() => {
+              clearTimeout(late);
+              resolve({ status: 200, body: JSON.stringify(['q0', 'q1', 'q2'].map((name) => ({ name, messages: 1 }))) });
+            }, 9000);
+            const late = setTimeout(() => {
+              clearTimeout(answer);
+              reject(new Error('timed out'));
+            }, timeoutMs);
+          });
+        },
+      });
+      const turn = async () => {
+        const asks = ['q0', 'q1', 'q2'].map((name) => client.queue('/', name, new AbortController().signal));
+        const settled = Promise.allSettled(asks);
+        await vi.advanceTimersByTimeAsync(10_000);
+        return (await settled).map((r) => r.status);
+      };
+      for (let i = 0; i < 3; i++) expect(await turn()).toStrictEqual(['rejected', 'rejected', 'rejected']);
+      expect(await turn()).toStrictEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      // 3 s + an allowance for 1,000 queues, then 2,000, 4,000 and 8,000: the list of 9 s fits in 11 s.
+      expect(sent).toStrictEqual([4000, 5000, 7000, 11_000]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
