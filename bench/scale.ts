@@ -8,7 +8,8 @@
  * - reconcile: N queues, N Deployments at 0 replicas, then N ScaledObjects (RabbitMQ management API, pollingInterval
  *   unset = 30 s, created 32 at a time); the time from the first create until N HPAs exist, and until all N are
  *   Ready=True.
- * - footprint: after a 15 s settle, over --window seconds: sluice's CPU (mCPU, from /proc), its RSS at the end, and
+ * - footprint: once sluice is at rest (at least 15 s, then until it has written nothing but its Lease for 10 s: Events
+ *   of a mass create go out at their budget), over --window seconds: sluice's CPU (mCPU, from /proc), its RSS at the end, and
  *   the writes at rest seen by kube-apiserver (its own apiserver_request_total: ScaledObject status, HPA specs,
  *   /scale patches), which should be 0, and the requests RabbitMQ's management API logged (per second, and per idle
  *   queue per second). With `--scale 10000` this is the memory at 10,000 objects.
@@ -102,6 +103,37 @@ async function writesSeen(kit: ScalingTestKit): Promise<Record<string, number>> 
     if (resource === 'events' && group === 'events.k8s.io') add('events', value);
   }
   return counts;
+}
+
+/** sluice's own writes to the API server so far (the Lease's renewals aside). */
+function writesOf(own: OwnMetrics): number {
+  let n = 0;
+  for (const [kind, count] of Object.entries(own.byResource)) {
+    const [verb = '', resource = ''] = kind.split(' ');
+    if (verb !== 'get' && verb !== 'list' && !resource.startsWith('coordination.k8s.io/')) n += count;
+  }
+  return n;
+}
+
+/**
+ * Waits until sluice is at rest: at least 15 s, then until it has written nothing (but its Lease) for 10 s, at most
+ * 5 minutes. What a mass create leaves behind (Events going out at their budget, status refreshes) is not "at rest".
+ * Returns the seconds waited.
+ */
+async function settle(own: () => Promise<OwnMetrics>): Promise<number> {
+  const started = performance.now();
+  await sleep(15_000);
+  let last = writesOf(await own());
+  let quietSince = performance.now();
+  while (performance.now() - quietSince < 10_000 && performance.now() - started < 300_000) {
+    await sleep(1000);
+    const now = writesOf(await own());
+    if (now !== last) {
+      last = now;
+      quietSince = performance.now();
+    }
+  }
+  return (performance.now() - started) / 1000;
 }
 
 interface OwnMetrics {
@@ -208,6 +240,8 @@ interface Result {
   readyMs?: number;
   /** How many were Ready when the 10-minute cap passed, if not all. */
   readyAtCap?: number;
+  /** Seconds from Ready to the start of the footprint window (until sluice wrote nothing for 10 s). */
+  settleS?: number;
   cpuMilli?: number;
   rssMiB?: number;
   heapMiB?: number;
@@ -338,8 +372,8 @@ for (const n of scales) {
       }
     }
     if (wants('footprint')) {
-      await sleep(15_000);
       const own = (): ReturnType<typeof ownMetrics> => ownMetrics(sluice.metricsPort);
+      result.settleS = await settle(own);
       const before = { cpu: cpuSeconds(pid), at: performance.now(), writes: await writesSeen(kit), own: await own() };
       const logMark = accessLogMark();
       await sleep(windowS * 1000);
@@ -363,7 +397,7 @@ for (const n of scales) {
         Object.entries(after.writes).map(([kind, value]) => [kind, value - (before.writes[kind] ?? 0)]),
       );
       console.log(
-        `  at rest over ${windowS} s: ${result.cpuMilli.toFixed(0)} mCPU, RSS ${result.rssMiB.toFixed(0)} MiB, heap ${result.heapMiB.toFixed(0)} MiB, writes ${JSON.stringify(result.writesAtRest)}, sluice's API requests/s ${JSON.stringify(result.apiPerSecondAtRest)}, RabbitMQ management requests/s ${result.backendPerSecond.toFixed(2)} (${result.backendPerQueuePerSecond.toExponential(1)} per queue)`,
+        `  at rest (after ${result.settleS.toFixed(0)} s of settling) over ${windowS} s: ${result.cpuMilli.toFixed(0)} mCPU, RSS ${result.rssMiB.toFixed(0)} MiB, heap ${result.heapMiB.toFixed(0)} MiB, writes ${JSON.stringify(result.writesAtRest)}, sluice's API requests/s ${JSON.stringify(result.apiPerSecondAtRest)}, RabbitMQ management requests/s ${result.backendPerSecond.toFixed(2)} (${result.backendPerQueuePerSecond.toExponential(1)} per queue)`,
       );
     }
   } finally {
