@@ -427,8 +427,10 @@ export class ReaderHub implements SourceHub {
       new BackendError(
         `reading ${entry.source.describe} did not finish within ${timeoutMs + 1000} ms although its timeout is ${timeoutMs} ms; the reader is left alone until it returns`,
       );
+    const finishedAt = performance.now();
+    this.#paced(backend, finishedAt - started, finishedAt);
     reads.forEach((entry, i) => {
-      this.#finished(entry);
+      this.#finished(entry, finishedAt);
       const outcome = outcomes[i];
       if (outcome?.ok === true) {
         this.#deliver(entry, outcome);
@@ -444,15 +446,20 @@ export class ReaderHub implements SourceHub {
     await run.catch(() => undefined);
   }
 
-  /** Records how long a read took, rests the source for REST_FACTOR times that, and logs a backend's pace changing. */
-  #finished(entry: SourceEntry): void {
-    const now = performance.now();
+  /** Records how long a read took and rests the source for REST_FACTOR times that. */
+  #finished(entry: SourceEntry, now: number): void {
     const took = now - entry.lastStartedAt;
     entry.lastDurationMs = took;
-    const { backend } = entry;
     const periodMs = (REST_FACTOR + 1) * took;
     // Only a read slow enough for the rest to reach past the next turn rests its source.
     entry.restUntil = periodMs > this.intervalMs ? now + REST_FACTOR * took : -Infinity;
+  }
+
+  /**
+   * Notes how long one read, or one batched turn, of `backend` took, and logs its pace changing. Once per turn, not per
+   * source: a turn of 1,000 queues is one request, and counted 1,000 times it would move the average at once.
+   */
+  #paced(backend: BackendEntry, took: number, now: number): void {
     backend.paceMs = backend.paceMs === undefined ? took : backend.paceMs + PACE_WEIGHT * (took - backend.paceMs);
     const pacePeriodMs = (REST_FACTOR + 1) * backend.paceMs;
     if (!backend.slow && pacePeriodMs > 2 * this.intervalMs) {

@@ -336,6 +336,28 @@ describe('a slow backend is rested', () => {
   });
 });
 
+describe('pace of a batched backend', () => {
+  test('one slow batched turn moves the smoothed pace once, not once per source it read', async () => {
+    const logged: string[] = [];
+    const paced = new ReaderHub({ intervalMs: I, shared: pool, log: (_level, message) => logged.push(message) });
+    try {
+      const sources = [1, 2, 3, 4, 5].map((i) => new FakeSource(`rabbit|q${i}`, 'rabbit', { batched: true }).value(i));
+      for (const s of sources) paced.subscribe(s, () => undefined);
+      // Quick turns (0 ms), then one that takes 2 s: the average moves by a fifth of it (400 ms: a period of 1.6 s,
+      // not past 2 intervals). Counted per source it would move five times, to about 1.3 s, and be called slow.
+      await at(3 * I + PHASE);
+      for (const s of sources) s.set({ kind: 'hang' });
+      await at(4 * I + PHASE);
+      await advance(2000);
+      for (const s of sources) s.settle(0);
+      await flush();
+      expect(logged.filter((m) => m.includes('answers slowly'))).toStrictEqual([]);
+    } finally {
+      await paced.close();
+    }
+  });
+});
+
 describe('breaker through the hub', () => {
   function rabbitDown() {
     const queues = ['q1', 'q2', 'q3'].map((q) => new FakeSource(`rabbit|${q}`, 'rabbit').set(down));
