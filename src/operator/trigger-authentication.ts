@@ -103,6 +103,16 @@ const PodIdentitySchema = Type.Object(
   { additionalProperties: false, description: 'Pod identity (KEDA); only provider "none" is supported by sluice.' },
 );
 
+/** podIdentity's fields besides `provider`: each configures a provider sluice does not support. */
+const POD_IDENTITY_FIELDS = [
+  'identityId',
+  'identityTenantId',
+  'identityAuthorityHost',
+  'roleArn',
+  'externalID',
+  'identityOwner',
+] as const;
+
 /** A KEDA source sluice does not implement: kept (not pruned) so parseTriggerAuthentication can name it. */
 const unsupportedObject = (description: string) =>
   Type.Optional(
@@ -320,6 +330,15 @@ function checkSupported(spec: TriggerAuthenticationSpec): void {
       'spec.podIdentity.provider',
       `"${provider}" is not supported by sluice yet (only "none"); use secretTargetRef, configMapTargetRef or env`,
     );
+  }
+  // The identity fields belong to the providers sluice does not support: with "none" they would be ignored.
+  for (const field of POD_IDENTITY_FIELDS) {
+    if (spec.podIdentity?.[field] !== undefined) {
+      throw new ValidationError(
+        `spec.podIdentity.${field}`,
+        `has no meaning with provider "${provider ?? 'none'}" (it configures a cloud identity sluice does not support yet); remove it`,
+      );
+    }
   }
   for (const source of UNSUPPORTED_SOURCES) {
     if (spec[source] !== undefined) {

@@ -188,6 +188,21 @@ describe('parseTriggerAuthentication: rejected', () => {
       field: 'spec.podIdentity.provider',
       message: new RegExp(`"${provider}" is not supported by sluice yet \\(only "none"\\)`),
     })),
+    ...(
+      [
+        ['identityId', 'id'],
+        ['identityTenantId', 't'],
+        ['identityAuthorityHost', 'https://login'],
+        ['roleArn', 'arn:aws:iam::1:role/r'],
+        ['externalID', 'x'],
+        ['identityOwner', 'workload'],
+      ] as const
+    ).map(([field, value]) => ({
+      comment: `podIdentity ${field} with provider none (would be ignored)`,
+      obj: withSpec({ podIdentity: { provider: 'none', [field]: value } }),
+      field: `spec.podIdentity.${field}`,
+      message: /has no meaning with provider "none"/,
+    })),
     ...UNSUPPORTED_SOURCES.map((source) => ({
       comment: `${source} (KEDA's, not supported yet)`,
       obj: withSpec({
