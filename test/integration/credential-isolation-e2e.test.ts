@@ -179,17 +179,8 @@ describe('credential isolation end to end', () => {
       },
     });
     const createTa = (name: string, secretTargetRef: { parameter: string; key: string }[]) =>
-      kit.custom.createNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: kit.namespace,
-        plural: 'triggerauthentications',
-        body: {
-          apiVersion: `${GROUP}/${VERSION}`,
-          kind: 'TriggerAuthentication',
-          metadata: { name },
-          spec: { secretTargetRef: secretTargetRef.map((r) => ({ ...r, name: 'local-credentials' })) },
-        },
+      kit.createTriggerAuthentication(name, {
+        secretTargetRef: secretTargetRef.map((r) => ({ ...r, name: 'local-credentials' })),
       });
     await createTa('metrics-auth', [
       { parameter: 'bearerToken', key: 'token' },

@@ -45,18 +45,7 @@ async function createRabbitAuth(kit: ScalingTestKit, name: string, host: string)
     namespace: kit.namespace,
     body: { metadata: { name }, stringData: { host } },
   });
-  await kit.custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: kit.namespace,
-    plural: 'triggerauthentications',
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'TriggerAuthentication',
-      metadata: { name },
-      spec: { secretTargetRef: [{ parameter: 'host', name, key: 'host' }] },
-    },
-  });
+  await kit.createTriggerAuthentication(name, { secretTargetRef: [{ parameter: 'host', name, key: 'host' }] });
 }
 
 /** The HPA exactly as a user writes it from the Kubernetes HPA walkthrough, on Deployment `worker`. */

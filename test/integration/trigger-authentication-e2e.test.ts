@@ -7,7 +7,7 @@ import amqp from 'amqplib';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, deleteNamespace, kubeConfig, loadTestEnv, rabbitmqApi, uniqueName } from '../support/env.ts';
-import { GROUP, ScalingTestKit, VERSION } from '../support/scaling.ts';
+import { ScalingTestKit } from '../support/scaling.ts';
 import { startSluice, type SluiceProcess } from '../support/sluice.ts';
 
 describe('TriggerAuthentication end to end', () => {
@@ -54,18 +54,7 @@ describe('TriggerAuthentication end to end', () => {
     core.createNamespacedSecret({ namespace: kit.namespace, body: { metadata: { name }, stringData: data } });
 
   const createTriggerAuthentication = (name: string, secret: string) =>
-    kit.custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: kit.namespace,
-      plural: 'triggerauthentications',
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'TriggerAuthentication',
-        metadata: { name },
-        spec: { secretTargetRef: [{ parameter: 'host', name: secret, key: 'host' }] },
-      },
-    });
+    kit.createTriggerAuthentication(name, { secretTargetRef: [{ parameter: 'host', name: secret, key: 'host' }] });
 
   it('scales with credentials from a Secret, and heals when a missing Secret appears', async () => {
     const queue = uniqueName('ta');

@@ -120,6 +120,16 @@ export class ScalingTestKit {
     });
   }
 
+  async createTriggerAuthentication(name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: this.namespace,
+      plural: 'triggerauthentications',
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'TriggerAuthentication', metadata: { name }, spec },
+    });
+  }
+
   async deleteScaledObject(name: string): Promise<void> {
     await this.custom.deleteNamespacedCustomObject({
       group: GROUP,
