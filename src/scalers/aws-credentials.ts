@@ -16,7 +16,8 @@
  * `sts:RoleSessionName`, and it shows in CloudTrail as `assumed-role/<role>/sluice-aws-sqs-queue`. (KEDA's Go SDK
  * names sessions `aws-go-sdk-<nanoseconds>`.)
  */
-import { AssumeRoleCommand, type STSClient, type STSClientConfig } from '@aws-sdk/client-sts';
+import type { STSClient, STSClientConfig } from '@aws-sdk/client-sts';
+import { loadAwsSdk } from './aws-sdk.ts';
 import { BackendError } from '../errors.ts';
 import { abortable } from './abortable.ts';
 import { findAddressRefusal } from './address-filter.ts';
@@ -163,6 +164,7 @@ export class AssumeRoleProvider {
     const timeout = AbortSignal.timeout(STS_TIMEOUT_MS);
     let output;
     try {
+      const { AssumeRoleCommand } = (await loadAwsSdk()).sts;
       output = await sts.send(
         new AssumeRoleCommand({
           RoleArn: role.roleArn,

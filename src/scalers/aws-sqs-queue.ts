@@ -42,14 +42,8 @@
  * - Every failure (missing queue, refused credentials, no credentials, timeout, unreachable endpoint, 5xx, a
  *   malformed answer, a missing or non-integer attribute) is a ScalerError, never 0.
  */
-import {
-  GetQueueAttributesCommand,
-  SQSClient,
-  SQSServiceException,
-  type QueueAttributeName,
-  type SQSClientConfig,
-} from '@aws-sdk/client-sqs';
-import { STSClient } from '@aws-sdk/client-sts';
+import type { QueueAttributeName, SQSClient, SQSClientConfig } from '@aws-sdk/client-sqs';
+import { awsSdk, loadAwsSdk, loadedAwsSdk } from './aws-sdk.ts';
 import { BackendError, ScalerError, ValidationError } from '../errors.ts';
 import { findAddressRefusal, outboundGuard } from './address-filter.ts';
 import {
@@ -361,7 +355,8 @@ export type SqsReading = Readonly<Record<string, number>>;
  */
 export function awsSqsQueueScalerFactory(
   makeClient: SqsClientFactory,
-  makeSts: StsClientFactory = (config) => new STSClient({ ...config, requestHandler: outboundGuard().nodeAgents() }),
+  makeSts: StsClientFactory = (config) =>
+    new (awsSdk().sts.STSClient)({ ...config, requestHandler: outboundGuard().nodeAgents() }),
   now: () => number = Date.now,
 ): ScalerFactory {
   return (trigger) => {
@@ -389,6 +384,8 @@ export function awsSqsQueueScalerFactory(
         return {
           async read(signal) {
             if (signal.aborted) throw sqsError(signal.reason, where, endpoint, signal, config.credentials);
+            // The SDK is loaded by the first read (aws-sdk.ts); the clients are made after it, on the lease's first use.
+            const { GetQueueAttributesCommand } = (await loadAwsSdk()).sqs;
             const { sqs, role } = lease.value;
             // The role's credentials first (cached; an AssumeRole when they are about to expire), bounded by the
             // read's signal, so that a failure to assume the role is reported as such and a slow STS cannot hold
@@ -443,13 +440,19 @@ export function awsSqsQueueScalerFactory(
  * go where sluice's own identity is, never where a ScaledObject points.
  */
 export const createAwsSqsQueueScaler: ScalerFactory = awsSqsQueueScalerFactory(
-  (config) => new SQSClient({ ...config, requestHandler: outboundGuard().nodeAgents() }),
+  (config) => new (awsSdk().sqs.SQSClient)({ ...config, requestHandler: outboundGuard().nodeAgents() }),
 );
 
 /** The endpoint for messages: origin and path, never userinfo or query. */
 function safeEndpoint(endpoint: string): string {
   const url = URL.parse(endpoint);
   return url === null ? 'the configured endpoint' : `${url.origin}${url.pathname === '/' ? '' : url.pathname}`;
+}
+
+/** An error SQS answered (the SDK's service exception); none exists before the SDK is loaded. */
+function isServiceException(cause: unknown): boolean {
+  const sdk = loadedAwsSdk();
+  return sdk !== undefined && cause instanceof sdk.sqs.SQSServiceException;
 }
 
 /** Error names of the SQS / AWS authentication and authorization failures. */
@@ -540,7 +543,7 @@ function sqsError(
   const http = status === undefined ? '' : ` (HTTP ${status})`;
   // What the endpoint answered (an error code and message it chose, or a body the SDK could not parse, which a
   // SyntaxError quotes) is its text: a known code is named, nothing else of it is quoted, not even in the cause.
-  const answered = status !== undefined || unparsed || cause instanceof SQSServiceException;
+  const answered = status !== undefined || unparsed || isServiceException(cause);
   const name = !answered || KNOWN_ERRORS.has(rawName) ? rawName : 'an error code sluice does not know';
   const detail = answered ? '' : rawDetail;
 
@@ -569,7 +572,7 @@ function sqsError(
     backend = false;
   } else if (code !== undefined && /^E[A-Z_]+$/.test(code)) {
     message = `cannot reach SQS at ${endpoint}: ${code}`;
-  } else if (cause instanceof SQSServiceException) {
+  } else if (isServiceException(cause)) {
     message = `SQS answered ${name}${http} for ${where}`;
     backend = false;
   } else {

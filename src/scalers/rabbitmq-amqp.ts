@@ -9,11 +9,21 @@
  * never fails its neighbours. The connection is made on the first check and again after it fails or the broker
  * closes it; concurrent checks share one connection attempt.
  */
-import amqp from 'amqplib';
+import type amqp from 'amqplib';
 import type { ConnectionOptions } from 'node:tls';
 import { BackendError, ScalerError } from '../errors.ts';
 import { abortable } from './abortable.ts';
 import { findAddressRefusal, outboundGuard, type OutboundGuard } from './address-filter.ts';
+
+/**
+ * amqplib, loaded by the first AMQP connection instead of at start (about 10 MiB of RSS a process reading RabbitMQ
+ * only over the management API does without); the type import above costs nothing at run time.
+ */
+let amqplibLoading: Promise<typeof amqp> | undefined;
+function loadAmqplib(): Promise<typeof amqp> {
+  amqplibLoading ??= import('amqplib').then((module) => module.default);
+  return amqplibLoading;
+}
 
 export interface AmqpBrokerOptions {
   /** `amqp[s]://host:port/<vhost>` without credentials (the vhost percent-encoded, as amqplib expects). */
@@ -163,14 +173,17 @@ export class AmqpBroker {
         resolve();
       });
       const attempt = checked
-        .then(() =>
-          amqp.connect(this.#options.url.href, {
+        .then(loadAmqplib)
+        .then((amqplib) =>
+          amqplib.connect(this.#options.url.href, {
             ...tls,
             lookup: guard.lookup,
             timeout: connectTimeoutMs,
             clientProperties: { connection_name: CONNECTION_NAME },
             credentials:
-              auth === 'external' ? amqp.credentials.external() : amqp.credentials.plain(auth.username, auth.password),
+              auth === 'external'
+                ? amqplib.credentials.external()
+                : amqplib.credentials.plain(auth.username, auth.password),
           }),
         )
         .then((connection) => {
