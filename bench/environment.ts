@@ -4,12 +4,43 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from '../test/support/env.ts';
 
 export function ensureEnvironment(): void {
   if (spawnSync('bash', ['scripts/env/status.sh'], { cwd: REPO_ROOT, stdio: 'ignore' }).status === 0) return;
   console.log('bench: the test environment is not up; starting it (scripts/env/up.sh)');
   if (spawnSync('bash', ['scripts/env/up.sh'], { cwd: REPO_ROOT, stdio: 'inherit' }).status !== 0) process.exit(1);
+}
+
+/**
+ * The process users run, for benches that measure its footprint: `dist/main.js` built as the image builds it
+ * (`npm run build`), with the NODE_OPTIONS of deploy/deployment.yaml. Running `src/main.ts` would add Node's type
+ * stripping (about 30 MiB of RSS) that no deployment has.
+ */
+export function deployedProcess(): { entry: string; nodeOptions: string[] } {
+  console.log('bench: building dist/ (npm run build), as the image does');
+  const tsc = path.join(REPO_ROOT, 'node_modules', '.bin', 'tsc');
+  if (spawnSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'inherit' }).status !== 0) process.exit(1);
+  const nodeOptions = deploymentNodeOptions();
+  return { entry: path.join(REPO_ROOT, 'dist', 'main.js'), nodeOptions };
+}
+
+/** NODE_OPTIONS of sluice's container in deploy/deployment.yaml, split into flags. */
+function deploymentNodeOptions(): string[] {
+  interface Container {
+    env?: { name: string; value?: string }[];
+  }
+  const text = readFileSync(path.join(REPO_ROOT, 'deploy', 'deployment.yaml'), 'utf8');
+  for (const document of parseAllDocuments(text)) {
+    const object = document.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Container[] } } } };
+    if (object.kind !== 'Deployment') continue;
+    for (const container of object.spec?.template?.spec?.containers ?? []) {
+      const value = container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+      if (value !== undefined) return value.trim().split(/\s+/);
+    }
+  }
+  return [];
 }
 
 const CLK_TCK = 100;
