@@ -171,10 +171,14 @@ export function defineScaler<R>(parts: ScalerParts<R>): Scaler {
     sourceKey: source.key,
     timeoutMs: source.timeoutMs,
     watch(hub, listener, namespace) {
+      // An unchanged reading (the hub compared it with the last) gives the last result again, at the new time:
+      // `evaluate` is pure, and at rest nearly every reading of every source is unchanged, once a second.
+      let last: TriggerResult | undefined;
       return hub.subscribe(
         source,
         (reading, changed) => {
-          listener(result(reading), changed);
+          last = !changed && last !== undefined ? { ...last, at: reading.at } : result(reading);
+          listener(last, changed);
         },
         namespace,
       );

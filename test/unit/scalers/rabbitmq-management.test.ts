@@ -714,3 +714,57 @@ describe('the time limit of a list grows with the list', () => {
     }
   });
 });
+
+describe('a list the same as the last is not decoded again', () => {
+  it('gives each queue the same reading object while the body is unchanged, and new ones when it changes', async () => {
+    let listed = [
+      { name: 'q0', messages: 0, messages_ready: 0 },
+      { name: 'q1', messages: 4, messages_ready: 3 },
+      { name: 'q2', messages: 0, messages_ready: 0 },
+    ];
+    const client = new ManagementClient({
+      base: new URL('http://127.0.0.1:1'),
+      timeoutMs: 3000,
+      get: () => Promise.resolve({ status: 200, body: JSON.stringify(listed) }),
+    });
+    const turn = () =>
+      Promise.all(['q0', 'q1', 'q2'].map((name) => client.queue('/', name, new AbortController().signal)));
+    const first = await turn();
+    const second = await turn();
+    expect(client.requests).toBe(2);
+    // The hub compares readings by identity first: an idle vhost costs it nothing to compare.
+    second.forEach((stats, i) => {
+      expect(stats).toBe(first[i]);
+    });
+    expect(second[1]).toMatchObject({ messages: 4, messagesReady: 3 });
+
+    listed = [...listed.slice(0, 1), { name: 'q1', messages: 5, messages_ready: 4 }, ...listed.slice(2)];
+    const third = await turn();
+    expect(third[1]).toMatchObject({ messages: 5, messagesReady: 4 });
+    expect(third[1]).not.toBe(first[1]);
+    expect(third[0]).toStrictEqual(first[0]);
+  });
+
+  it('a queue gone from an unchanged-looking vhost is still an error, not the last reading', async () => {
+    let body = JSON.stringify([
+      { name: 'q0', messages: 1 },
+      { name: 'q1', messages: 1 },
+      { name: 'q2', messages: 1 },
+    ]);
+    const client = new ManagementClient({
+      base: new URL('http://127.0.0.1:1'),
+      timeoutMs: 3000,
+      get: () => Promise.resolve({ status: 200, body }),
+    });
+    const turn = () =>
+      Promise.allSettled(['q0', 'q1', 'q2'].map((name) => client.queue('/', name, new AbortController().signal)));
+    expect((await turn()).map((r) => r.status)).toStrictEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    body = JSON.stringify([
+      { name: 'q0', messages: 1 },
+      { name: 'q2', messages: 1 },
+    ]);
+    const after = await turn();
+    expect(after.map((r) => r.status)).toStrictEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(describeError((after[1] as PromiseRejectedResult).reason)).toMatch(/queue "q1" .* does not exist/);
+  });
+});

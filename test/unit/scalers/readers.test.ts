@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { BackendBreaker } from '../../../src/scalers/breaker.ts';
 import { deepEqual, ReaderHub } from '../../../src/scalers/readers.ts';
-import type { Reading } from '../../../src/scalers/scaler.ts';
+import { defineScaler, type Reading } from '../../../src/scalers/scaler.ts';
 import { SharedPool } from '../../../src/scalers/shared.ts';
 import { FakeSource, type Behavior } from '../../support/fake-source.ts';
 
@@ -249,6 +249,38 @@ describe('changed', () => {
   test.each(equal)('deepEqual: $comment', ({ a, b, equal: want }) => {
     expect(deepEqual(a, b)).toBe(want);
     expect(deepEqual(b, a)).toBe(want);
+  });
+});
+
+describe('a scaler evaluates only changed readings', () => {
+  test('an unchanged reading gives the last result at the new time, without evaluating again', async () => {
+    const q = new FakeSource('rabbit|q-eval', 'rabbit').value(4);
+    const evaluate = vi.fn((n: number) => ({ value: n * 10, active: n > 0 }));
+    const scaler = defineScaler({
+      metricName: 's0-q',
+      target: 5,
+      metricType: 'AverageValue',
+      activation: 0,
+      source: q,
+      evaluate,
+    });
+    const results: { value: number | undefined; at: number; changed: boolean }[] = [];
+    scaler.watch(hub, (result, changed) => {
+      results.push({ value: result.ok ? result.sample.value : undefined, at: result.at - t0, changed });
+    });
+    await flush();
+    await advance(2 * I); // two more reads of the same 4
+    q.set({ kind: 'value', value: 6 });
+    await advance(I);
+    expect(results.map((r) => [r.value, r.changed])).toStrictEqual([
+      [40, true],
+      [40, false],
+      [40, false],
+      [60, true],
+    ]);
+    // Each delivery carries its own read's time, and evaluate ran once per distinct reading.
+    expect(new Set(results.map((r) => r.at)).size).toBe(4);
+    expect(evaluate.mock.calls.map(([n]) => n)).toStrictEqual([4, 6]);
   });
 });
 
