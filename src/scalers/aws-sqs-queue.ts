@@ -322,6 +322,26 @@ interface SqsConnection {
   readonly role: { readonly provider: AssumeRoleProvider; readonly sts: StsPort } | undefined;
 }
 
+/** An SqsConnection made on first use: the SDK's clients exist only once a read has loaded the SDK. */
+class LazyConnection {
+  readonly #make: () => SqsConnection;
+  #made: SqsConnection | undefined;
+
+  constructor(make: () => SqsConnection) {
+    this.#make = make;
+  }
+
+  get(): SqsConnection {
+    this.#made ??= this.#make();
+    return this.#made;
+  }
+
+  destroy(): void {
+    this.#made?.sqs.destroy?.();
+    this.#made?.role?.sts.destroy?.();
+  }
+}
+
 function connect(
   config: AwsSqsQueueConfig,
   { makeClient, makeSts, now }: { makeClient: SqsClientFactory; makeSts: StsClientFactory; now: () => number },
@@ -373,20 +393,20 @@ export function awsSqsQueueScalerFactory(
       describe: `SQS ${endpoint}`,
       timeoutMs: SQS_TIMEOUT_MS,
       open(shared) {
+        // The lease is taken when the source opens; its clients are made by the first read that uses them, once the
+        // read has loaded the SDK (aws-sdk.ts), and destroyed with the lease only if they were made.
         const lease = shared.lease(
           `sqs-client|${backend}`,
-          () => connect(config, { makeClient, makeSts, now }, endpoint),
+          () => new LazyConnection(() => connect(config, { makeClient, makeSts, now }, endpoint)),
           (connection) => {
-            connection.sqs.destroy?.();
-            connection.role?.sts.destroy?.();
+            connection.destroy();
           },
         );
         return {
           async read(signal) {
             if (signal.aborted) throw sqsError(signal.reason, where, endpoint, signal, config.credentials);
-            // The SDK is loaded by the first read (aws-sdk.ts); the clients are made after it, on the lease's first use.
             const { GetQueueAttributesCommand } = (await loadAwsSdk()).sqs;
-            const { sqs, role } = lease.value;
+            const { sqs, role } = lease.value.get();
             // The role's credentials first (cached; an AssumeRole when they are about to expire), bounded by the
             // read's signal, so that a failure to assume the role is reported as such and a slow STS cannot hold
             // the read past its time (the SDK resolves credentials outside its abort signal).
