@@ -54,6 +54,7 @@ import { createFrontProxyAuthenticator, frontProxyTlsOptions, loadRequestHeaderC
 import { createUpstream, watchClientCertificate } from './server/proxy.ts';
 import { createKubeAuthenticationSource, watchRequestHeaderConfig } from './server/requestheader-watch.ts';
 import { startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
+import { watchStalls } from './telemetry/stall-watch.ts';
 import { OwnMetrics } from './telemetry/own-metrics.ts';
 import { ownMetricsSources } from './telemetry/sources.ts';
 import { servingNames } from './pki.ts';
@@ -335,6 +336,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
   if (config.allowOperatorCloudIdentity) {
     log('warn', "triggers with identityOwner: operator may use sluice's own cloud identity");
   }
+  const stopStallWatch = watchStalls(log);
   log('info', 'sluice is running', {
     metricsApi: `https://${config.bindAddress}:${config.port}`,
     ...(config.proxy === undefined ? {} : { proxyTo: config.proxy.url.origin }),
@@ -352,6 +354,7 @@ async function runOperator(config: OperatorConfig): Promise<void> {
       process.exit(1);
     }, 20_000);
     timer.unref();
+    stopStallWatch();
     void (async () => {
       if (config.local) await unregisterApiService(kc, config.port);
       // Nothing written once the Lease is released: executors stop first, then a follower may take over at once.
