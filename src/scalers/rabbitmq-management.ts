@@ -320,7 +320,6 @@ export class ManagementClient {
 
   async #answerFromList(vhost: string, askers: readonly Asker[], wanted: number): Promise<void> {
     const where = `vhost "${vhost}" at ${this.#origin}`;
-    let byName: Map<string, unknown>;
     const expected = Math.max(wanted, this.#listed.get(vhost) ?? 0);
     const timeoutMs = listTimeoutMs(this.#timeoutMs, expected);
     const started = this.#now();
@@ -349,10 +348,9 @@ export class ManagementClient {
         }
         this.#lastList.set(vhost, list);
       }
-      byName = list.byName;
-      this.#listed.set(vhost, byName.size);
-      if (byName.size > SPARSE_RATIO * wanted) {
-        this.#sparse.set(vhost, { until: this.#now() + SPARSE_FOR_MS, listed: byName.size });
+      this.#listed.set(vhost, list.byName.size);
+      if (list.byName.size > SPARSE_RATIO * wanted) {
+        this.#sparse.set(vhost, { until: this.#now() + SPARSE_FOR_MS, listed: list.byName.size });
       }
     } catch (err) {
       // It ran out of time (not refused, not an answer): expect a longer list next time.
@@ -364,7 +362,7 @@ export class ManagementClient {
     }
     for (const asker of askers) {
       const what = `queue "${asker.name}" in vhost "${vhost}" at ${this.#origin}`;
-      const item = byName.get(asker.name);
+      const item = list.byName.get(asker.name);
       try {
         if (item === undefined) throw new ScalerError(`${what} does not exist (not in the vhost's queue list)`);
         let stats = list.stats.get(asker.name);
